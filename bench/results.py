@@ -1,0 +1,201 @@
+"""The results CSV: one row per measured value, appended and flushed per trial.
+
+The schema is the contract between the measuring side (runner, backends) and the reading
+side (report, charts, compare): a CSV written on one host must be readable on any other.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+COLUMNS = (
+    "run_id",
+    "host_id",
+    "scenario",
+    "guest",
+    "backend",
+    "accel",
+    "instances",
+    "trial",
+    "phase",
+    "metric",
+    "value",
+    "unit",
+    "status",
+    "detail",
+    "started_at",
+)
+
+PHASES = ("build", "cold", "warm", "warmup")
+STATUSES = ("ok", "failed", "timeout", "interrupted", "unsupported")
+ACCELS = ("kvm", "tcg", "virtualbox", "hvf", "none")
+
+# metric -> SI unit. Extend, never rename: CSVs from other hosts depend on these names.
+METRIC_UNITS: dict[str, str] = {
+    "ready_s": "s",
+    "exit_s": "s",
+    "guest_uptime_s": "s",
+    "up_returned_s": "s",
+    "build_s": "s",
+    "import_s": "s",
+    "all_ready_s": "s",
+    "rss_bytes": "B",
+    "uss_bytes": "B",
+    "pss_bytes": "B",
+    "cgroup_bytes": "B",
+    "shim_pss_bytes": "B",
+    "host_used_delta_bytes": "B",
+    "image_bytes": "B",
+    "image_compressed_bytes": "B",
+    "kernel_bytes": "B",
+    "initramfs_bytes": "B",
+    "disk_bytes": "B",
+    "rootfs_bytes": "B",
+    "kernel_matches_host": "bool",
+    "runs_foreign_arch": "bool",
+    # A trial that produced no number still leaves a row, with this metric and a status.
+    "trial": "",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    run_id: str
+    host_id: str
+    scenario: str
+    guest: str
+    backend: str
+    accel: str
+    instances: int
+    trial: int
+    phase: str
+    metric: str
+    value: float | None
+    unit: str
+    status: str = "ok"
+    detail: str = ""
+    started_at: str = ""
+
+    def as_csv(self) -> list[str]:
+        values = asdict(self)
+        value = values["value"]
+        values["value"] = "" if value is None else repr(float(value))
+        values["detail"] = " ".join(str(values["detail"]).split())  # one line, always
+        return [str(values[c]) for c in COLUMNS]
+
+
+assert tuple(f.name for f in fields(Row)) == COLUMNS
+
+
+def unit_of(metric: str) -> str:
+    return METRIC_UNITS.get(metric, "")
+
+
+class ResultWriter:
+    """Appends whole trials to a CSV so a crash loses at most the trial in flight.
+
+    Each trial is written with one ``write`` call and fsynced; a file that a previous crash
+    left with a half line is cut back to its last complete line before appending.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new:
+            _cut_partial_line(self.path)
+        self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        if new:
+            self._write_text(_to_csv_text([list(COLUMNS)]))
+
+    def write(self, rows: Iterable[Row]) -> None:
+        text = _to_csv_text(row.as_csv() for row in rows)
+        if text:
+            self._write_text(text)
+
+    def _write_text(self, text: str) -> None:
+        self._file.write(text)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _to_csv_text(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _cut_partial_line(path: Path) -> None:
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data and not data.endswith(b"\n"):
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    path: Path
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: skipped: {self.reason}"
+
+
+def read_rows(path: Path) -> tuple[list[dict[str, str]], list[BadLine]]:
+    """Read a results CSV, keeping good rows and naming every bad line.
+
+    Tolerant by design: a truncated or hand-edited CSV still yields its good rows.
+    """
+    path = Path(path)
+    good: list[dict[str, str]] = []
+    bad: list[BadLine] = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(header) != COLUMNS:
+            return [], [BadLine(path, 1, f"header is not the vmbench schema ({','.join(COLUMNS)})")]
+        for record in reader:
+            line = reader.line_num
+            reason = _row_problem(record)
+            if reason:
+                bad.append(BadLine(path, line, reason))
+            else:
+                good.append(dict(zip(COLUMNS, record, strict=True)))
+    return good, bad
+
+
+def _row_problem(record: list[str]) -> str:
+    if len(record) != len(COLUMNS):
+        return f"expected {len(COLUMNS)} fields, found {len(record)}"
+    row = dict(zip(COLUMNS, record, strict=True))
+    if row["value"]:
+        try:
+            float(row["value"])
+        except ValueError:
+            return f"value {row['value']!r} is not a number"
+    try:
+        int(row["instances"])
+        int(row["trial"])
+    except ValueError:
+        return "instances and trial must be whole numbers"
+    if row["status"] not in STATUSES:
+        return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
+    if row["phase"] not in PHASES:
+        return f"phase {row['phase']!r} is not one of {', '.join(PHASES)}"
+    return ""
