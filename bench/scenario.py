@@ -82,7 +82,9 @@ def _name(value: Any) -> str:
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}{_hint(value, choices)}")
+            raise ValueError(
+                f"expected one of {', '.join(choices)}, got {value!r}{_hint(value, choices)}"
+            )
         return value
 
     return check
@@ -126,7 +128,7 @@ BACKEND_KEYS: dict[str, dict[str, Key]] = {
     "qemu": {
         "memory_mib": Key(_int_in(32, 65536), default=256),
         "cpus": Key(_int_in(1, 64), default=1),
-        "machine": Key(_one_of(("pc", "q35", "microvm")), default="pc"),
+        "machine": Key(_one_of(("pc", "q35")), default="pc"),
         "accel": Key(_one_of(("auto", "kvm", "tcg")), default="auto"),
         "tb_size_mib": Key(_int_in(0, 4096), default=0),
     },
@@ -174,7 +176,11 @@ def _load_suite(path: Path, data: dict, seen: set[Path]) -> list[Scenario]:
         raise ScenarioError(path, "suite", "expected a table")
     _reject_unknown(path, "suite.", suite, ("include", "description"))
     includes = suite.get("include")
-    if not isinstance(includes, list) or not includes or not all(isinstance(i, str) for i in includes):
+    if (
+        not isinstance(includes, list)
+        or not includes
+        or not all(isinstance(i, str) for i in includes)
+    ):
         raise ScenarioError(path, "suite.include", "expected a list of scenario file names")
     scenarios: list[Scenario] = []
     for name in includes:
@@ -212,11 +218,15 @@ def _read_toml(path: Path) -> dict:
         raise ScenarioError(path, "", f"is not valid TOML: {e}") from None
 
 
-def _reject_unknown(path: Path, prefix: str, table: dict, allowed: tuple[str, ...] | list[str]) -> None:
+def _reject_unknown(
+    path: Path, prefix: str, table: dict, allowed: tuple[str, ...] | list[str]
+) -> None:
     for key in table:
         if key not in allowed:
             raise ScenarioError(
-                path, prefix + str(key), f"unknown key{_hint(key, list(allowed))}; allowed: {', '.join(allowed)}"
+                path,
+                prefix + str(key),
+                f"unknown key{_hint(key, list(allowed))}; allowed: {', '.join(allowed)}",
             )
 
 

@@ -1,0 +1,28 @@
+"""Backends by name. Each module knows one engine; importing one never needs another."""
+
+from __future__ import annotations
+
+from bench.backends.base import Availability, Backend, BackendError, Instance, LaunchSpec, Prepared
+
+
+def make_backend(name: str) -> Backend:
+    if name == "docker":
+        from bench.backends.docker import DockerBackend
+
+        return DockerBackend()
+    if name == "qemu":
+        from bench.backends.qemu import QemuBackend
+
+        return QemuBackend()
+    raise BackendError(f"unknown backend {name!r}")
+
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "BackendError",
+    "Instance",
+    "LaunchSpec",
+    "Prepared",
+    "make_backend",
+]

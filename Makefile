@@ -1,0 +1,56 @@
+# vmbench: `make bench` runs the default suite and writes its report; `make test` runs the tests.
+# Both do all set-up first (host packages and daemons as root, then the Python venv).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SCENARIO ?= scenarios/default.toml
+BENCH_ARGS ?=
+
+.PHONY: help setup host venv bench test test-unit lint format doctor report clean
+
+help:
+	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run)"
+	@echo "make test     unit and integration tests on the real engines"
+	@echo "make lint     ruff check and format check"
+	@echo "make doctor   which backends can run here, and why not"
+	@echo "make clean    remove containers and VMs left by vmbench runs, and the venv"
+
+setup: host venv
+
+host:
+	@bash scripts/setup-host.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/python -c "import bench, docker, psutil, pandas, matplotlib, rich" \
+		|| { echo "setup: Python packages did not install"; exit 1; }
+	@touch $@
+
+bench: setup
+	$(BIN)/vmbench run $(SCENARIO) $(BENCH_ARGS)
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: venv
+	$(BIN)/pytest -m "not integration"
+
+lint: venv
+	$(BIN)/ruff check bench tests benchmarks
+	$(BIN)/ruff format --check bench tests benchmarks
+
+format: venv
+	$(BIN)/ruff check --fix bench tests benchmarks
+	$(BIN)/ruff format bench tests benchmarks
+
+doctor: venv
+	$(BIN)/vmbench doctor
+
+clean:
+	@test -x $(BIN)/vmbench && $(BIN)/vmbench clean || true
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""What every backend provides: prepare a guest's image, launch one instance, stop it.
+
+A backend knows its engine and nothing about statistics or trials. An Instance is a context
+manager: leaving the ``with`` block stops and removes it, whatever happened inside.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.guests import Guest
+from bench.measure import ConsoleWatcher
+
+
+class BackendError(RuntimeError):
+    """The engine refused or failed; the message says what to do, in one line."""
+
+
+@dataclass(frozen=True)
+class Availability:
+    usable: bool
+    reason: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class SizeRecord:
+    """One size metric of a prepared image (metric names as in results.METRIC_UNITS)."""
+
+    metric: str
+    value: float
+    artefact: str
+    detail: str = ""
+
+
+@dataclass
+class Prepared:
+    """A guest turned into this backend's image, with its sizes and how long that took."""
+
+    guest: Guest
+    sizes: list[SizeRecord]
+    build_s: float
+    built_now: bool
+    handle: Any = None  # backend-specific: image id, paths, box name
+    timings: dict[str, float] = field(default_factory=dict)  # e.g. import_s
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    run_id: str
+    name: str  # unique per instance, safe for engine names
+    workload: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Instance(ABC):
+    """One running container or VM."""
+
+    accel: str = "none"
+    console: ConsoleWatcher | None = None
+
+    @abstractmethod
+    def start(self) -> None:
+        """Launch it; returns once launched (Vagrant: once ``vagrant up`` returned)."""
+
+    @abstractmethod
+    def memory(self) -> dict[str, int]:
+        """The instance's own memory now: rss/uss/pss_bytes (+ cgroup/shim for containers)."""
+
+    @abstractmethod
+    def wait_exited(self, timeout_s: float) -> bool:
+        """Wait until the guest ended by itself (workload ``ready``)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop and remove it. Idempotent; never raises for an already-gone instance."""
+
+    def extra_timings(self) -> dict[str, float]:
+        """Backend-specific phase metrics (e.g. ``up_returned_s``) in seconds."""
+        return {}
+
+    def describe(self) -> str:
+        """Words for the ``detail`` column (provider, machine, ...)."""
+        return ""
+
+    def __enter__(self) -> Instance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Backend(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def availability(self) -> Availability:
+        """Can it run here? If not, why, and the command that fixes it."""
+
+    @abstractmethod
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+        """Build or fetch this backend's image of ``guest`` (cached)."""
+
+    @abstractmethod
+    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+        """An instance ready to ``start`` (the ready clock starts just before ``start``)."""
+
+    def cleanup_run(self, run_id: str) -> list[str]:
+        """Remove whatever a run of this backend left behind; returns what was removed."""
+        return []
+
+    def close(self) -> None:
+        """Release engine connections."""

@@ -1,0 +1,285 @@
+"""Docker Engine through the docker SDK: a FROM-scratch image of the guest's root filesystem.
+
+Containers run with no network, unprivileged, read-only, labelled with the run id so that a
+crashed run's leftovers can be found (and only those).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.backends.base import (
+    Availability,
+    Backend,
+    BackendError,
+    Instance,
+    LaunchSpec,
+    Prepared,
+    SizeRecord,
+)
+from bench.guests import Guest
+from bench.measure import ConsoleWatcher, gzip_bytes, process_memory
+
+LABEL = "vmbench"
+RUN_LABEL = "vmbench.run"
+ENTRYPOINT = ["/bin/sh", "/vmbench/workload"]
+DOCKERFILE = f"""\
+FROM scratch
+COPY rootfs/ /
+ENTRYPOINT {json.dumps(ENTRYPOINT)}
+"""
+FIX = "start the daemon: sudo make setup (or: sudo systemctl start docker)"
+
+
+def _client():
+    import docker
+
+    return docker.from_env(version="auto", timeout=60)
+
+
+class DockerBackend(Backend):
+    name = "docker"
+
+    def __init__(self) -> None:
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                self._client = _client()
+            except Exception as e:
+                raise BackendError(f"docker: no daemon answers ({_short(e)}); {FIX}") from None
+        return self._client
+
+    def availability(self) -> Availability:
+        try:
+            client = _client()
+            self._client = client
+            version = client.version().get("Version", "?")
+        except Exception as e:
+            return Availability(False, f"no Docker daemon answers ({_short(e)})", FIX)
+        return Availability(True, f"Docker Engine {version}")
+
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+        tag = f"vmbench/{guest.name}-{guest.arch}:{guest.folder.name.rsplit('-', 1)[-1]}"
+        import docker.errors
+
+        built_now = False
+        try:
+            image = self.client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            image = self._build(guest, tag)
+            built_now = True
+        except docker.errors.DockerException as e:
+            raise BackendError(f"docker: cannot look up image {tag}: {_short(e)}; {FIX}") from None
+        sizes = [
+            SizeRecord("image_bytes", float(image.attrs["Size"]), "container-image", f"tag={tag}"),
+            SizeRecord(
+                "image_compressed_bytes",
+                float(self._compressed_size(image, guest.folder)),
+                "container-image",
+                "gzip -6 of docker save",
+            ),
+        ]
+        return Prepared(guest, sizes, build_s=0.0, built_now=built_now, handle=image.id)
+
+    def _build(self, guest: Guest, tag: str):
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            dockerfile = DOCKERFILE.encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(dockerfile)
+            tar.addfile(info, io.BytesIO(dockerfile))
+            tar.add(guest.rootfs, arcname="rootfs")
+        context.seek(0)
+        try:
+            image, _logs = self.client.images.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                labels={LABEL: "1", "vmbench.guest": guest.name},
+                rm=True,
+                forcerm=True,
+                network_mode="none",
+            )
+        except Exception as e:
+            raise BackendError(f"docker: building {tag} failed: {_short(e)}") from None
+        return image
+
+    def _compressed_size(self, image, cache_folder: Path) -> int:
+        """gzip size of ``docker save``, computed once per image id and cached beside the guest."""
+        record = cache_folder / f"docker-save-{image.id.split(':')[-1][:16]}.json"
+        if record.exists():
+            return int(json.loads(record.read_text())["gzip_bytes"])
+        size = gzip_bytes(image.save(named=False))
+        record.write_text(json.dumps({"gzip_bytes": size}))
+        return size
+
+    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+        try:
+            container = self.client.containers.create(
+                prepared.handle,
+                name=spec.name,
+                environment={"VMBENCH_WORKLOAD": spec.workload},
+                labels={LABEL: "1", RUN_LABEL: spec.run_id},
+                network_mode="none",
+                privileged=False,
+                read_only=True,
+                detach=True,
+            )
+        except Exception as e:
+            raise BackendError(f"docker: cannot create container: {_short(e)}; {FIX}") from None
+        return DockerInstance(container)
+
+    def cleanup_run(self, run_id: str) -> list[str]:
+        removed = []
+        for container in self.client.containers.list(
+            all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
+        ):
+            container.remove(force=True)
+            removed.append(f"container {container.name}")
+        return removed
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class DockerInstance(Instance):
+    accel = "none"
+
+    def __init__(self, container) -> None:
+        self.container = container
+        self._stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
+        self.console = ConsoleWatcher(self._stream)
+        self._pid: int | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        self.container.start()
+
+    def _init_pid(self) -> int:
+        if self._pid is None:
+            self.container.reload()
+            self._pid = int(self.container.attrs["State"]["Pid"])
+            if not self._pid:
+                raise BackendError("docker: the container is not running")
+        return self._pid
+
+    def memory(self) -> dict[str, int]:
+        pid = self._init_pid()
+        cgroup = container_cgroup(pid)
+        pids = cgroup_pids(cgroup) if cgroup else [pid]
+        own = process_memory(pids)
+        sample = {
+            "rss_bytes": own.rss_bytes,
+            "uss_bytes": own.uss_bytes,
+            "pss_bytes": own.pss_bytes,
+        }
+        if cgroup:
+            usage = cgroup_usage_bytes(cgroup)
+            if usage is not None:
+                sample["cgroup_bytes"] = usage
+        shim = shim_pid(pid)
+        if shim:
+            sample["shim_pss_bytes"] = process_memory([shim]).pss_bytes
+        return sample
+
+    def wait_exited(self, timeout_s: float) -> bool:
+        try:
+            self.container.wait(timeout=timeout_s)
+        except Exception:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        import docker.errors
+
+        try:
+            self.container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        finally:
+            close = getattr(self._stream, "close", None)
+            if close:
+                close()
+
+    def describe(self) -> str:
+        return f"container={self.container.short_id}"
+
+
+# --- cgroups (v1 and v2) -------------------------------------------------------------------
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def container_cgroup(pid: int) -> Path | None:
+    """The memory cgroup folder of a process, on cgroup v1 or v2."""
+    try:
+        text = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    v2 = None
+    for line in text.splitlines():
+        _id, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return CGROUP_ROOT / "memory" / path.lstrip("/")
+        if controllers == "":
+            v2 = CGROUP_ROOT / path.lstrip("/")
+    return v2
+
+
+def cgroup_pids(cgroup: Path) -> list[int]:
+    try:
+        return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
+    except OSError:
+        return []
+
+
+def cgroup_usage_bytes(cgroup: Path) -> int | None:
+    """Usage without reclaimable page cache, as ``docker stats`` reports it (v1 counts cache)."""
+    for usage_file, inactive_key in (
+        ("memory.current", "inactive_file"),
+        ("memory.usage_in_bytes", "total_inactive_file"),
+    ):
+        try:
+            usage = int((cgroup / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        stat = _read_stat(cgroup / "memory.stat")
+        return max(0, usage - stat.get(inactive_key, 0))
+    return None
+
+
+def _read_stat(path: Path) -> dict[str, int]:
+    try:
+        pairs = (line.split() for line in path.read_text().splitlines())
+        return {k: int(v) for k, v in pairs}
+    except (OSError, ValueError):
+        return {}
+
+
+def shim_pid(pid: int) -> int | None:
+    try:
+        parent = psutil.Process(pid).parent()
+    except psutil.Error:
+        return None
+    if parent is not None and parent.name().startswith("containerd-shim"):
+        return parent.pid
+    return None
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] or type(error).__name__

@@ -1,0 +1,358 @@
+"""QEMU run directly: the guest's kernel + initramfs (or disk), no NIC, serial console on a pipe.
+
+KVM is used only when a probe boot proves it works (``/dev/kvm`` can exist and still hang);
+otherwise TCG, and every row says which one ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.backends.base import (
+    Availability,
+    Backend,
+    BackendError,
+    Instance,
+    LaunchSpec,
+    Prepared,
+    SizeRecord,
+)
+from bench.guests import Guest
+from bench.guests.cache import cache_root, file_lock
+from bench.measure import (
+    READY,
+    ConsoleWatcher,
+    fd_chunks,
+    file_chunks,
+    gzip_bytes,
+    now_ns,
+    process_memory,
+)
+
+KVM_PROBE_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Machine:
+    """How to boot one guest architecture."""
+
+    binary: str
+    machine_args: tuple[str, ...]
+    console: str
+    package: str
+
+    def args(self, machine: str) -> list[str]:
+        return [a.replace("{machine}", machine) for a in self.machine_args]
+
+
+MACHINES = {
+    "amd64": Machine("qemu-system-x86_64", ("-machine", "{machine}"), "ttyS0", "qemu-system-x86"),
+    "arm64": Machine(
+        "qemu-system-aarch64",
+        ("-machine", "virt", "-cpu", "cortex-a57"),
+        "ttyAMA0",
+        "qemu-system-arm",
+    ),
+}
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def run_dir(run_id: str) -> Path:
+    """Where a run keeps its qemu pid files, so ``vmbench clean`` can find what a crash left."""
+    return cache_root() / "run" / run_id
+
+
+class QemuBackend(Backend):
+    name = "qemu"
+
+    def availability(self) -> Availability:
+        machine = MACHINES["amd64" if HOST_ARCH not in MACHINES else HOST_ARCH]
+        binary = shutil.which(machine.binary)
+        if not binary:
+            return Availability(
+                False, f"{machine.binary} not found", f"sudo apt-get install {machine.package}"
+            )
+        kvm = (
+            "/dev/kvm present (probed at first boot)"
+            if os.path.exists("/dev/kvm")
+            else "no /dev/kvm: TCG"
+        )
+        return Availability(True, f"{_qemu_version(binary)}; {kvm}")
+
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+        machine = _machine_for(guest.arch)
+        accel = _choose_accel(guest, machine, options)
+        sizes = [
+            SizeRecord("kernel_bytes", guest.kernel.vmlinuz.stat().st_size, "kernel"),
+            SizeRecord("initramfs_bytes", guest.initramfs.stat().st_size, "initramfs"),
+        ]
+        parts = [guest.kernel.vmlinuz, guest.initramfs]
+        if guest.disk is not None:
+            sizes.append(
+                SizeRecord(
+                    "disk_bytes",
+                    guest.disk.stat().st_blocks * 512,
+                    "disk",
+                    f"allocated; virtual_bytes={guest.disk.stat().st_size}",
+                )
+            )
+            parts.append(guest.disk)
+        total = sum(
+            p.stat().st_blocks * 512 if p == guest.disk else p.stat().st_size for p in parts
+        )
+        sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", "kernel+initramfs(+disk)"))
+        sizes.append(
+            SizeRecord(
+                "image_compressed_bytes",
+                sum(_compressed_size(p) for p in parts),
+                "vm-boot-files",
+                "gzip -6 of each file",
+            )
+        )
+        return Prepared(guest, sizes, 0.0, False, handle={"machine": machine, "accel": accel})
+
+    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+        machine: Machine = prepared.handle["machine"]
+        accel: str = prepared.handle["accel"]
+        pidfile = run_dir(spec.run_id) / f"{spec.name}.pid"
+        argv = qemu_argv(
+            prepared.guest, machine, accel, spec.workload, spec.options, spec.name, pidfile
+        )
+        return QemuInstance(argv, accel, pidfile, spec.options)
+
+    def cleanup_run(self, run_id: str) -> list[str]:
+        removed = []
+        folder = run_dir(run_id)
+        for pidfile in sorted(folder.glob("*.pid")):
+            name = pidfile.stem
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text().split()[0])
+                if _is_our_qemu(pid, name):
+                    os.kill(pid, signal.SIGKILL)
+                    removed.append(f"qemu pid {pid} ({name})")
+            pidfile.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+        return removed
+
+
+def qemu_argv(
+    guest: Guest,
+    machine: Machine,
+    accel: str,
+    workload: str,
+    options: dict[str, Any],
+    name: str,
+    pidfile: Path | None,
+) -> list[str]:
+    accel_arg = accel
+    if accel == "tcg" and options.get("tb_size_mib"):
+        accel_arg = f"tcg,tb-size={int(options['tb_size_mib'])}"
+    append = " ".join(
+        w
+        for w in (
+            f"console={machine.console}",
+            "quiet",
+            "panic=-1",
+            guest.boot_args,
+            f"VMBENCH_WORKLOAD={workload}",
+        )
+        if w
+    )
+    argv = [
+        machine.binary,
+        "-name",
+        name,
+        *machine.args(str(options.get("machine", "pc"))),
+        "-accel",
+        accel_arg,
+        "-m",
+        str(int(options.get("memory_mib", 256))),
+        "-smp",
+        str(int(options.get("cpus", 1))),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-nic",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(guest.kernel.vmlinuz),
+        "-initrd",
+        str(guest.initramfs),
+        "-append",
+        append,
+    ]
+    if guest.disk is not None:
+        # snapshot=on: writes go to a temporary overlay, the cached image never changes.
+        argv += ["-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on"]
+    if pidfile is not None:
+        argv += ["-pidfile", str(pidfile)]
+    return argv
+
+
+class QemuInstance(Instance):
+    def __init__(
+        self, argv: list[str], accel: str, pidfile: Path | None, options: dict[str, Any]
+    ) -> None:
+        self.argv = argv
+        self.accel = accel
+        self.pidfile = pidfile
+        self.options = options
+        self.proc: subprocess.Popen | None = None
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
+
+    def start(self) -> None:
+        if self.pidfile is not None:
+            self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,  # a Ctrl-C on the terminal reaches the harness, not qemu
+            )
+        except OSError as e:
+            raise BackendError(f"qemu: cannot start {self.argv[0]}: {e.strerror}") from None
+        assert self.proc.stdout is not None
+        self.console = ConsoleWatcher(fd_chunks(self.proc.stdout.fileno()))
+
+    def memory(self) -> dict[str, int]:
+        if self.proc is None:
+            return {}
+        own = process_memory([self.proc.pid])
+        if not own.processes:
+            return {}
+        return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+
+    def wait_exited(self, timeout_s: float) -> bool:
+        if self.proc is None:
+            return False
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        return " ".join(self._stderr.read().decode(errors="replace").split())[-300:]
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # its own pid, never by name
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+        if self.pidfile is not None:
+            self.pidfile.unlink(missing_ok=True)
+        self._stderr.close()
+
+    def describe(self) -> str:
+        return f"machine={self.options.get('machine', 'pc')} memory_mib={self.options.get('memory_mib', 256)}"
+
+
+def _machine_for(arch: str) -> Machine:
+    if arch not in MACHINES:
+        raise BackendError(f"qemu: no machine known for guest architecture {arch}")
+    machine = MACHINES[arch]
+    if not shutil.which(machine.binary):
+        raise BackendError(
+            f"qemu: {machine.binary} not found; sudo apt-get install {machine.package}"
+        )
+    return machine
+
+
+def _choose_accel(guest: Guest, machine: Machine, options: dict[str, Any]) -> str:
+    wanted = str(options.get("accel", "auto"))
+    if guest.arch != HOST_ARCH:
+        return "tcg"  # a foreign architecture is always emulated
+    if wanted == "tcg":
+        return "tcg"
+    works, why = kvm_works(guest, machine)
+    if works:
+        return "kvm"
+    if wanted == "kvm":
+        raise BackendError(f"qemu: accel = 'kvm' was asked for but KVM does not work here: {why}")
+    return "tcg"
+
+
+def kvm_works(guest: Guest, machine: Machine) -> tuple[bool, str]:
+    """Boot the guest once with KVM; the answer is cached per boot of the host and qemu version."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm missing or not accessible"
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    key = f"{boot_id}:{_qemu_version(shutil.which(machine.binary) or machine.binary)}"
+    record = cache_root() / "kvm-probe.json"
+    with file_lock(cache_root() / ".kvm-probe.lock"):
+        known = json.loads(record.read_text()) if record.exists() else {}
+        if key not in known:
+            known[key] = _probe_kvm_boot(guest, machine)
+            record.write_text(json.dumps(known, indent=1))
+    works, why = known[key]
+    return bool(works), str(why)
+
+
+def _probe_kvm_boot(guest: Guest, machine: Machine) -> tuple[bool, str]:
+    argv = qemu_argv(guest, machine, "kvm", "ready", {}, "vmbench-kvm-probe", None)
+    instance = QemuInstance(argv, "kvm", None, {})
+    with instance:
+        instance.start()
+        assert instance.console is not None
+        line = instance.console.wait_for(READY, now_ns() + int(KVM_PROBE_TIMEOUT_S * 1e9))
+        if line is not None:
+            return True, "probe boot reached READY"
+        return False, (
+            f"probe boot did not reach READY within {KVM_PROBE_TIMEOUT_S:.0f} s "
+            f"({instance.stderr_tail() or instance.console.tail(2)})"
+        )
+
+
+def _is_our_qemu(pid: int, name: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"qemu-system" in part for part in cmdline[:1]) and name.encode() in cmdline
+
+
+def _qemu_version(binary: str) -> str:
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "qemu (version unknown)"
+    return out.stdout.splitlines()[0] if out.stdout else "qemu (version unknown)"
+
+
+def _compressed_size(path: Path) -> int:
+    """gzip size of a boot file, cached beside it (the kernel is already compressed: ~same)."""
+    record = path.with_name(f".{path.name}.gz-size")
+    stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
+    if record.exists():
+        saved_stamp, _, size = record.read_text().partition(" ")
+        if saved_stamp == stamp:
+            return int(size)
+    size = gzip_bytes(file_chunks(path))
+    with contextlib.suppress(OSError):
+        record.write_text(f"{stamp} {size}")
+    return size

@@ -1,0 +1,255 @@
+"""The ``vmbench`` command: run | doctor | guests | clean.
+
+Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import host, scenario
+from bench.results import ResultWriter
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+ALL_BACKENDS = ("docker", "qemu")
+DEFAULT_SCENARIO = Path("scenarios/default.toml")
+
+console = Console(stderr=True, soft_wrap=True)
+# Not a terminal (CI logs, pipes): wide enough that tables are not squeezed to 80 columns.
+out = Console(soft_wrap=True) if Console().is_terminal else Console(width=160)
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except (scenario.ScenarioError, UsageError) as e:
+        console.print(f"vmbench: {e}", markup=False, highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print("vmbench: interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmbench",
+        description="Start the same workload as containers and as virtual machines; "
+        "measure image size, time to ready and memory.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run scenarios and write results/<run_id>/results.csv")
+    run.add_argument(
+        "scenarios",
+        nargs="*",
+        type=Path,
+        metavar="SCENARIO.toml",
+        help=f"scenario or suite files (default: {DEFAULT_SCENARIO})",
+    )
+    run.add_argument(
+        "--backends",
+        type=_backend_list,
+        metavar="LIST",
+        help=f"comma-separated subset of {','.join(ALL_BACKENDS)}",
+    )
+    run.add_argument(
+        "--repetitions",
+        type=_positive_int,
+        metavar="N",
+        help="measured trials per backend, guest and workload (overrides the file)",
+    )
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="where the run folder is written (default: results)",
+    )
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="the least that still yields every metric: no warmup, 2 repetitions, 1 s of memory samples",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    doctor = sub.add_parser("doctor", help="which backends can run here, and why not")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    guests = sub.add_parser("guests", help="the built guests, their artefacts and sizes")
+    guests.set_defaults(handler=cmd_guests)
+
+    clean = sub.add_parser("clean", help="remove containers and VMs that vmbench runs left behind")
+    clean.add_argument(
+        "--run", metavar="RUN_ID", help="only what this run left (default: every vmbench run)"
+    )
+    clean.set_defaults(handler=cmd_clean)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= scenario.MAX_REPETITIONS:
+        raise argparse.ArgumentTypeError(f"expected 1 to {scenario.MAX_REPETITIONS}, got {value}")
+    return value
+
+
+def _backend_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if name not in ALL_BACKENDS:
+            raise argparse.ArgumentTypeError(
+                f"unknown backend {name!r}; expected some of {','.join(ALL_BACKENDS)}"
+            )
+    if not names:
+        raise argparse.ArgumentTypeError("expected at least one backend")
+    return names
+
+
+def new_run_id(host_id: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{host_id}-{secrets.token_hex(2)}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import RunConfig, Runner, effective, plan
+    from bench.summary import summary_table
+
+    files = args.scenarios or [DEFAULT_SCENARIO]
+    scenarios = [s for f in files for s in scenario.load(f)]
+    host_id = host.host_id()
+    config = RunConfig(
+        run_id=new_run_id(host_id),
+        host_id=host_id,
+        backends=args.backends,
+        repetitions=args.repetitions,
+        quick=args.quick,
+    )
+    run_dir = args.results_dir / config.run_id
+    total = sum(1 for s in scenarios for _ in plan(effective(s, config)))
+    console.print(
+        f"vmbench: run {config.run_id}: {len(scenarios)} scenario(s), {total} trials -> {run_dir}"
+    )
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
+        task = progress.add_task("starting", total=total)
+
+        def on_trial(trial, outcome):
+            label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
+            if outcome is not None and outcome.status != "ok":
+                progress.console.print(
+                    f"  {label}: {outcome.status}: {outcome.detail}", markup=False
+                )
+            progress.update(task, advance=1, description=label)
+
+        runner = Runner(config, writer, on_trial)
+        host.write(run_dir / "host.json", host.collect({"run_id": config.run_id}))
+        try:
+            stats = runner.run(scenarios)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}")
+            return 130
+    host.write(
+        run_dir / "host.json", host.collect({"run_id": config.run_id, "accel": stats.accels})
+    )
+    for name, reason in stats.unavailable.items():
+        console.print(f"vmbench: backend {name} skipped: {reason}", markup=False)
+    out.print(summary_table(run_dir / "results.csv"))
+    console.print(
+        f"vmbench: {stats.ok} trials ok, {stats.failed} failed; results: {run_dir / 'results.csv'}"
+    )
+    return EXIT_FAILURES if stats.failed else EXIT_OK
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench.backends import BackendError, make_backend
+
+    for name in ALL_BACKENDS:
+        try:
+            available = make_backend(name).availability()
+        except BackendError as e:
+            out.print(f"{name:8} no   {e}", markup=False)
+            continue
+        if available.usable:
+            out.print(f"{name:8} yes  {available.reason}", markup=False)
+        else:
+            out.print(f"{name:8} no   {available.reason}; fix: {available.fix}", markup=False)
+    return EXIT_OK
+
+
+def cmd_guests(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from bench.guests import built_guests
+
+    table = Table(title="built guests (cache)")
+    for column in ("guest", "package", "files (bytes)", "build_s", "folder"):
+        table.add_column(column)
+    found = built_guests()
+    for g in found:
+        files = ", ".join(f"{k}={v:,}" for k, v in sorted(g["files"].items()))
+        table.add_row(
+            Path(g["folder"]).name,
+            g.get("package", ""),
+            files,
+            f"{g.get('build_s', 0):.1f}",
+            g["folder"],
+        )
+    if not found:
+        out.print("no guests built yet: `vmbench run` builds them on first use")
+        return EXIT_OK
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from bench.cleanup import clean
+
+    removed, problems = clean(args.run)
+    for line in removed:
+        out.print(f"removed {line}", markup=False)
+    for line in problems:
+        console.print(f"vmbench clean: {line}", markup=False)
+    if not removed and not problems:
+        out.print("nothing to clean")
+    return EXIT_FAILURES if problems else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Guests: one root-filesystem recipe each, built once and cached by content hash.
+
+A backend turns a Guest into its own image (a container image, a kernel + initramfs, a box);
+the userland files are the same bytes for every backend.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.guests import busybox
+from bench.guests.cache import cache_root
+from bench.guests.debs import DebError, host_arch
+from bench.guests.kernel import KernelTree, kernel_tree
+
+__all__ = ["GUEST_BUILDERS", "DebError", "Guest", "build_guest", "built_guests", "host_arch"]
+
+
+@dataclass(frozen=True)
+class Guest:
+    name: str
+    arch: str
+    folder: Path
+    rootfs: Path
+    kernel: KernelTree
+    initramfs: Path
+    disk: Path | None = None
+    build_s: float = 0.0
+    built_now: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def boot_args(self) -> str:
+        """Kernel command line words this guest needs (besides console and workload)."""
+        return str(self.meta.get("boot_args", ""))
+
+
+def _build_busybox(arch: str) -> Guest:
+    folder, meta = busybox.build_rootfs(arch)
+    kernel = kernel_tree(arch)
+    return Guest(
+        name="busybox",
+        arch=arch,
+        folder=folder,
+        rootfs=folder / "rootfs",
+        kernel=kernel,
+        initramfs=folder / "initramfs.gz",
+        build_s=float(meta.get("build_s", 0.0)) + (kernel.build_s if kernel.built_now else 0.0),
+        built_now=bool(meta.get("built_now")) or kernel.built_now,
+        meta=meta,
+    )
+
+
+GUEST_BUILDERS = {"busybox": _build_busybox}
+
+
+def build_guest(name: str, arch: str | None = None) -> Guest:
+    """Build (or fetch from the cache) guest ``name`` for ``arch`` (default: the host's)."""
+    if name not in GUEST_BUILDERS:
+        raise ValueError(f"unknown guest {name!r}; known: {', '.join(sorted(GUEST_BUILDERS))}")
+    return GUEST_BUILDERS[name](arch or host_arch())
+
+
+def built_guests() -> list[dict]:
+    """What the cache holds: one dict per built guest folder (for ``vmbench guests``)."""
+    found = []
+    for meta_file in sorted((cache_root() / "guests").glob("*/meta.json")):
+        meta = json.loads(meta_file.read_text())
+        files = {
+            p.name: p.stat().st_size
+            for p in meta_file.parent.iterdir()
+            if p.is_file() and p.name != "meta.json"
+        }
+        found.append({"folder": str(meta_file.parent), **meta, "files": files})
+    return found

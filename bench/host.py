@@ -1,0 +1,147 @@
+"""Host metadata: one small function per source, each tolerant of absence.
+
+A figure without its host is not comparable; every run writes this next to its CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def host_id() -> str:
+    """A stable, file-name-safe name for this host (its hostname)."""
+    name = socket.gethostname().split(".")[0].lower()
+    return re.sub(r"[^a-z0-9-]+", "-", name).strip("-") or "host"
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def cpu_model() -> str | None:
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def cpu_counts() -> dict[str, int | None]:
+    return {
+        "cpu_count": psutil.cpu_count(logical=True),
+        "cpu_cores": psutil.cpu_count(logical=False),
+    }
+
+
+def memory() -> dict[str, int]:
+    vm = psutil.virtual_memory()
+    return {"mem_total_bytes": vm.total, "mem_available_bytes": vm.available}
+
+
+def kernel() -> dict[str, str]:
+    uname = platform.uname()
+    return {"kernel": uname.release, "arch": uname.machine}
+
+
+def os_release() -> str | None:
+    text = _read("/etc/os-release") or ""
+    match = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def cpu_governor() -> str | None:
+    return _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def cgroup_version() -> str:
+    return "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
+
+
+def _version_of(argv: list[str], pattern: str) -> str | None:
+    if not shutil.which(argv[0]):
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, out.stdout + out.stderr)
+    return match.group(1) if match else None
+
+
+def docker_version() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        try:
+            return client.version().get("Version")
+        finally:
+            client.close()
+    except Exception:
+        return None
+
+
+def engine_versions() -> dict[str, str | None]:
+    return {
+        "docker": docker_version(),
+        "qemu": _version_of(["qemu-system-x86_64", "--version"], r"version ([\d.]+)"),
+        "vagrant": _version_of(["vagrant", "--version"], r"Vagrant ([\d.]+)"),
+        "virtualbox": _version_of(["VBoxManage", "--version"], r"([\d.]+)"),
+        "libvirt": _version_of(["virsh", "--version"], r"([\d.]+)"),
+    }
+
+
+SOURCES: list[tuple[str, Callable[[], Any]]] = [
+    ("cpu_model", cpu_model),
+    ("cpu", cpu_counts),
+    ("memory", memory),
+    ("kernel", kernel),
+    ("os", os_release),
+    ("cpu_governor", cpu_governor),
+    ("load_average", load_average),
+    ("cgroup", cgroup_version),
+    ("versions", engine_versions),
+]
+
+
+def collect(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything we can learn about the host; a source that fails is left out, not fatal."""
+    meta: dict[str, Any] = {"host_id": host_id(), "hostname": socket.gethostname()}
+    for key, source in SOURCES:
+        try:
+            value = source()
+        except Exception:
+            continue
+        if isinstance(value, dict) and key not in ("versions",):
+            meta.update(value)
+        elif value is not None:
+            meta[key] = value
+    meta.update(extra or {})
+    return meta
+
+
+def write(path: Path, meta: dict[str, Any]) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,271 @@
+"""Clocks, the ready-marker watcher, the psutil memory sampler and file sizes.
+
+All times come from ``time.perf_counter_ns`` (monotonic, host-side). The watcher stamps a line
+in the thread that reads it, the moment its bytes arrive, so no polling interval is added.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+READY = "VMBENCH READY"
+RESULT = "VMBENCH RESULT"
+DONE = "VMBENCH DONE"
+_WORD = re.compile(r"(\w+)=(\S+)")
+
+
+def now_ns() -> int:
+    return time.perf_counter_ns()
+
+
+def seconds_between(start_ns: int, end_ns: int) -> float:
+    return (end_ns - start_ns) / 1e9
+
+
+@dataclass(frozen=True)
+class ConsoleLine:
+    t_ns: int
+    text: str
+
+    def fields(self) -> dict[str, str]:
+        """key=value words after a protocol marker (matched anywhere: BIOS escape codes precede it)."""
+        for marker in (READY, RESULT, DONE):
+            at = self.text.find(marker)
+            if at >= 0:
+                return dict(_WORD.findall(self.text[at + len(marker) :]))
+        return {}
+
+
+class ConsoleWatcher:
+    """Reads a guest console from a blocking chunk source in its own thread.
+
+    ``chunks`` yields bytes as they arrive (a pipe, an attach stream, a growing file) and
+    ends at end of stream. Lines are kept (bounded) for error messages.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], keep_lines: int = 400) -> None:
+        self._chunks = chunks
+        self._lines: list[ConsoleLine] = []
+        self._keep = keep_lines
+        self._cond = threading.Condition()
+        self._eof = False
+        self._error: str = ""
+        self._thread = threading.Thread(target=self._pump, name="console-watcher", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        pending = b""
+        try:
+            for chunk in self._chunks:
+                t_ns = now_ns()
+                if not chunk:
+                    continue
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                if complete:
+                    self._add([ConsoleLine(t_ns, _clean(raw)) for raw in complete])
+        except Exception as e:  # a dying engine ends the stream; the runner reports it
+            self._error = f"{type(e).__name__}: {e}"
+        finally:
+            if pending:
+                self._add([ConsoleLine(now_ns(), _clean(pending))])
+            with self._cond:
+                self._eof = True
+                self._cond.notify_all()
+
+    def _add(self, lines: list[ConsoleLine]) -> None:
+        with self._cond:
+            self._lines.extend(lines)
+            if len(self._lines) > self._keep * 2:
+                # Keep the protocol lines and the most recent output.
+                proto = [ln for ln in self._lines if "VMBENCH " in ln.text]
+                self._lines = proto + [ln for ln in self._lines[-self._keep :] if ln not in proto]
+            self._cond.notify_all()
+
+    def wait_for(self, marker: str, deadline_ns: int) -> ConsoleLine | None:
+        """The first line containing ``marker``, or None at the deadline or end of stream."""
+        with self._cond:
+            while True:
+                for line in self._lines:
+                    if marker in line.text:
+                        return line
+                remaining = (deadline_ns - now_ns()) / 1e9
+                if self._eof or remaining <= 0:
+                    return None
+                self._cond.wait(timeout=remaining)
+
+    @property
+    def ended(self) -> bool:
+        return self._eof
+
+    def tail(self, n: int = 5) -> str:
+        with self._cond:
+            text = " | ".join(ln.text for ln in self._lines[-n:] if ln.text.strip())
+        return (text + (f" | stream error: {self._error}" if self._error else ""))[-600:]
+
+    def results(self) -> dict[str, str]:
+        """All key=value pairs of the RESULT lines seen so far."""
+        merged: dict[str, str] = {}
+        with self._cond:
+            for line in self._lines:
+                if RESULT in line.text:
+                    merged.update(line.fields())
+        return merged
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1bc")
+
+
+def _clean(raw: bytes) -> str:
+    return _ANSI.sub("", raw.decode("utf-8", errors="replace")).rstrip("\r")
+
+
+def fd_chunks(fd: int, size: int = 65536) -> Iterable[bytes]:
+    """Chunks from a file descriptor (pipe) as soon as the kernel has them."""
+    while True:
+        try:
+            chunk = os.read(fd, size)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    rss_bytes: int
+    uss_bytes: int
+    pss_bytes: int
+    processes: int
+
+
+def process_memory(pids: Iterable[int]) -> ProcessMemory:
+    """RSS, USS and PSS summed over processes (psutil.memory_full_info reads smaps_rollup).
+
+    A process that ends while it is read is left out rather than failing the sample.
+    """
+    rss = uss = pss = count = 0
+    for pid in pids:
+        try:
+            info = psutil.Process(pid).memory_full_info()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        rss += info.rss
+        uss += info.uss
+        pss += getattr(info, "pss", 0)
+        count += 1
+    return ProcessMemory(rss, uss, pss, count)
+
+
+def mem_available_bytes() -> int:
+    return psutil.virtual_memory().available
+
+
+@dataclass
+class MemorySampler:
+    """Calls ``sample`` at ``hz`` in a thread; the steady value of each metric is the median.
+
+    ``sample`` returns a dict of metric -> bytes; a metric missing from a sample is skipped.
+    """
+
+    sample: Callable[[], dict[str, int]]
+    hz: float = 20.0
+    samples: list[dict[str, int]] = field(default_factory=list)
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+
+    def _loop(self) -> None:
+        period = 1.0 / self.hz
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.samples.append(self.sample())
+            except Exception as e:  # keep sampling; the runner reports the last error
+                self.error = f"{type(e).__name__}: {e}"
+            next_at += period
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def medians(self) -> dict[str, float]:
+        keys = {k for s in self.samples for k in s}
+        return {k: statistics.median(s[k] for s in self.samples if k in s) for k in sorted(keys)}
+
+
+# --- sizes --------------------------------------------------------------------------------
+
+
+def allocated_bytes(path: Path) -> int:
+    """Bytes a file or tree really occupies on disk (sparse files count what is allocated)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_blocks * 512
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                total += os.lstat(p).st_blocks * 512
+    return total
+
+
+def apparent_bytes(path: Path) -> int:
+    """Sum of file lengths, as a tar or a layer would hold them."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def gzip_bytes(chunks: Iterable[bytes], level: int = 6) -> int:
+    """Compressed size of a byte stream (what a user would download), without keeping it."""
+    counter = _CountingSink()
+    with gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=level, mtime=0) as gz:
+        for chunk in chunks:
+            gz.write(chunk)
+    return counter.count
+
+
+def file_chunks(path: Path, size: int = 1 << 20) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+class _CountingSink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,348 @@
+"""Trials: build once, warm up, repeat, interleave backends, write every outcome as rows.
+
+The runner knows trials and rows, not engines: it asks a Backend to prepare and create
+instances and hands each one to ``trial.run_trial``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import platform
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from bench.backends import Backend, BackendError, Prepared, make_backend
+from bench.backends.base import LaunchSpec
+from bench.guests import DebError, Guest, build_guest
+from bench.results import ResultWriter, Row, unit_of
+from bench.scenario import Scenario
+from bench.trial import TrialOutcome, run_trial
+
+
+@dataclass
+class RunConfig:
+    run_id: str
+    host_id: str
+    backends: tuple[str, ...] | None = None  # restrict to these (None: the scenario's)
+    repetitions: int | None = None
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    scenario: Scenario
+    guest: str
+    backend: str
+    workload: str
+    instances: int
+    trial: int
+    phase: str  # cold | warm | warmup (cold decided when the image turns out freshly built)
+
+
+@dataclass
+class RunStats:
+    ok: int = 0
+    failed: int = 0
+    unavailable: dict[str, str] = field(default_factory=dict)
+    accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def effective(scenario: Scenario, config: RunConfig) -> Scenario:
+    """The scenario as this run will execute it (--quick, --repetitions, --backends)."""
+    changes: dict = {}
+    if config.quick:
+        changes.update(repetitions=2, warmup=0, memory_sample_s=min(scenario.memory_sample_s, 1.0))
+    if config.repetitions is not None:
+        changes["repetitions"] = config.repetitions
+    if config.backends is not None:
+        changes["backends"] = tuple(b for b in scenario.backends if b in config.backends)
+    return replace(scenario, **changes)
+
+
+def plan(scenario: Scenario) -> Iterator[PlannedTrial]:
+    """Warmup rounds, then measured rounds; the backends in a fresh shuffled order each round."""
+    rng = random.Random(scenario.seed)
+    for guest in scenario.guests:
+        counters = dict.fromkeys(scenario.backends, 0)
+        for workload in scenario.workloads:
+            for n in scenario.instances:
+                rounds = ["warmup"] * scenario.warmup + ["warm"] * scenario.repetitions
+                for phase in rounds:
+                    order = list(scenario.backends)
+                    rng.shuffle(order)
+                    for backend in order:
+                        counters[backend] += 1
+                        yield PlannedTrial(
+                            scenario, guest, backend, workload, n, counters[backend], phase
+                        )
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        writer: ResultWriter,
+        on_trial: Callable[[PlannedTrial, TrialOutcome | None], None] = lambda t, o: None,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.on_trial = on_trial
+        self.stats = RunStats()
+        self.host_kernel = platform.release()
+        self._backends: dict[str, Backend] = {}
+        self._guests: dict[str, Guest | str] = {}  # a str is the reason it could not be built
+        self._prepared: dict[tuple[str, str], Prepared | str] = {}
+        self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
+
+    # -- backends and images -------------------------------------------------------------
+
+    def backend(self, name: str) -> Backend | None:
+        if name in self.stats.unavailable:
+            return None
+        if name not in self._backends:
+            try:
+                backend = make_backend(name)
+                available = backend.availability()
+            except BackendError as e:
+                self.stats.unavailable[name] = str(e)
+                return None
+            if not available.usable:
+                self.stats.unavailable[name] = f"{available.reason}; fix: {available.fix}"
+                return None
+            self._backends[name] = backend
+        return self._backends[name]
+
+    def prepared(self, scenario: Scenario, guest_name: str, backend_name: str) -> Prepared | str:
+        key = (guest_name, backend_name)
+        if key in self._prepared:
+            return self._prepared[key]
+        guest = self.guest(scenario, guest_name)
+        backend = self._backends[backend_name]
+        if isinstance(guest, str):
+            self._prepared[key] = guest
+            return guest
+        start = time.perf_counter()
+        try:
+            prepared = backend.prepare(guest, scenario.options(backend_name))
+        except BackendError as e:
+            self._prepared[key] = str(e)
+            return str(e)
+        prepare_s = time.perf_counter() - start
+        self._prepared[key] = prepared
+        built_now = guest.built_now or prepared.built_now
+        if built_now:
+            self._fresh.add(key)
+        accel = _prepared_accel(prepared)
+        rows = [
+            self._row(
+                scenario,
+                guest_name,
+                backend_name,
+                accel,
+                1,
+                0,
+                "build",
+                s.metric,
+                s.value,
+                f"artefact={s.artefact} {s.detail}".strip(),
+            )
+            for s in prepared.sizes
+        ]
+        if built_now:
+            build_s = (guest.build_s if guest.built_now else 0.0) + (
+                prepare_s if prepared.built_now else 0.0
+            )
+            rows.append(
+                self._row(
+                    scenario,
+                    guest_name,
+                    backend_name,
+                    accel,
+                    1,
+                    0,
+                    "build",
+                    "build_s",
+                    build_s,
+                    "guest build + image build, first time on this host",
+                )
+            )
+        for metric, seconds in prepared.timings.items():
+            rows.append(
+                self._row(scenario, guest_name, backend_name, accel, 1, 0, "build", metric, seconds)
+            )
+        self.writer.write(rows)
+        return prepared
+
+    def guest(self, scenario: Scenario, name: str) -> Guest | str:
+        if name not in self._guests:
+            try:
+                self._guests[name] = build_guest(name)
+            except (DebError, OSError, RuntimeError, ValueError) as e:
+                self._guests[name] = f"guest {name} could not be built: {e}"
+        return self._guests[name]
+
+    # -- trials ----------------------------------------------------------------------------
+
+    def run(self, scenarios: list[Scenario]) -> RunStats:
+        trials = [t for s in scenarios for t in plan(effective(s, self.config))]
+        try:
+            for trial in trials:
+                self.run_one(trial)
+        finally:
+            self.close()
+        return self.stats
+
+    def run_one(self, trial: PlannedTrial) -> None:
+        scenario = trial.scenario
+        backend = self.backend(trial.backend)
+        if backend is None:
+            self._unsupported(trial, self.stats.unavailable[trial.backend])
+            return
+        prepared = self.prepared(scenario, trial.guest, trial.backend)
+        if isinstance(prepared, str):
+            self._write_outcome(
+                trial, TrialOutcome("failed", prepared, _accel_guess(trial.backend))
+            )
+            return
+        phase = trial.phase
+        if phase != "warmup" and (trial.guest, trial.backend) in self._fresh:
+            self._fresh.discard((trial.guest, trial.backend))
+            phase = "cold"
+        trial = replace(trial, phase=phase)
+        spec = LaunchSpec(
+            run_id=self.config.run_id,
+            name=f"vmbench-{self.config.run_id}-{trial.backend}-{trial.guest}-{trial.trial}",
+            workload=trial.workload,
+            options=scenario.options(trial.backend),
+        )
+        try:
+            outcome = run_trial(
+                backend,
+                prepared,
+                spec,
+                scenario.timeout_s,
+                scenario.memory_sample_s,
+                self.host_kernel,
+            )
+        except KeyboardInterrupt:
+            self._write_outcome(
+                trial,
+                TrialOutcome(
+                    "interrupted", "stopped by the user (Ctrl-C/SIGTERM)", _prepared_accel(prepared)
+                ),
+            )
+            raise
+        except Exception as e:  # an engine fault fails this trial, not the run
+            outcome = TrialOutcome(
+                "failed", f"{trial.backend}: {type(e).__name__}: {e}", _prepared_accel(prepared)
+            )
+        self._write_outcome(trial, outcome)
+        if outcome.status == "ok":
+            self.stats.accels[trial.backend] = outcome.accel
+
+    def _unsupported(self, trial: PlannedTrial, reason: str) -> None:
+        outcome = TrialOutcome(
+            "unsupported", f"{trial.backend} not usable here: {reason}", _accel_guess(trial.backend)
+        )
+        self._write_outcome(trial, outcome, count_failure=False)
+
+    def _write_outcome(
+        self, trial: PlannedTrial, outcome: TrialOutcome, count_failure: bool = True
+    ) -> None:
+        base = f"workload={trial.workload}"
+        rows = []
+        for m in outcome.measurements:
+            rows.append(
+                self._row(
+                    trial.scenario,
+                    trial.guest,
+                    trial.backend,
+                    outcome.accel,
+                    trial.instances,
+                    trial.trial,
+                    trial.phase,
+                    m.metric,
+                    m.value,
+                    f"{base} {m.detail}".strip(),
+                    outcome.status,
+                )
+            )
+        if outcome.status != "ok":
+            rows.append(
+                self._row(
+                    trial.scenario,
+                    trial.guest,
+                    trial.backend,
+                    outcome.accel,
+                    trial.instances,
+                    trial.trial,
+                    trial.phase,
+                    "trial",
+                    None,
+                    f"{base} {outcome.detail}",
+                    outcome.status,
+                )
+            )
+            if count_failure:
+                self.stats.failed += 1
+        else:
+            self.stats.ok += 1
+        self.writer.write(rows)
+        self.on_trial(trial, outcome)
+
+    def _row(
+        self,
+        scenario,
+        guest,
+        backend,
+        accel,
+        instances,
+        trial,
+        phase,
+        metric,
+        value,
+        detail="",
+        status="ok",
+    ) -> Row:
+        return Row(
+            run_id=self.config.run_id,
+            host_id=self.config.host_id,
+            scenario=scenario.name,
+            guest=guest,
+            backend=backend,
+            accel=accel,
+            instances=instances,
+            trial=trial,
+            phase=phase,
+            metric=metric,
+            value=value,
+            unit=unit_of(metric),
+            status=status,
+            detail=detail,
+            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            # Best effort here; `vmbench clean` reports what is left.
+            with contextlib.suppress(Exception):
+                backend.cleanup_run(self.config.run_id)
+            backend.close()
+
+
+def _prepared_accel(prepared: Prepared) -> str:
+    handle = prepared.handle
+    if isinstance(handle, dict) and "accel" in handle:
+        return str(handle["accel"])
+    return "none"
+
+
+def _accel_guess(backend: str) -> str:
+    return "none"  # unknown: nothing ran

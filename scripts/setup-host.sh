@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Host set-up for vmbench, run by `make setup` (so by `make bench` and `make test`).
+# Idempotent: installs only what is missing and starts only daemons that do not answer.
+# As root on Debian/Ubuntu it does the work; otherwise it prints the commands to run.
+set -u
+
+log_dir=${VMBENCH_LOG_DIR:-/var/log/vmbench}
+say() { printf 'setup: %s\n' "$*"; }
+
+APT_PACKAGES=(
+  docker.io            # Docker Engine (the container backend)
+  qemu-system-x86      # qemu-system-x86_64 (the VM backend)
+  qemu-system-arm      # qemu-system-aarch64 (foreign-architecture VMs)
+  qemu-utils           # qemu-img
+  cpio                 # initramfs archives
+  e2fsprogs            # mkfs.ext4 -d for disk images
+  debootstrap          # the debian guest
+  zstd
+)
+
+is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
+missing_packages() {
+  local p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s ' "$p"
+  done
+}
+
+install_packages() {
+  local missing
+  missing=$(missing_packages)
+  if [ -z "$missing" ]; then
+    say "Debian packages present"
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    say "missing packages; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends $missing"
+    return 0
+  fi
+  say "installing: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null || say "apt-get update failed (offline?)"
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $missing >"$log_dir/apt.log" 2>&1 \
+    || { say "apt-get install failed; see $log_dir/apt.log"; tail -5 "$log_dir/apt.log"; return 1; }
+}
+
+apt_lists_fresh() {
+  # Guests are built from packages `apt-get download` fetches: the lists must know them.
+  if ! apt-cache show --no-all-versions linux-image-cloud-amd64 >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      say "updating apt lists (guest kernels come from the Debian archive)"
+      apt-get update -q >/dev/null || say "apt-get update failed (offline?)"
+    else
+      say "apt knows no linux-image-cloud-amd64; run: sudo apt-get update"
+    fi
+  fi
+}
+
+docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
+
+start_dockerd() {
+  if docker_answers; then
+    say "Docker daemon answers"
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    say "no Docker daemon answers; run: sudo systemctl start docker (or sudo make setup)"
+    return 0
+  fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    say "dockerd not installed; the docker backend will be skipped"
+    return 0
+  fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl start docker 2>/dev/null && docker_answers && { say "started docker.service"; return 0; }
+  fi
+  say "starting dockerd (no bridge, no iptables; log: $log_dir/dockerd.log)"
+  setsid dockerd --bridge=none --iptables=false --ip-forward=false \
+    --pidfile /run/vmbench-dockerd.pid >"$log_dir/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 60); do
+    docker_answers && { say "Docker daemon answers"; return 0; }
+    sleep 1
+  done
+  say "dockerd did not answer within 60 s; see $log_dir/dockerd.log"
+  tail -5 "$log_dir/dockerd.log"
+  return 1
+}
+
+main() {
+  if ! is_debian; then
+    say "not Debian/Ubuntu: install Docker Engine, qemu-system-x86, cpio, e2fsprogs yourself;"
+    say "vmbench runs the backends it finds (see: vmbench doctor)"
+    return 0
+  fi
+  [ "$(id -u)" = 0 ] && mkdir -p "$log_dir"
+  local rc=0
+  install_packages || rc=1
+  apt_lists_fresh
+  start_dockerd || rc=1
+  return $rc
+}
+
+main "$@"
