@@ -1,0 +1,60 @@
+"""Shared fixtures. Integration tests use the real engines; a missing engine is a skip on a
+user's machine and a failure under CI (CI=true), so a daemon that did not start cannot pass."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def engine_missing(reason: str) -> None:
+    """Skip (user machine) or fail (CI) a test whose engine is not usable here."""
+    if IN_CI:
+        pytest.fail(f"engine missing under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_backend():
+    from bench.backends.docker import DockerBackend
+
+    backend = DockerBackend()
+    available = backend.availability()
+    if not available.usable:
+        engine_missing(f"docker: {available.reason}")
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def qemu_backend():
+    from bench.backends.qemu import QemuBackend
+
+    backend = QemuBackend()
+    available = backend.availability()
+    if not available.usable:
+        engine_missing(f"qemu: {available.reason}")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def busybox_guest():
+    from bench.guests import build_guest
+
+    if not shutil.which("apt-get"):
+        engine_missing("apt-get not found: guests are built from Debian packages")
+    try:
+        return build_guest("busybox")
+    except Exception as e:
+        engine_missing(f"busybox guest could not be built: {e}")
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty guest cache, for tests of the cache itself (not for engine tests: slow)."""
+    monkeypatch.setenv("VMBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
