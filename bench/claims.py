@@ -1,0 +1,392 @@
+"""The five claims of DESIGN.md, each turned into a verdict the statistics can back.
+
+Ratios are always VM over container, so a ratio above 1 is the side the article claims.
+A verdict is `supported` only when the whole 95% interval lies on the claimed side,
+`refuted` when it lies wholly on the other side, `inconclusive` otherwise, and
+`not-measured` when one side (container or VM) has no data on that host.
+One row per host, claim and comparison (scenario, guest, container engine, VM engine).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from bench.dataset import Dataset
+from bench.stats import (
+    NO_INTERVAL,
+    Interval,
+    SlopeFit,
+    compare_slopes,
+    fit_slope,
+    ratio_of_medians_ci,
+)
+
+CLAIMS: dict[str, str] = {
+    "size": "Containers are smaller than VMs: no kernel layer",
+    "speed": "Containers start faster: a VM boots its own kernel",
+    "kernel": "A container uses the host kernel; a VM runs its own",
+    "density": "Containers share the host kernel, so more fit on a host",
+    "compat": "A VM runs any OS/arch; a container needs a compatible kernel",
+}
+VERDICTS = ("supported", "refuted", "inconclusive", "not-measured")
+COLUMNS = [
+    "host_id",
+    "claim",
+    "verdict",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "n_container",
+    "n_vm",
+    "accel",
+    "caveat",
+    "scenario",
+    "guest",
+    "container",
+    "vm",
+    "metric",
+    "phase",
+    "evidence",
+]
+TCG_CAVEAT = (
+    "VM side is software-emulated (TCG): slower than hardware virtualization (KVM) would be"
+)
+
+Row = dict[str, object]
+
+
+def evaluate(ds: Dataset) -> pd.DataFrame:
+    """All claims for every host in the dataset, in CLAIMS order."""
+    out: list[Row] = []
+    for host in ds.host_ids:
+        for claim, judge in JUDGES.items():
+            rows, missing = judge(ds, host)
+            missing = missing or "no container and VM measured in the same scenario and phase"
+            out.extend(rows or [_not_measured(ds, host, claim, missing)])
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def verdict_from(ci: Interval, threshold: float = 1.0) -> str:
+    """Supported only when the whole interval is above the threshold."""
+    if not ci.defined:
+        return "inconclusive"
+    if ci.low > threshold:
+        return "supported"
+    if ci.high < threshold:
+        return "refuted"
+    return "inconclusive"
+
+
+# --- comparisons ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Pair:
+    """One container engine and one VM engine measured together on a host."""
+
+    host: str
+    scenario: str
+    guest: str
+    container: str
+    vm: str
+    rows: pd.DataFrame  # the rows of both engines, one metric
+
+    def values(self, backend: str, phase: str | None = None) -> np.ndarray:
+        r = self.rows[self.rows.backend == backend]
+        if phase is not None:
+            r = r[r.phase == phase]
+        return r.value.to_numpy(dtype=float)
+
+    @property
+    def accel(self) -> str:
+        """The accelerators of the VM rows compared (kvm, tcg, ...)."""
+        return ",".join(sorted(set(self.rows.loc[self.rows.backend == self.vm, "accel"]) - {""}))
+
+    def shared_phase(self) -> str | None:
+        """Warm if both sides have warm runs, else cold: never compare warm with cold."""
+        for phase in ("warm", "cold"):
+            have = set(self.rows.loc[self.rows.phase == phase, "backend"])
+            if {self.container, self.vm} <= have:
+                return phase
+        return None
+
+    def record(
+        self,
+        claim: str,
+        verdict: str,
+        ci: Interval,
+        n: tuple[int, int],
+        caveats: list[str],
+        phase: str,
+        evidence: str,
+    ) -> Row:
+        return {
+            "host_id": self.host,
+            "claim": claim,
+            "verdict": verdict,
+            "ratio": ci.estimate,
+            "ci_low": ci.low,
+            "ci_high": ci.high,
+            "n_container": n[0],
+            "n_vm": n[1],
+            "accel": self.accel,
+            "caveat": "; ".join(caveats),
+            "scenario": self.scenario,
+            "guest": self.guest,
+            "container": self.container,
+            "vm": self.vm,
+            "metric": ",".join(sorted(self.rows.metric.unique())),
+            "phase": phase,
+            "evidence": evidence,
+        }
+
+
+def _pairs(ds: Dataset, host: str, metric: str, by_guest: bool = True) -> Iterator[Pair]:
+    """Every container/VM pair measured with this metric in the same scenario and guest.
+
+    Facts (by_guest=False) are pooled per host, naming the scenarios and guests seen."""
+    m = ds.measured
+    data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
+    groups = data.groupby(["scenario", "guest"]) if by_guest else [(("", ""), data)]
+    for (scenario, guest), g in groups:
+        for c in sorted(g.loc[g.kind == "container", "backend"].unique()):
+            for v in sorted(g.loc[g.kind == "vm", "backend"].unique()):
+                rows = g[g.backend.isin([c, v])]
+                s = scenario or ",".join(sorted(rows.scenario.unique()))
+                gu = guest or ",".join(sorted(rows.guest.unique()))
+                yield Pair(host, s, gu, c, v, rows)
+
+
+# --- speed and size: ratio of medians ------------------------------------------------------
+
+
+def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
+    out = []
+    for pair in _pairs(ds, host, "ready_s"):
+        pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
+        phase = pair.shared_phase()
+        if phase is None:
+            continue
+        c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
+        ev = f"median {pair.vm} {_fmt(np.median(v), 's')}"
+        ev += f" vs {pair.container} {_fmt(np.median(c), 's')}"
+        caveats = [TCG_CAVEAT] if "tcg" in pair.accel else []
+        out.append(_ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2))
+    return out, _why_missing(ds, host, "ready_s")
+
+
+def _size(ds: Dataset, host: str) -> tuple[list[Row], str]:
+    out = []
+    packed = {
+        (p.scenario, p.guest, p.container, p.vm): p
+        for p in _pairs(ds, host, "image_compressed_bytes")
+    }
+    for pair in _pairs(ds, host, "image_bytes"):
+        pair = replace(pair, rows=pair.rows[pair.rows.phase == "build"])
+        c, v = pair.values(pair.container), pair.values(pair.vm)
+        ev = f"{pair.vm} {_fmt(np.median(v), 'B')} vs {pair.container} {_fmt(np.median(c), 'B')}"
+        comp = packed.get((pair.scenario, pair.guest, pair.container, pair.vm))
+        if comp is not None:
+            cc, vc = np.median(comp.values(pair.container)), np.median(comp.values(pair.vm))
+            ev += f"; compressed {_fmt(vc, 'B')} vs {_fmt(cc, 'B')}"
+        out.append(_ratio_record(ds, pair, "size", "build", ev, []))
+    return out, _why_missing(ds, host, "image_bytes")
+
+
+def _ratio_record(
+    ds: Dataset,
+    pair: Pair,
+    claim: str,
+    phase: str,
+    evidence: str,
+    caveats: list[str],
+    min_n: int = 1,
+) -> Row:
+    """Ratio of VM to container medians in this phase with its CI, and the verdict."""
+    c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
+    ci = ratio_of_medians_ci(v, c)
+    verdict = verdict_from(ci)
+    if min(len(c), len(v)) < min_n:
+        verdict = "inconclusive"
+        caveats = [f"too few trials for an interval (n={len(c)}/{len(v)})", *caveats]
+    caveats = caveats + _failure_notes(ds, pair, (phase,))
+    return pair.record(claim, verdict, ci, (len(c), len(v)), caveats, phase, evidence)
+
+
+# --- density: slope of host memory against instances ----------------------------------------
+
+
+def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
+    out = []
+    for pair in _pairs(ds, host, "host_used_delta_bytes"):
+        phase = pair.shared_phase()
+        if phase is None:
+            continue
+        r = pair.rows[pair.rows.phase == phase]
+        cd, vd = r[r.backend == pair.container], r[r.backend == pair.vm]
+        fc, fv = fit_slope(cd.instances, cd.value), fit_slope(vd.instances, vd.value)
+        if fc is None or fv is None:
+            continue
+        cmp = compare_slopes(vd.instances, vd.value, cd.instances, cd.value)
+        caveats = []
+        if math.isinf(cmp.ratio.high):
+            caveats.append(f"{pair.container} slope not clearly above zero: ratio unbounded")
+        if "tcg" in pair.accel:
+            caveats.append(TCG_CAVEAT + "; its translation cache also costs memory")
+        caveats += _failure_notes(ds, pair, (phase,))
+        ev = (
+            f"per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
+            f"{_slope_text(fc)}; verdict from the slope difference CI "
+            f"[{_fmt(cmp.difference.low, 'B')}, {_fmt(cmp.difference.high, 'B')}]"
+        )
+        verdict = verdict_from(cmp.difference, threshold=0.0)
+        out.append(
+            pair.record("density", verdict, cmp.ratio, (len(cd), len(vd)), caveats, phase, ev)
+        )
+    missing = _why_missing(ds, host, "host_used_delta_bytes")
+    if not missing and not out:
+        missing = "density needs host_used_delta_bytes at two or more instance counts per side"
+    return out, missing
+
+
+def _slope_text(fit: SlopeFit) -> str:
+    return f"{_fmt(fit.slope, 'B')} [{_fmt(fit.low, 'B')}, {_fmt(fit.high, 'B')}]"
+
+
+# --- kernel and compat: facts --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A two-halved fact claim: what the container and the VM should each show."""
+
+    metric: str
+    container_ok: int  # every container row must show this
+    vm_ok: int  # some VM row must show this
+    vm_half_fails: str
+    container_half_fails: str
+
+
+FACTS = {
+    "kernel": Fact(
+        "kernel_matches_host",
+        1,
+        0,
+        "the guest reports the host's kernel release; uname cannot tell the two kernels apart",
+        "a container reported a kernel other than the host's (a sandboxed runtime?)",
+    ),
+    "compat": Fact(
+        "runs_foreign_arch",
+        0,
+        1,
+        "the VM did not run the foreign-arch guest",
+        "the container ran a foreign-arch binary (binfmt_misc emulation on this host?)",
+    ),
+}
+
+
+def _fact(ds: Dataset, host: str, claim: str) -> tuple[list[Row], str]:
+    """Both halves hold: supported; neither: refuted; one: inconclusive, saying which."""
+    fact = FACTS[claim]
+    out = []
+    for pair in _pairs(ds, host, fact.metric, by_guest=False):
+        c, v = pair.values(pair.container), pair.values(pair.vm)
+        c_holds, v_holds = bool(np.all(c == fact.container_ok)), bool(np.any(v == fact.vm_ok))
+        caveats = []
+        if c_holds and v_holds:
+            verdict = "supported"
+        elif not c_holds and not v_holds:
+            verdict = "refuted"
+        else:
+            verdict = "inconclusive"
+            caveats.append(fact.vm_half_fails if c_holds else fact.container_half_fails)
+        caveats += _failure_notes(ds, pair, ("cold", "warm"), same_guest=False)
+        ev = "; ".join(
+            f"{b}: {int(np.sum(x == 1))}/{len(x)} {fact.metric}=1 {_first_detail(pair.rows, b)}"
+            for b, x in ((pair.container, c), (pair.vm, v))
+        )
+        out.append(pair.record(claim, verdict, NO_INTERVAL, (len(c), len(v)), caveats, "", ev))
+    return out, _why_missing(ds, host, fact.metric)
+
+
+JUDGES: dict[str, Callable[[Dataset, str], tuple[list[Row], str]]] = {
+    "size": _size,
+    "speed": _speed,
+    "kernel": lambda ds, host: _fact(ds, host, "kernel"),
+    "density": _density,
+    "compat": lambda ds, host: _fact(ds, host, "compat"),
+}
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _failure_notes(
+    ds: Dataset, pair: Pair, phases: tuple[str, ...], same_guest: bool = True
+) -> list[str]:
+    """'qemu: 2 timeout trial(s), e.g. ...' for failures that bear on this comparison."""
+    f = ds.failures
+    sel = (
+        (f.host_id == pair.host) & f.backend.isin([pair.container, pair.vm]) & f.phase.isin(phases)
+    )
+    if same_guest:
+        sel &= (f.scenario == pair.scenario) & (f.guest == pair.guest)
+    notes = []
+    for backend, g in f[sel].groupby("backend"):
+        counts = ", ".join(f"{n} {status}" for status, n in g.status.value_counts().items())
+        notes.append(f"{backend}: {counts} trial(s), e.g. {g.detail.iloc[0][:80]!r}")
+    return notes
+
+
+def _why_missing(ds: Dataset, host: str, metric: str) -> str:
+    m = ds.measured
+    data = m[(m.host_id == host) & (m.metric == metric)]
+    kinds = set(data.kind)
+    if {"container", "vm"} <= kinds:
+        return ""
+    have = ", ".join(sorted(data.backend.unique())) or "none"
+    lacking = [k for k in ("container", "vm") if k not in kinds]
+    why = f"no {' or '.join(lacking)} rows with {metric} (measured: {have})"
+    failed = ds.failures[ds.failures.host_id == host]
+    if len(failed):
+        counts = failed.groupby("backend").size()
+        why += "; failed trials: " + ", ".join(f"{b} {n}" for b, n in counts.items())
+    return why
+
+
+def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:
+    vm_rows = ds.rows[(ds.rows.host_id == host) & (ds.rows.kind == "vm")]
+    empty = Pair(host, "", "", "", "", vm_rows.iloc[0:0])
+    row = empty.record(claim, "not-measured", NO_INTERVAL, (0, 0), [why], "", "")
+    row["accel"] = ",".join(sorted(set(vm_rows.accel) - {""}))
+    row["metric"] = ""
+    return row
+
+
+def _first_detail(g: pd.DataFrame, backend: str) -> str:
+    details = g.loc[g.backend == backend, "detail"]
+    return f"({details.iloc[0][:60]})" if len(details) and details.iloc[0] else ""
+
+
+def _fmt(value: float, unit: str) -> str:
+    """Human units for bytes and seconds (binary prefixes for bytes)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if unit == "B":
+        sign = "-" if value < 0 else ""
+        v = abs(float(value))
+        for prefix in ("B", "KiB", "MiB", "GiB"):
+            if v < 1024 or prefix == "GiB":
+                return f"{sign}{v:.0f} {prefix}" if prefix == "B" else f"{sign}{v:.1f} {prefix}"
+            v /= 1024
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
+    return f"{value:g} {unit}".strip()
+
+
+fmt_value = _fmt

@@ -1,0 +1,135 @@
+"""Result CSVs (and the host.json beside each) -> one typed pandas table.
+
+The reading side sees only files, so a CSV copied from another host reports the same way.
+Bad lines are skipped by ``results.read_rows`` and every one becomes a warning naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.results import COLUMNS, METRIC_UNITS, read_rows
+
+# Which side of the comparison a backend is on. Unknown engines are reported but kept
+# out of the claims, because we cannot tell which side they belong to.
+CONTAINER_BACKENDS = ("docker", "podman", "nerdctl", "lxc")
+VM_BACKENDS = ("qemu", "vagrant", "firecracker", "cloud-hypervisor", "virtualbox", "libvirt")
+
+
+class ReportInputError(ValueError):
+    """Input a report cannot be made from (missing file, no usable rows): CLI exit code 2."""
+
+
+def kind_of(backend: str) -> str:
+    """'container', 'vm' or '' for a backend name."""
+    if backend in CONTAINER_BACKENDS:
+        return "container"
+    if backend in VM_BACKENDS:
+        return "vm"
+    return ""
+
+
+def detail_words(detail: str) -> dict[str, str]:
+    """The key=value words of a detail field (other words are ignored)."""
+    words = {}
+    for word in str(detail).split():
+        key, sep, value = word.partition("=")
+        if sep and key:
+            words[key] = value
+    return words
+
+
+@dataclass
+class Dataset:
+    """Every good row of the given CSVs, plus host metadata and what went wrong reading."""
+
+    rows: pd.DataFrame
+    hosts: dict[str, dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+
+    @property
+    def measured(self) -> pd.DataFrame:
+        """Numbers that count: status ok, a value, and not warmup."""
+        r = self.rows
+        return r[(r.status == "ok") & r.value.notna() & (r.phase != "warmup")]
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Trials that produced no number (failed, timeout, ...), warmup excluded."""
+        r = self.rows
+        return r[(r.status != "ok") & (r.phase != "warmup")]
+
+    @property
+    def host_ids(self) -> list[str]:
+        return sorted(self.rows.host_id.unique())
+
+
+def load(csv_paths: list[Path]) -> Dataset:
+    """Read CSVs into a Dataset; raise ReportInputError when nothing usable is left."""
+    frames: list[pd.DataFrame] = []
+    hosts: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    paths = [Path(p) for p in csv_paths]
+    if not paths:
+        raise ReportInputError("no results CSV given")
+    for path in paths:
+        if not path.is_file():
+            raise ReportInputError(f"{path}: no such results file")
+        good, bad = read_rows(path)
+        warnings.extend(str(b) for b in bad)
+        if not good:
+            warnings.append(f"{path}: no usable rows")
+            continue
+        frame = pd.DataFrame(good, columns=list(COLUMNS))
+        frame["source"] = str(path)
+        frames.append(frame)
+        meta = _read_host_json(path.parent / "host.json", warnings)
+        for host_id in frame.host_id.unique():
+            merged = hosts.setdefault(host_id, {})
+            for key, value in meta.items():
+                merged.setdefault(key, value)
+    if not frames:
+        raise ReportInputError("no usable rows in " + ", ".join(str(p) for p in paths))
+    rows = _typed(pd.concat(frames, ignore_index=True), warnings)
+    for host_id in rows.host_id.unique():
+        hosts.setdefault(host_id, {})
+    return Dataset(rows=rows, hosts=hosts, warnings=warnings, sources=paths)
+
+
+def _typed(rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    before = len(rows)
+    rows = rows.drop_duplicates(subset=list(COLUMNS)).reset_index(drop=True)
+    if len(rows) < before:
+        warnings.append(f"{before - len(rows)} duplicate rows ignored (same file given twice?)")
+    rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
+    rows["instances"] = rows["instances"].astype(int)
+    rows["trial"] = rows["trial"].astype(int)
+    rows["kind"] = rows["backend"].map(kind_of)
+    for backend in sorted(rows.loc[rows.kind == "", "backend"].unique()):
+        warnings.append(
+            f"backend {backend!r} is neither a known container nor VM engine; "
+            "shown in the summary, left out of the claims"
+        )
+    for metric in sorted(set(rows.metric) - set(METRIC_UNITS)):
+        warnings.append(f"metric {metric!r} is not in the schema; shown in the summary only")
+    return rows
+
+
+def _read_host_json(path: Path, warnings: list[str]) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{path}: unreadable host metadata ({exc})")
+        return {}
+    if not isinstance(data, dict):
+        warnings.append(f"{path}: host metadata is not a JSON object")
+        return {}
+    return data

@@ -1,0 +1,252 @@
+"""Result CSVs -> summary.csv, claims.csv, report.md and charts: the answer to the claims.
+
+The verdict table comes first because that is what a reader came for; the summary,
+charts, host metadata and methodology follow so every number can be traced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.table import Table
+
+from bench import charts
+from bench.claims import CLAIMS, evaluate, fmt_value
+from bench.dataset import Dataset, load
+from bench.results import unit_of
+from bench.stats import median_ci
+
+SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]
+VERDICT_STYLE = {
+    "supported": "bold green",
+    "refuted": "bold red",
+    "inconclusive": "yellow",
+    "not-measured": "dim",
+}
+METHODOLOGY = [
+    "Ready time: host monotonic clock from just before the launch call until the guest's "
+    "`VMBENCH READY` line is read from its console (stdout for a container, the first "
+    "serial port for a VM). Warmup runs are left out; cold (first run after a build) and "
+    "warm runs are reported apart.",
+    "Memory: PSS/RSS/USS of the instance's own processes (the hypervisor process for a VM; "
+    "the processes in the container's cgroup for a container, with the container shim "
+    "counted apart). Density: growth of host used memory (MemAvailable) as instances are "
+    "added; the slope of that line is the memory each extra instance costs.",
+    "Size: bytes a backend needs to boot the guest (container image; VM kernel + initramfs "
+    "+ disk; Vagrant box), and compressed bytes (what a user downloads).",
+    "Statistics: medians with seeded percentile-bootstrap 95% confidence intervals. Ratios are "
+    "VM over container, so above 1 is the side the article claims. A claim is supported "
+    "only when the whole interval lies on the claimed side, refuted when it lies wholly on "
+    "the other, inconclusive otherwise; not-measured when one side has no data.",
+    "TCG: QEMU's software emulation, used when hardware virtualization (KVM) is absent. It "
+    "translates every guest instruction, so a VM under TCG boots far slower than under KVM; "
+    "rows measured under TCG are flagged and do not show hardware VM speed.",
+]
+
+
+@dataclass
+class ReportOutcome:
+    """What a report run produced, for the CLI to print and tests to check."""
+
+    claims: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    summary: pd.DataFrame | None = None
+    report_path: Path | None = None
+
+
+def summarize(ds: Dataset) -> pd.DataFrame:
+    """Per host/scenario/guest/backend/accel/phase/instances/metric: distribution + CI."""
+    records: list[dict[str, Any]] = []
+    for key, g in ds.measured.groupby(SUMMARY_KEYS, sort=True):
+        x = g.value.to_numpy(dtype=float)
+        ci = median_ci(x)
+        mean = float(np.mean(x))
+        sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+        records.append(
+            dict(zip(SUMMARY_KEYS, key, strict=True))
+            | {
+                "unit": unit_of(key[-1]),
+                "n": len(x),
+                "median": float(np.median(x)),
+                "p25": float(np.percentile(x, 25)),
+                "p75": float(np.percentile(x, 75)),
+                "min": float(np.min(x)),
+                "max": float(np.max(x)),
+                "mean": mean,
+                "sd": sd,
+                "cv": sd / mean if mean else math.nan,
+                "ci_low": ci.low,
+                "ci_high": ci.high,
+            }
+        )
+    summary = pd.DataFrame(records)
+    if summary.empty:
+        return pd.DataFrame(columns=[*SUMMARY_KEYS, "unit", "n", "n_failed"])
+    failed = ds.failures.groupby(SUMMARY_KEYS[:-1]).size().rename("n_failed").reset_index()
+    summary = summary.merge(failed, on=SUMMARY_KEYS[:-1], how="left")
+    summary["n_failed"] = summary["n_failed"].fillna(0).astype(int)
+    return summary
+
+
+def failure_table(ds: Dataset) -> pd.DataFrame:
+    """Failed/timed-out/unsupported trials, counted per group, with one example reason."""
+    keys = ["host_id", "scenario", "guest", "backend", "phase", "status"]
+    f = ds.failures
+    if f.empty:
+        return pd.DataFrame(columns=[*keys, "trials", "example"])
+    return f.groupby(keys).agg(trials=("trial", "size"), example=("detail", "first")).reset_index()
+
+
+def write_report(csv_paths: list[Path], out_dir: Path) -> ReportOutcome:
+    """Write summary.csv, claims.csv, report.md and charts (png+svg) into out_dir."""
+    ds = load(csv_paths)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(ds)
+    claims = evaluate(ds)
+    made, chart_warnings = charts.make_charts(ds, claims, out_dir)
+    warnings = [*ds.warnings, *chart_warnings]
+    files = [out_dir / "summary.csv", out_dir / "claims.csv", out_dir / "report.md"]
+    summary.to_csv(files[0], index=False)
+    claims.to_csv(files[1], index=False)
+    files[2].write_text(
+        render_markdown(ds, claims, summary, made, warnings, out_dir), encoding="utf-8"
+    )
+    for chart in made:
+        files += [chart.png, chart.svg]
+    return ReportOutcome(claims, files, warnings, summary, files[2])
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def render_markdown(
+    ds: Dataset,
+    claims: pd.DataFrame,
+    summary: pd.DataFrame,
+    made: list[charts.Chart],
+    warnings: list[str],
+    out_dir: Path,
+) -> str:
+    parts = [
+        "# vmbench report",
+        "",
+        "From: " + ", ".join(f"`{p}`" for p in ds.sources),
+        "",
+        "## Verdicts",
+        "",
+        verdict_markdown(claims),
+    ]
+    if warnings:
+        parts += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
+    parts += ["## Summary", "", summary_markdown(summary)]
+    failures = failure_table(ds)
+    if not failures.empty:
+        parts += ["## Failed trials", "", markdown_table(failures), ""]
+    if made:
+        parts += ["## Charts", ""]
+        parts += [f"![{c.title}]({c.png.relative_to(out_dir)})\n" for c in made]
+    parts += ["## Hosts", "", hosts_markdown(ds.hosts), "## Methodology", ""]
+    parts += [f"- {line}" for line in METHODOLOGY]
+    return "\n".join(parts) + "\n"
+
+
+def verdict_markdown(claims: pd.DataFrame) -> str:
+    rows = []
+    for _, c in claims.iterrows():
+        comparison = f"{c.vm} vs {c.container}, {c.guest} ({c.scenario})" if c.vm else ""
+        rows.append(
+            {
+                "host": c.host_id,
+                "claim": f"{c.claim}: {CLAIMS[c.claim]}",
+                "verdict": f"**{c.verdict}**",
+                "VM/container [95% CI]": ratio_text(c),
+                "n (c/VM)": f"{c.n_container}/{c.n_vm}",
+                "comparison": comparison,
+                "decided by": c.evidence,
+                "caveat": c.caveat,
+            }
+        )
+    return markdown_table(pd.DataFrame(rows))
+
+
+def ratio_text(c: pd.Series) -> str:
+    """'11.2x [9.8, 12.9]' or '' when a claim has no ratio."""
+    if pd.isna(c.ratio):
+        return ""
+    if pd.isna(c.ci_low):
+        return f"{c.ratio:.3g}x [no interval]"
+    return f"{c.ratio:.3g}x [{c.ci_low:.3g}, {c.ci_high:.3g}]"
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "No measured values.\n"
+    table = summary[[*SUMMARY_KEYS, "n", "n_failed"]].copy()
+    for col in ("median", "p25", "p75", "min", "max", "sd"):
+        table[col] = [fmt_value(v, u) for v, u in zip(summary[col], summary.unit, strict=True)]
+    table["cv"] = summary.cv.map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    table["median 95% CI"] = [
+        "" if pd.isna(lo) else f"{fmt_value(lo, u)} .. {fmt_value(hi, u)}"
+        for lo, hi, u in zip(summary.ci_low, summary.ci_high, summary.unit, strict=True)
+    ]
+    return markdown_table(table)
+
+
+def hosts_markdown(hosts: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for host_id, meta in sorted(hosts.items()):
+        lines.append(f"### {host_id}")
+        if not meta:
+            lines.append("No host.json found beside the CSV.")
+        for key, value in meta.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            lines.append(f"- {key}: {value}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency)."""
+
+    def cell(v: object) -> str:
+        return (
+            ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            .replace("|", "\\|")
+            .replace("\n", " ")
+        )
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+# --- terminal -------------------------------------------------------------------------------
+
+
+def verdict_table(claims: pd.DataFrame) -> Table:
+    """The verdicts as a rich table for the terminal."""
+    table = Table(title="vmbench verdicts", show_lines=False)
+    for name in ("Host", "Claim", "Verdict", "VM/container [95% CI]", "n c/VM", "Comparison"):
+        table.add_column(name)
+    table.add_column("Caveat", overflow="fold", max_width=60)
+    for _, c in claims.iterrows():
+        comparison = f"{c.vm} vs {c.container} · {c.guest}" if c.vm else ""
+        table.add_row(
+            str(c.host_id),
+            str(c.claim),
+            f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]",
+            ratio_text(c),
+            f"{c.n_container}/{c.n_vm}",
+            comparison,
+            str(c.caveat),
+        )
+    return table

@@ -1,0 +1,191 @@
+"""Confidence intervals for medians, ratios of medians and regression slopes.
+
+Everything is seeded so the same CSV gives the same report twice. Percentile bootstrap is
+used because it behaves with small samples and ties (BCa fails on the constant samples that
+size metrics produce); a constant sample has an exact interval, its own value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+SEED = 20240521
+CONFIDENCE = 0.95
+RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its confidence interval (NaN bounds: no interval possible)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def defined(self) -> bool:
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
+
+NO_INTERVAL = Interval(math.nan, math.nan, math.nan)
+
+
+def _median(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(x, axis=axis)
+
+
+def _is_constant(x: np.ndarray) -> bool:
+    return len(x) > 0 and bool(np.all(x == x[0]))
+
+
+def median_ci(values: np.ndarray | list[float], seed: int = SEED) -> Interval:
+    """Bootstrap 95% CI of the median; exact for a constant sample, undefined for n < 2."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return NO_INTERVAL
+    est = float(np.median(x))
+    if _is_constant(x):
+        return Interval(est, est, est)
+    if len(x) < 2:
+        return Interval(est, math.nan, math.nan)
+    res = sps.bootstrap(
+        (x,),
+        _median,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def ratio_of_medians_ci(
+    numerator: np.ndarray | list[float],
+    denominator: np.ndarray | list[float],
+    seed: int = SEED,
+) -> Interval:
+    """Median(numerator) / median(denominator) with a two-sample bootstrap 95% CI.
+
+    A constant side (one build's size, say) is taken as known exactly and only the other
+    side is resampled; two constant sides give the exact ratio.
+    """
+    a = np.asarray(numerator, dtype=float)
+    b = np.asarray(denominator, dtype=float)
+    if len(a) == 0 or len(b) == 0 or np.median(b) == 0:
+        return NO_INTERVAL
+    est = float(np.median(a) / np.median(b))
+    a_fixed, b_fixed = _is_constant(a), _is_constant(b)
+    if a_fixed and b_fixed:
+        return Interval(est, est, est)
+    rng = np.random.default_rng(seed)
+    common = {
+        "n_resamples": RESAMPLES,
+        "confidence_level": CONFIDENCE,
+        "method": "percentile",
+        "rng": rng,
+    }
+    if a_fixed:
+        res = sps.bootstrap((b,), lambda y, axis=-1: a[0] / np.median(y, axis=axis), **common)
+    elif b_fixed:
+        res = sps.bootstrap((a,), lambda x, axis=-1: np.median(x, axis=axis) / b[0], **common)
+    else:
+        res = sps.bootstrap(
+            (a, b),
+            lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+            **common,
+        )
+    ci = res.confidence_interval
+    return Interval(est, float(ci.low), float(ci.high))
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """Least-squares line of y against x, with the t-based 95% CI of the slope."""
+
+    slope: float
+    intercept: float
+    low: float
+    high: float
+    n: int
+    r_squared: float
+
+
+def fit_slope(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> SlopeFit | None:
+    """scipy.stats.linregress plus a CI for the slope; None if x has fewer than 2 levels."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(x)) < 2:
+        return None
+    fit = sps.linregress(x, y)
+    if len(x) > 2:
+        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 2) * fit.stderr)
+    else:
+        half = math.nan
+    return SlopeFit(
+        slope=float(fit.slope),
+        intercept=float(fit.intercept),
+        low=float(fit.slope) - half,
+        high=float(fit.slope) + half,
+        n=len(x),
+        r_squared=float(fit.rvalue**2),
+    )
+
+
+@dataclass(frozen=True)
+class SlopeComparison:
+    """How two slopes differ: their difference and ratio (a over b) with bootstrap CIs."""
+
+    difference: Interval
+    ratio: Interval
+
+
+def compare_slopes(
+    xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, seed: int = SEED
+) -> SlopeComparison:
+    """Pairs bootstrap of slope(a) - slope(b) and slope(a) / slope(b).
+
+    Points are resampled within each series; resamples that hit a single x level are dropped.
+    The ratio's upper bound is infinite when b's slope is not clearly above zero.
+    """
+    rng = np.random.default_rng(seed)
+    xa, ya, xb, yb = (np.asarray(v, dtype=float) for v in (xa, ya, xb, yb))
+    sa, sb = _slopes(xa, ya, rng), _slopes(xb, yb, rng)
+    ok = ~(np.isnan(sa) | np.isnan(sb))
+    sa, sb = sa[ok], sb[ok]
+    fa, fb = fit_slope(xa, ya), fit_slope(xb, yb)
+    if fa is None or fb is None or len(sa) < RESAMPLES // 2:
+        return SlopeComparison(NO_INTERVAL, NO_INTERVAL)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    diff = sa - sb
+    difference = Interval(
+        fa.slope - fb.slope,
+        float(np.percentile(diff, tail)),
+        float(np.percentile(diff, 100 - tail)),
+    )
+    point = fa.slope / fb.slope if fb.slope > 0 else math.inf
+    if np.mean(sb <= 0) > (1 - CONFIDENCE) / 2:
+        low = float(np.percentile(sa[sb > 0] / sb[sb > 0], tail)) if np.any(sb > 0) else math.nan
+        ratio = Interval(point, low, math.inf)
+    else:
+        ratios = sa[sb > 0] / sb[sb > 0]
+        ratio = Interval(
+            point, float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
+        )
+    return SlopeComparison(difference, ratio)
+
+
+def _slopes(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Slopes of RESAMPLES pairs-bootstrap resamples (NaN where x is constant)."""
+    idx = rng.integers(0, len(x), size=(RESAMPLES, len(x)))
+    xs, ys = x[idx], y[idx]
+    xm = xs - xs.mean(axis=1, keepdims=True)
+    ym = ys - ys.mean(axis=1, keepdims=True)
+    sxx = (xm * xm).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = (xm * ym).sum(axis=1) / sxx
+    slopes[sxx == 0] = np.nan
+    return slopes
