@@ -66,8 +66,9 @@ class Instance(ABC):
         """Launch it; returns once launched (Vagrant: once ``vagrant up`` returned)."""
 
     @abstractmethod
-    def memory(self) -> dict[str, int]:
-        """The instance's own memory now: rss/uss/pss_bytes (+ cgroup/shim for containers)."""
+    def memory(self, full: bool = True) -> dict[str, int]:
+        """The instance's own memory now: rss_bytes, with ``full`` also uss/pss_bytes
+        (+ cgroup_bytes, shim_pss_bytes for containers). See measure.process_memory."""
 
     @abstractmethod
     def wait_exited(self, timeout_s: float) -> bool:

@@ -174,21 +174,19 @@ class DockerInstance(Instance):
                 raise BackendError("docker: the container is not running")
         return self._pid
 
-    def memory(self) -> dict[str, int]:
+    def memory(self, full: bool = True) -> dict[str, int]:
         pid = self._init_pid()
         cgroup = container_cgroup(pid)
         pids = cgroup_pids(cgroup) if cgroup else [pid]
-        own = process_memory(pids)
-        sample = {
-            "rss_bytes": own.rss_bytes,
-            "uss_bytes": own.uss_bytes,
-            "pss_bytes": own.pss_bytes,
-        }
+        own = process_memory(pids, full)
+        sample = {"rss_bytes": own.rss_bytes}
+        if full:
+            sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
         if cgroup:
             usage = cgroup_usage_bytes(cgroup)
             if usage is not None:
                 sample["cgroup_bytes"] = usage
-        shim = shim_pid(pid)
+        shim = shim_pid(pid) if full else None
         if shim:
             sample["shim_pss_bytes"] = process_memory([shim]).pss_bytes
         return sample

@@ -233,12 +233,14 @@ class QemuInstance(Instance):
         assert self.proc.stdout is not None
         self.console = ConsoleWatcher(fd_chunks(self.proc.stdout.fileno()))
 
-    def memory(self) -> dict[str, int]:
+    def memory(self, full: bool = True) -> dict[str, int]:
         if self.proc is None:
             return {}
-        own = process_memory([self.proc.pid])
+        own = process_memory([self.proc.pid], full)
         if not own.processes:
             return {}
+        if not full:
+            return {"rss_bytes": own.rss_bytes}
         return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
 
     def wait_exited(self, timeout_s: float) -> bool:

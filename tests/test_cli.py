@@ -1,0 +1,67 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import main
+from bench.results import read_rows
+
+
+def vmbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_bad_scenario_is_one_line_exit_2_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scenario]\nname = "x"\nguests = ["busybox"]\nrepetitions = 0\n')
+    result = vmbench("run", str(bad), "--results-dir", str(tmp_path / "results"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{bad}: scenario.repetitions: expected a whole number from 1 to 1000" in result.stderr
+    assert not (tmp_path / "results").exists()  # nothing started, nothing written
+
+
+def test_unknown_backend_option_is_usage_error(tmp_path):
+    result = vmbench("run", "--backends", "dockr")
+    assert result.returncode == 2
+    assert "unknown backend 'dockr'" in result.stderr
+
+
+def test_doctor_names_every_backend():
+    result = vmbench("doctor")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    assert {"docker", "qemu"} <= set(names)
+
+
+def test_no_command_prints_help():
+    result = vmbench()
+    assert result.returncode == 2
+    assert "usage: vmbench" in result.stdout
+
+
+@pytest.mark.integration
+def test_run_writes_csv_host_json_and_summary(
+    tmp_path, docker_backend, qemu_backend, busybox_guest, capsys
+):
+    scenario = tmp_path / "tiny.toml"
+    scenario.write_text(
+        '[scenario]\nname = "tiny"\nguests = ["busybox"]\nworkloads = ["idle"]\n'
+        'backends = ["docker", "qemu"]\nrepetitions = 1\nwarmup = 0\nmemory_sample_s = 0.5\n'
+    )
+    code = main(["run", str(scenario), "--results-dir", str(tmp_path / "results")])
+    assert code == 0
+    [run_dir] = list((tmp_path / "results").iterdir())
+    rows, bad = read_rows(run_dir / "results.csv")
+    assert bad == []
+    ok = {(r["backend"], r["metric"]) for r in rows if r["status"] == "ok"}
+    for backend in ("docker", "qemu"):
+        assert {(backend, "ready_s"), (backend, "pss_bytes"), (backend, "image_bytes")} <= ok
+    accels = {r["backend"]: r["accel"] for r in rows if r["metric"] == "ready_s"}
+    assert accels["docker"] == "none" and accels["qemu"] in ("kvm", "tcg")
+    meta = json.loads((run_dir / "host.json").read_text())
+    assert meta["run_id"] == run_dir.name and meta["accel"]["qemu"] == accels["qemu"]
+    assert "summary of" in capsys.readouterr().out

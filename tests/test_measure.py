@@ -1,0 +1,120 @@
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from bench.measure import (
+    READY,
+    ConsoleLine,
+    ConsoleWatcher,
+    MemorySampler,
+    allocated_bytes,
+    apparent_bytes,
+    fd_chunks,
+    gzip_bytes,
+    now_ns,
+    process_memory,
+)
+
+
+def test_marker_found_mid_line_after_escape_codes():
+    chunks = [
+        b"\x1b[2J\x1b[01;01HSeaBIOS ",
+        b"VMBENCH READY uptime=1.5 kernel=6.1 arch=x86_64\r\n",
+        b"tail",
+    ]
+    watcher = ConsoleWatcher(iter(chunks))
+    line = watcher.wait_for(READY, now_ns() + 2_000_000_000)
+    assert line is not None
+    assert line.fields() == {"uptime": "1.5", "kernel": "6.1", "arch": "x86_64"}
+    assert watcher.wait_for("tail", now_ns() + 1_000_000_000).text == "tail"  # flushed at EOF
+
+
+def test_wait_returns_none_at_deadline_and_at_end_of_stream():
+    release = threading.Event()
+
+    def slow():
+        release.wait(5)
+        yield b"late\n"
+
+    watcher = ConsoleWatcher(slow())
+    start = time.monotonic()
+    assert watcher.wait_for(READY, now_ns() + 200_000_000) is None
+    assert time.monotonic() - start < 2
+    release.set()
+    assert watcher.wait_for(READY, now_ns() + 5_000_000_000) is None  # ended without marker
+    assert watcher.ended
+    assert "late" in watcher.tail()
+
+
+def test_line_timestamp_is_when_bytes_arrived_not_when_asked():
+    r, w = os.pipe()
+    watcher = ConsoleWatcher(fd_chunks(r))
+    os.write(w, b"VMBENCH READY uptime=0\n")
+    written = now_ns()
+    time.sleep(0.3)
+    line = watcher.wait_for(READY, now_ns() + 1_000_000_000)
+    os.close(w)
+    assert line is not None
+    assert line.t_ns - written < 100_000_000  # stamped on arrival, long before we asked
+    os.close(r)
+
+
+def test_result_lines_merge():
+    watcher = ConsoleWatcher(iter([b"VMBENCH RESULT a=1 b=2\nVMBENCH RESULT b=3\n"]))
+    watcher.wait_for("nothing", now_ns() + 500_000_000)
+    assert watcher.results() == {"a": "1", "b": "3"}
+
+
+def test_fields_of_non_protocol_line_empty():
+    assert ConsoleLine(0, "hello a=b").fields() == {}
+
+
+def test_process_memory_of_a_real_process_and_of_a_gone_one():
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(64 << 20); time.sleep(30)"]
+    )
+    try:
+        time.sleep(1.0)
+        mem = process_memory([child.pid])
+        assert mem.processes == 1
+        assert mem.rss_bytes > 60 << 20
+        assert 0 < mem.uss_bytes <= mem.rss_bytes
+        assert mem.uss_bytes <= mem.pss_bytes <= mem.rss_bytes
+    finally:
+        child.kill()
+        child.wait()
+    assert process_memory([child.pid]).processes == 0
+
+
+def test_sampler_medians_and_rate():
+    values = iter(range(1000))
+
+    def sample(full):
+        value = next(values)
+        return {"x": value, "full": value} if full else {"x": value}
+
+    with MemorySampler(sample, hz=50, full_every=5) as sampler:
+        time.sleep(0.5)
+    n = len(sampler.samples)
+    assert 10 <= n <= 40
+    assert sampler.medians()["x"] == (n - 1) / 2
+    assert sum("full" in s for s in sampler.samples) == (n + 4) // 5  # ticks 0, 5, 10, ...
+
+
+def test_sizes_of_sparse_file_and_tree(tmp_path):
+    sparse = tmp_path / "disk.img"
+    with open(sparse, "wb") as f:
+        f.truncate(64 << 20)
+        f.write(b"x" * 8192)
+    assert apparent_bytes(sparse) == 64 << 20
+    assert allocated_bytes(sparse) < 1 << 20
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"a" * 1000)
+    assert apparent_bytes(tmp_path / "d") == 1000
+
+
+def test_gzip_bytes_compresses_repetitive_data():
+    assert gzip_bytes([b"a" * 100_000]) < 1000
+    assert gzip_bytes([os.urandom(100_000)]) > 99_000

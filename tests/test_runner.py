@@ -1,0 +1,154 @@
+"""Runner logic against a fake backend boundary (the real engines are in test_*_backend.py)."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from bench import runner as runner_mod
+from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
+from bench.guests import Guest
+from bench.measure import ConsoleWatcher
+from bench.results import ResultWriter, read_rows
+from bench.runner import RunConfig, Runner, effective, plan
+from bench.scenario import load
+
+
+class FakeInstance(Instance):
+    def __init__(self, lines, accel):
+        self.lines = lines
+        self.accel = accel
+        self.stopped = False
+
+    def start(self):
+        self.console = ConsoleWatcher(iter(self.lines))
+
+    def memory(self, full=True):
+        return {"pss_bytes": 1000, "rss_bytes": 2000, "uss_bytes": 900}
+
+    def wait_exited(self, timeout_s):
+        return True
+
+    def stop(self):
+        self.stopped = True
+
+
+class FakeBackend(Backend):
+    def __init__(self, name, lines, built_now=True):
+        self.name = name
+        self.lines = lines
+        self.built_now = built_now
+        self.instances = []
+
+    def availability(self):
+        return Availability(True, "fake")
+
+    def prepare(self, guest, options):
+        return Prepared(guest, [SizeRecord("image_bytes", 123.0, "img")], 0.0, self.built_now)
+
+    def create(self, prepared, spec):
+        accel = "none" if self.name == "docker" else "tcg"
+        instance = FakeInstance(self.lines, accel)
+        self.instances.append(instance)
+        return instance
+
+
+OK_LINES = [b"VMBENCH READY uptime=1.0 kernel=guest-kernel arch=x86_64\n", b"VMBENCH DONE\n"]
+
+
+def scenario_file(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[scenario]\nname = "t"\nguests = ["busybox"]\nworkloads = ["ready", "idle"]\n'
+        'backends = ["docker", "qemu"]\nrepetitions = 3\nwarmup = 1\ntimeout_s = 2\n'
+        f"memory_sample_s = 0.2\n{extra}"
+    )
+    return path
+
+
+@pytest.fixture
+def fake_guest(monkeypatch, tmp_path):
+    guest = Guest("busybox", "amd64", tmp_path, tmp_path, None, tmp_path / "i", built_now=False)  # type: ignore[arg-type]
+    monkeypatch.setattr(runner_mod, "build_guest", lambda name: guest)
+    return guest
+
+
+def run_with(tmp_path, monkeypatch, backends, scenario_path):
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    csv = tmp_path / "results.csv"
+    with ResultWriter(csv) as writer:
+        stats = Runner(RunConfig("run1", "host1"), writer).run(load(scenario_path))
+    rows, bad = read_rows(csv)
+    assert bad == []
+    return stats, rows
+
+
+def test_plan_interleaves_backends_in_shuffled_rounds(tmp_path):
+    [s] = load(scenario_file(tmp_path))
+    trials = list(plan(s))
+    # (1 warmup + 3 reps) x 2 workloads x 2 backends
+    assert len(trials) == 16
+    rounds = [tuple(t.backend for t in trials[i : i + 2]) for i in range(0, 16, 2)]
+    assert all(sorted(r) == ["docker", "qemu"] for r in rounds)
+    assert len(set(rounds)) == 2  # the order changes between rounds
+    numbers = [t.trial for t in trials if t.backend == "docker"]
+    assert numbers == list(range(1, 9))
+    assert [t.phase for t in trials if t.backend == "docker"][:4] == [
+        "warmup",
+        "warm",
+        "warm",
+        "warm",
+    ]
+
+
+def test_quick_and_overrides(tmp_path):
+    [s] = load(scenario_file(tmp_path))
+    quick = effective(s, RunConfig("r", "h", backends=("qemu",), quick=True))
+    assert (quick.repetitions, quick.warmup, quick.backends) == (2, 0, ("qemu",))
+    assert effective(s, RunConfig("r", "h", repetitions=7)).repetitions == 7
+
+
+def test_rows_phases_and_cleanup(tmp_path, monkeypatch, fake_guest):
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": FakeBackend("qemu", OK_LINES)}
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    assert stats.failed == 0 and stats.ok == 16
+    for backend in backends.values():
+        assert all(i.stopped for i in backend.instances)
+    ready = [r for r in rows if r["metric"] == "ready_s"]
+    assert len(ready) == 16
+    # first measured-or-warmup trial after a fresh build: warmup stays warmup, next is cold
+    phases = [r["phase"] for r in ready if r["backend"] == "qemu"]
+    assert phases.count("cold") == 1 and phases.count("warmup") == 2
+    kinds = {(r["backend"], r["metric"]) for r in rows}
+    assert ("qemu", "guest_uptime_s") in kinds and ("docker", "guest_uptime_s") not in kinds
+    assert ("docker", "exit_s") in kinds and ("docker", "pss_bytes") in kinds
+    sizes = [r for r in rows if r["phase"] == "build" and r["metric"] == "image_bytes"]
+    assert len(sizes) == 2 and sizes[0]["detail"].startswith("artefact=img")
+    assert all(r["detail"].startswith("workload=") for r in ready)
+    assert {r["accel"] for r in ready if r["backend"] == "qemu"} == {"tcg"}
+
+
+def test_timeout_and_failure_become_rows_and_the_run_goes_on(tmp_path, monkeypatch, fake_guest):
+    silent = itertools.repeat(b"booting...\n", 0)  # ends at once: output ended before READY
+    backends = {
+        "docker": FakeBackend("docker", list(silent)),
+        "qemu": FakeBackend("qemu", OK_LINES),
+    }
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    failed = [r for r in rows if r["metric"] == "trial"]
+    assert len(failed) == 8 and {r["status"] for r in failed} == {"failed"}
+    assert all("ended before READY" in r["detail"] for r in failed)
+    assert stats.failed == 8 and stats.ok == 8
+    assert all(i.stopped for i in backends["docker"].instances)
+
+
+def test_unavailable_backend_gives_unsupported_rows(tmp_path, monkeypatch, fake_guest):
+    class Missing(FakeBackend):
+        def availability(self):
+            return Availability(False, "no daemon", "start it")
+
+    backends = {"docker": Missing("docker", OK_LINES), "qemu": FakeBackend("qemu", OK_LINES)}
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    unsupported = [r for r in rows if r["status"] == "unsupported"]
+    assert len(unsupported) == 8 and "no daemon" in unsupported[0]["detail"]
+    assert stats.failed == 0 and stats.unavailable == {"docker": "no daemon; fix: start it"}
