@@ -1,4 +1,4 @@
-"""The ``vmbench`` command: run | doctor | guests | clean.
+"""The ``vmbench`` command: run | report | doctor | guests | clean.
 
 Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
 """
@@ -87,7 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the least that still yields every metric: no warmup, 2 repetitions, 1 s of memory samples",
     )
+    run.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write the report folder at the end of the run",
+    )
     run.set_defaults(handler=cmd_run)
+
+    report = sub.add_parser("report", help="tables, claim verdicts and charts from result CSVs")
+    report.add_argument(
+        "csvs",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS.csv",
+        help="result CSVs, from any host (default: the newest run in results/)",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: report/ beside the first CSV)",
+    )
+    report.set_defaults(handler=cmd_report)
 
     doctor = sub.add_parser("doctor", help="which backends can run here, and why not")
     doctor.set_defaults(handler=cmd_doctor)
@@ -176,6 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, reason in stats.unavailable.items():
         console.print(f"vmbench: backend {name} skipped: {reason}", markup=False)
     out.print(summary_table(run_dir / "results.csv"))
+    if not args.no_report:
+        _write_report([run_dir / "results.csv"], run_dir / "report")
     console.print(
         f"vmbench: {stats.ok} trials ok, {stats.failed} failed; results: {run_dir / 'results.csv'}"
     )
@@ -195,6 +218,37 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def newest_results(results_dir: Path = Path("results")) -> Path:
+    runs = sorted(results_dir.glob("*/results.csv"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise UsageError(f"no results/*/results.csv under {results_dir}: run `vmbench run` first")
+    return runs[-1]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    csvs = args.csvs or [newest_results()]
+    for path in csvs:
+        if not path.is_file():
+            raise UsageError(f"{path}: no such results CSV")
+    out_dir = args.out or csvs[0].parent / "report"
+    return EXIT_OK if _write_report(csvs, out_dir) else EXIT_FAILURES
+
+
+def _write_report(csvs: list[Path], out_dir: Path) -> bool:
+    from bench.report import verdict_table, write_report
+
+    try:
+        outcome = write_report(csvs, out_dir)
+    except (OSError, ValueError) as e:
+        console.print(f"vmbench report: {e}", markup=False)
+        return False
+    for warning in outcome.warnings:
+        console.print(f"vmbench report: warning: {warning}", markup=False)
+    out.print(verdict_table(outcome.claims))
+    out.print(f"report: {outcome.report_path}", markup=False)
+    return True
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -65,3 +65,20 @@ def test_run_writes_csv_host_json_and_summary(
     meta = json.loads((run_dir / "host.json").read_text())
     assert meta["run_id"] == run_dir.name and meta["accel"]["qemu"] == accels["qemu"]
     assert "summary of" in capsys.readouterr().out
+
+
+def test_report_command_writes_report_and_prints_verdicts(tmp_path):
+    from report_fixtures import full_host, host_meta, write_csv
+
+    csv = write_csv(tmp_path / "run" / "results.csv", full_host("lab1"), host_meta("lab1"))
+    result = vmbench("report", str(csv))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "report" / "report.md").is_file()
+    assert "speed" in result.stdout and "supported" in result.stdout
+    assert "report: " in result.stdout
+
+
+def test_report_of_a_missing_csv_is_usage_error(tmp_path):
+    result = vmbench("report", str(tmp_path / "nope.csv"))
+    assert result.returncode == 2
+    assert "nope.csv: no such results CSV" in result.stderr
