@@ -13,6 +13,7 @@ help:
 	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run)"
 	@echo "make test     unit and integration tests on the real engines"
 	@echo "make lint     ruff check and format check"
+	@echo "make report   re-render the report of the newest run"
 	@echo "make doctor   which backends can run here, and why not"
 	@echo "make clean    remove containers and VMs left by vmbench runs, and the venv"
 
@@ -50,6 +51,9 @@ format: venv
 
 doctor: venv
 	$(BIN)/vmbench doctor
+
+report: venv
+	$(BIN)/vmbench report
 
 clean:
 	@test -x $(BIN)/vmbench && $(BIN)/vmbench clean || true
