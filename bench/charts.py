@@ -41,6 +41,11 @@ COMPONENT_STYLE = {  # size breakdown segments: colour + hatch, apart from backe
     "disk": ("#CC79A7", "xx"),
     "layers / other": ("#999999", "\\\\"),
 }
+PHASE_STYLE = {  # boot phase segments; the bar's edge carries the backend colour
+    "before the guest kernel runs": ("#555555", "//"),
+    "guest boot to READY": ("#BBBBBB", ""),
+    "vagrant up returns after READY": ("#FFFFFF", ".."),
+}
 STYLE = {
     "figure.figsize": (13.333, 7.5),
     "font.size": 18,
@@ -384,58 +389,56 @@ def density(ds: Dataset, claims: pd.DataFrame) -> Built:
     return fig, title
 
 
-def vagrant_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
+def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
+    """Where a VM's time to ready goes: before its kernel runs, guest boot, and for Vagrant
+    the wait until `vagrant up` returns."""
     m = ds.measured
-    data = m[(m.backend == "vagrant") & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
-    med = data.groupby(["host_id", "guest", "phase", "metric"]).value.median().unstack("metric")
-    if "ready_s" not in med:
-        return "no vagrant ready_s rows"
-    med = med.dropna(subset=["ready_s"])
+    data = m[(m.kind == "vm") & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
+    keys = ["host_id", "backend", "guest", "phase", "metric"]
+    med = data.groupby(keys).value.median().unstack("metric")
+    if "ready_s" not in med or not (data.metric == "guest_uptime_s").any():
+        return "no VM rows with both ready_s and guest_uptime_s"
+    med = med.dropna(subset=["ready_s", "guest_uptime_s"])
     fig, ax = plt.subplots(layout="constrained")
-    labels, shares = [], []
-    seg_colours = {
-        "before the guest kernel runs": "#E69F00",
-        "guest boot to READY": "#009E73",
-        "vagrant up returns after READY": "#999999",
-    }
-    for i, ((host, guest, phase), r) in enumerate(med.iterrows()):
-        ready = r.ready_s
-        uptime = r.get("guest_uptime_s", math.nan)
+    labels, shares = [], {}
+    multi = ds.rows.host_id.nunique() > 1
+    for i, ((host, backend, guest, phase), r) in enumerate(med.iterrows()):
+        ready, uptime = r.ready_s, min(r.guest_uptime_s, r.ready_s)
         up = r.get("up_returned_s", math.nan)
-        if not math.isnan(uptime) and 0 < uptime <= ready:
-            segs = {"before the guest kernel runs": ready - uptime, "guest boot to READY": uptime}
-            shares.append((ready - uptime) / ready)
-        else:
-            segs = {"guest boot to READY": ready}
+        segs = {"before the guest kernel runs": ready - uptime, "guest boot to READY": uptime}
+        shares.setdefault(backend, []).append((ready - uptime) / ready)
         if not math.isnan(up) and up > ready:
             segs["vagrant up returns after READY"] = up - ready
         left = 0.0
         for name, secs in segs.items():
+            fc, hatch = PHASE_STYLE[name]
+            seen = ax.get_legend_handles_labels()[1]
             ax.barh(
                 i,
                 secs,
                 left=left,
-                color=seg_colours[name],
+                color=fc,
+                hatch=hatch,
                 height=0.6,
-                label=name if name not in ax.get_legend_handles_labels()[1] else None,
+                edgecolor=colour(backend),
+                linewidth=2.5,
+                label=None if name in seen else name,
             )
             left += secs
         ax.annotate(
             f"{left:.1f} s", (left, i), va="center", xytext=(6, 0), textcoords="offset points"
         )
-        multi = ds.rows.host_id.nunique() > 1
-        labels.append(f"{host} " * multi + f"{guest}\n{phase}")
+        labels.append(f"{host} " * multi + f"{guest} {backend}\n{phase}")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(-0.8, len(labels) - 0.2)
-    ax.set_xlabel("Seconds from `vagrant up`")
+    ax.set_xlabel("Seconds from launch")
     fig.legend(loc="outside lower center", ncols=3)
-    if shares:
-        title = (
-            f"vagrant up: {np.median(shares):.0%} of the time to ready passes "
-            "before the guest kernel runs"
-        )
-    else:
-        title = f"vagrant up takes {med.ready_s.median():.1f} s to reach READY"
+    backend = "vagrant" if "vagrant" in shares else max(shares, key=lambda b: np.median(shares[b]))
+    who = "vagrant up" if backend == "vagrant" else backend
+    title = (
+        f"{who}: {np.median(shares[backend]):.0%} of the time to ready passes "
+        "before the guest kernel runs"
+    )
     return fig, title
 
 
@@ -444,5 +447,5 @@ BUILDERS: dict[str, tuple[Callable[[Dataset, pd.DataFrame], Built], str | None]]
     "size_breakdown": (size_breakdown, "size"),
     "memory": (memory, None),
     "density": (density, "density"),
-    "vagrant_phases": (vagrant_phases, None),
+    "boot_phases": (boot_phases, None),
 }

@@ -350,7 +350,9 @@ def _why_missing(ds: Dataset, host: str, metric: str) -> str:
     if {"container", "vm"} <= kinds:
         return ""
     have = ", ".join(sorted(data.backend.unique())) or "none"
-    lacking = [k for k in ("container", "vm") if k not in kinds]
+    lacking = [
+        {"container": "container", "vm": "VM"}[k] for k in ("container", "vm") if k not in kinds
+    ]
     why = f"no {' or '.join(lacking)} rows with {metric} (measured: {have})"
     failed = ds.failures[ds.failures.host_id == host]
     if len(failed):

@@ -19,7 +19,7 @@ EXPECTED_TITLES = {
     "size_breakdown": "Container images are",
     "memory": "A VM's processes use",
     "density": "Each extra VM costs",
-    "vagrant_phases": "vagrant up:",
+    "boot_phases": "vagrant up:",
 }
 
 

@@ -127,7 +127,7 @@ def test_missing_vm_side_is_not_measured(tmp_path: Path) -> None:
     claims = claims_for(tmp_path, full_host("h", vms=()))
     assert set(claims.claim) == set(CLAIMS)
     assert set(claims.verdict) == {"not-measured"}
-    assert claims.caveat.str.contains("no vm rows").all()
+    assert claims.caveat.str.contains("no VM rows").all()
 
 
 def test_summary_excludes_warmup_and_counts_failures(tmp_path: Path) -> None:
