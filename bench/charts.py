@@ -90,21 +90,28 @@ def make_charts(
 ) -> tuple[list[Chart], list[str]]:
     """Draw every chart whose data is present; return them and notes on the skipped ones."""
     made, notes = [], []
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name, (builder, claim) in BUILDERS.items():
         with plt.rc_context(STYLE):
-            built = builder(ds, claims)
-            if isinstance(built, str):
-                notes.append(f"chart {name} skipped: {built}")
-                continue
-            fig, title = built
-            fig.suptitle("\n".join(textwrap.wrap(title, 70)), fontweight="bold")
-            png, svg = out_dir / f"{prefix}{name}.png", out_dir / f"{prefix}{name}.svg"
-            fig.savefig(png, dpi=DPI)
-            fig.savefig(svg)
-            plt.close(fig)
-        made.append(Chart(name, title, claim, png, svg))
+            chart = save_chart(builder(ds, claims), out_dir, prefix + name, claim)
+        if isinstance(chart, str):
+            notes.append(f"chart {name} skipped: {chart}")
+        else:
+            made.append(chart)
     return made, notes
+
+
+def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Chart | str:
+    """Title a built figure and write it as PNG (200 dpi) and SVG; pass a skip reason on."""
+    if isinstance(built, str):
+        return built
+    fig, title = built
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.suptitle("\n".join(textwrap.wrap(title, 70)), fontweight="bold")
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(svg)
+    plt.close(fig)
+    return Chart(name, title, claim, png, svg)
 
 
 # --- titles ---------------------------------------------------------------------------------
@@ -133,8 +140,11 @@ def claim_title(claims: pd.DataFrame, claim: str, supported: str, refuted: str, 
     else:
         k = int((rows.verdict == "supported").sum())
         title = f"{other}: claim supported in {k} of {len(rows)} comparisons"
-    if rows.caveat.str.contains("TCG").any():
+    tcg = rows.caveat.str.contains("TCG")
+    if tcg.all():
         title += ", VM under TCG emulation"
+    elif tcg.any():
+        title += ", some VMs under TCG emulation"
     return title
 
 
