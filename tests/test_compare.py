@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.image as mpimg
+import numpy as np
 import pandas as pd
 import pytest
 from report_fixtures import full_host, host_meta, write_csv
@@ -73,3 +75,10 @@ def test_host_with_only_containers_is_not_measured(tmp_path: Path) -> None:
     assert set(out.claims[out.claims.host_id == "b"].verdict) == {"not-measured"}
     ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv").fillna("")
     assert set(ratios["b"]) == {"not-measured"}
+
+
+def test_ratio_chart_is_drawn_and_titled(compared: tuple) -> None:
+    _, where = compared
+    pixels = mpimg.imread(where / "ratios_by_host.png")
+    assert float(np.var(pixels[..., :3])) > 0.005
+    assert "lie" in (where / "ratios_by_host.svg").read_text()  # "... intervals lie above 1"

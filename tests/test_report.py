@@ -211,3 +211,33 @@ def test_median_ci_contains_median(values: list[float]) -> None:
     ci = median_ci(values)
     assert ci.low <= np.median(values) <= ci.high
     assert median_ci(values) == ci  # seeded: same input, same interval
+
+
+def test_flat_container_density_leaves_the_ratio_unbounded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in (1, 2, 4, 8):
+        for t in range(2):
+            rows.append(
+                row(
+                    "h",
+                    "docker",
+                    "host_used_delta_bytes",
+                    rng.normal(0, 2 * MIB),
+                    instances=k,
+                    trial=t,
+                )
+            )
+            rows.append(
+                row("h", "qemu", "host_used_delta_bytes", 250 * MIB * k, instances=k, trial=t)
+            )
+    density = one(claims_for(tmp_path, rows), "density")
+    assert density.verdict == "supported"  # decided by the slope difference, not the ratio
+    assert np.isinf(density.ci_high) and "unbounded" in density.caveat
+
+
+def test_podman_counts_as_a_container(tmp_path: Path) -> None:
+    rows = ready_rows("h", "podman", [0.4, 0.5, 0.45]) + ready_rows("h", "qemu", [4, 4.2, 4.1])
+    speed = claims_for(tmp_path, rows)
+    speed = speed[speed.claim == "speed"].iloc[0]
+    assert (speed.container, speed.vm, speed.verdict) == ("podman", "qemu", "supported")
