@@ -388,6 +388,8 @@ def _fmt(value: float, unit: str) -> str:
             v /= 1024
     if unit == "s":
         return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
+    if unit == "bool":
+        return f"{value:g}"
     return f"{value:g} {unit}".strip()
 
 
