@@ -1,4 +1,4 @@
-"""The ``vmbench`` command: run | report | doctor | guests | clean.
+"""The ``vmbench`` command: run | report | compare | slides | doctor | guests | clean.
 
 Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
 """
@@ -110,6 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(handler=cmd_report)
 
+    compare = sub.add_parser("compare", help="several hosts' result CSVs side by side")
+    compare.add_argument("csvs", nargs="+", type=Path, metavar="RESULTS.csv")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=Path("comparison"),
+        metavar="DIR",
+        help="output folder (default: comparison)",
+    )
+    compare.set_defaults(handler=cmd_compare)
+
+    slides = sub.add_parser("slides", help="a slide deck (pptx) of the charts and verdicts")
+    slides.add_argument(
+        "csvs",
+        nargs="*",
+        type=Path,
+        metavar="RESULTS.csv",
+        help="result CSVs (default: the newest run in results/)",
+    )
+    slides.add_argument(
+        "--out",
+        type=Path,
+        metavar="DECK.pptx",
+        help="the deck (default: report/deck.pptx beside the first CSV)",
+    )
+    slides.set_defaults(handler=cmd_slides)
+
     doctor = sub.add_parser("doctor", help="which backends can run here, and why not")
     doctor.set_defaults(handler=cmd_doctor)
 
@@ -198,7 +225,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"vmbench: backend {name} skipped: {reason}", markup=False)
     out.print(summary_table(run_dir / "results.csv"))
     if not args.no_report:
-        _write_report([run_dir / "results.csv"], run_dir / "report")
+        try:
+            _write_report([run_dir / "results.csv"], run_dir / "report", deck=True)
+        except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
+            console.print(f"vmbench: no report: {e}", markup=False)
     console.print(
         f"vmbench: {stats.ok} trials ok, {stats.failed} failed; results: {run_dir / 'results.csv'}"
     )
@@ -227,28 +257,68 @@ def newest_results(results_dir: Path = Path("results")) -> Path:
     return runs[-1]
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    csvs = args.csvs or [newest_results()]
+def _existing_csvs(paths: list[Path]) -> list[Path]:
+    csvs = paths or [newest_results()]
     for path in csvs:
         if not path.is_file():
             raise UsageError(f"{path}: no such results CSV")
+    return csvs
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    csvs = _existing_csvs(args.csvs)
     out_dir = args.out or csvs[0].parent / "report"
-    return EXIT_OK if _write_report(csvs, out_dir) else EXIT_FAILURES
+    _write_report(csvs, out_dir)
+    return EXIT_OK
 
 
-def _write_report(csvs: list[Path], out_dir: Path) -> bool:
-    from bench.report import verdict_table, write_report
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import write_comparison
+
+    outcome = _reading(lambda: write_comparison(_existing_csvs(args.csvs), args.out))
+    _print_outcome(outcome, "comparison")
+    return EXIT_OK
+
+
+def cmd_slides(args: argparse.Namespace) -> int:
+    from bench.slides import write_deck
+
+    csvs = _existing_csvs(args.csvs)
+    deck = _reading(lambda: write_deck(csvs, args.out or csvs[0].parent / "report" / "deck.pptx"))
+    out.print(f"slides: {deck}", markup=False)
+    return EXIT_OK
+
+
+def _reading(make):
+    """Run a report-side writer; unusable input is a usage error (exit 2), not a traceback."""
+    from bench.dataset import ReportInputError
 
     try:
-        outcome = write_report(csvs, out_dir)
-    except (OSError, ValueError) as e:
-        console.print(f"vmbench report: {e}", markup=False)
-        return False
+        return make()
+    except ReportInputError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename or ''}: {e.strerror}") from None
+
+
+def _print_outcome(outcome, label: str) -> None:
+    from bench.report import verdict_table
+
     for warning in outcome.warnings:
-        console.print(f"vmbench report: warning: {warning}", markup=False)
+        console.print(f"vmbench: warning: {warning}", markup=False)
     out.print(verdict_table(outcome.claims))
-    out.print(f"report: {outcome.report_path}", markup=False)
-    return True
+    out.print(f"{label}: {outcome.report_path}", markup=False)
+
+
+def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False) -> None:
+    from bench.report import write_report
+    from bench.slides import write_deck
+
+    _print_outcome(_reading(lambda: write_report(csvs, out_dir)), "report")
+    if deck:
+        out.print(
+            f"slides: {_reading(lambda: write_deck(csvs, out_dir / 'deck.pptx'))}", markup=False
+        )
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -82,3 +82,27 @@ def test_report_of_a_missing_csv_is_usage_error(tmp_path):
     result = vmbench("report", str(tmp_path / "nope.csv"))
     assert result.returncode == 2
     assert "nope.csv: no such results CSV" in result.stderr
+
+
+def test_compare_and_slides_commands(tmp_path):
+    from report_fixtures import full_host, host_meta, write_csv
+
+    a = write_csv(tmp_path / "a" / "results.csv", full_host("lab1"), host_meta("lab1"))
+    b = write_csv(
+        tmp_path / "b" / "results.csv", full_host("lab2", vms=("qemu",)), host_meta("lab2")
+    )
+    result = vmbench("compare", str(a), str(b), "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 0, result.stderr
+    assert "lab1" in result.stdout and "lab2" in result.stdout
+    assert (tmp_path / "cmp" / "compare.md").is_file()
+    result = vmbench("slides", str(a), "--out", str(tmp_path / "deck.pptx"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "deck.pptx").stat().st_size > 10_000
+
+
+def test_report_of_a_csv_without_vmbench_rows_is_usage_error(tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    result = vmbench("report", str(other))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
