@@ -341,23 +341,24 @@ def cmd_guests(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bench.guests import built_guests
+    from bench.guests.cache import cache_root
+    from bench.summary import human
 
-    table = Table(title="built guests (cache)")
-    for column in ("guest", "package", "files (bytes)", "build_s", "folder"):
-        table.add_column(column)
     found = built_guests()
-    for g in found:
-        files = ", ".join(f"{k}={v:,}" for k, v in sorted(g["files"].items()))
-        table.add_row(
-            Path(g["folder"]).name,
-            g.get("package", ""),
-            files,
-            f"{g.get('build_s', 0):.1f}",
-            g["folder"],
-        )
     if not found:
         out.print("no guests built yet: `vmbench run` builds them on first use")
         return EXIT_OK
+    table = Table(title=f"built guests in {cache_root()}")
+    for column in ("guest folder", "from", "artefacts (bytes on disk)", "build_s"):
+        table.add_column(column)
+    for g in found:
+        artefacts = ", ".join(f"{k} {human(v, 'B')}" for k, v in g["artefacts"].items())
+        table.add_row(
+            Path(g["folder"]).name,
+            str(g.get("package", "")),
+            artefacts,
+            f"{g.get('build_s', 0):.1f}",
+        )
     out.print(table)
     return EXIT_OK
 

@@ -14,6 +14,7 @@ from bench.guests import busybox
 from bench.guests.cache import cache_root
 from bench.guests.debs import DebError, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
+from bench.measure import allocated_bytes, apparent_bytes
 
 __all__ = ["GUEST_BUILDERS", "DebError", "Guest", "build_guest", "built_guests", "host_arch"]
 
@@ -64,14 +65,20 @@ def build_guest(name: str, arch: str | None = None) -> Guest:
 
 
 def built_guests() -> list[dict]:
-    """What the cache holds: one dict per built guest folder (for ``vmbench guests``)."""
+    """What the cache holds: one dict per built guest folder (for ``vmbench guests``).
+
+    ``artefacts`` maps each boot artefact to its bytes on disk (allocated, for sparse disks),
+    and the root filesystem to the sum of its file lengths.
+    """
     found = []
     for meta_file in sorted((cache_root() / "guests").glob("*/meta.json")):
+        folder = meta_file.parent
         meta = json.loads(meta_file.read_text())
-        files = {
-            p.name: p.stat().st_size
-            for p in meta_file.parent.iterdir()
-            if p.is_file() and p.name != "meta.json"
-        }
-        found.append({"folder": str(meta_file.parent), **meta, "files": files})
+        artefacts = {}
+        if (folder / "rootfs").is_dir():
+            artefacts["rootfs"] = apparent_bytes(folder / "rootfs")
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path.suffix != ".json":
+                artefacts[path.name] = allocated_bytes(path)
+        found.append({"folder": str(folder), **meta, "artefacts": artefacts})
     return found
