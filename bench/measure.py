@@ -6,13 +6,16 @@ in the thread that reads it, the moment its bytes arrive, so no polling interval
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gzip
 import os
 import re
+import select
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +143,69 @@ def fd_chunks(fd: int, size: int = 65536) -> Iterable[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+# inotify (Linux): wake the follower the moment a file in the watched folder is written.
+_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+_IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
+
+
+def _inotify_folder(folder: Path) -> int | None:
+    """An inotify fd watching ``folder`` for writes and new files, or None where unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        return None
+    mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+    if libc.inotify_add_watch(fd, os.fsencode(folder), mask) < 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def follow_file(
+    path: Path, stop: threading.Event, size: int = 65536, poll_s: float = 0.05
+) -> Iterator[bytes]:
+    """Bytes appended to ``path`` as they are written, until ``stop`` is set (then the rest).
+
+    For a console that a hypervisor writes to a file (libvirt, VirtualBox). The file may not
+    exist yet. An inotify watch on its folder wakes the reader on every write, so a line is
+    seen well under a millisecond after it was written (benchmarks/follow_file_latency.py);
+    where inotify is missing it falls back to reading every ``poll_s`` seconds.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wake = _inotify_folder(path.parent)  # watch first: no write can slip between read and wait
+    handle = None
+    try:
+        while True:
+            if handle is None:
+                with contextlib.suppress(FileNotFoundError):
+                    handle = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
+            chunk = handle.read(size) if handle is not None else b""
+            if chunk:
+                yield chunk
+                continue
+            if stop.is_set():
+                while handle is not None and (rest := handle.read(size)):
+                    yield rest  # written between the read above and the stop
+                return
+            if wake is None:
+                time.sleep(poll_s)
+                continue
+            readable, _, _ = select.select([wake], [], [], poll_s)
+            if readable:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(wake, 65536):  # drain the events; their content is not needed
+                        pass
+    finally:
+        if handle is not None:
+            handle.close()
+        if wake is not None:
+            os.close(wake)
 
 
 # --- memory -------------------------------------------------------------------------------

@@ -16,6 +16,13 @@ APT_PACKAGES=(
   e2fsprogs            # mkfs.ext4 -d for disk images
   debootstrap          # the debian guest
   zstd
+  # The vagrant backend (libvirt provider here; VirtualBox on lab machines is the user's).
+  # Not libvirt-daemon-system: it brings a NAT network that autostarts.
+  vagrant
+  vagrant-libvirt
+  libvirt-daemon
+  libvirt-daemon-driver-qemu
+  libvirt-clients
 )
 
 is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
@@ -87,9 +94,63 @@ start_dockerd() {
   return 1
 }
 
+libvirt_answers() { timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; }
+
+# Our own qemu.conf, written only where none exists (libvirt-daemon-system ships one; a user's
+# customised file is never touched). qemu runs as root so it can read the guest files in the
+# vmbench cache and write the serial log the harness watches.
+QEMU_CONF_MARK="# written by vmbench scripts/setup-host.sh"
+write_qemu_conf() {
+  local conf=/etc/libvirt/qemu.conf
+  if [ -e "$conf" ] && ! head -1 "$conf" | grep -qF "$QEMU_CONF_MARK"; then
+    grep -qE '^[[:space:]]*user[[:space:]]*=[[:space:]]*"root"' "$conf" \
+      || say "$conf exists and is not ours; left as is (vagrant needs qemu to read the vmbench cache)"
+    return 0
+  fi
+  mkdir -p /etc/libvirt
+  printf '%s\nuser = "root"\ngroup = "root"\nsecurity_driver = "none"\n' \
+    "$QEMU_CONF_MARK" >"$conf.tmp" && mv "$conf.tmp" "$conf"
+}
+
+start_libvirtd() {
+  command -v libvirtd >/dev/null 2>&1 || { say "libvirtd not installed; the vagrant backend will be skipped"; return 0; }
+  if libvirt_answers; then
+    say "libvirtd answers"
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    say "libvirtd does not answer; run: sudo make setup (or sudo systemctl start libvirtd)"
+    return 0
+  fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl start virtlogd libvirtd 2>/dev/null && libvirt_answers \
+      && { say "started libvirtd.service"; return 0; }
+  fi
+  # No systemd (containers, CI): libvirtd by hand, as ENVIRONMENT.md records.
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null \
+    || useradd --system --gid libvirt-qemu --no-create-home --home-dir /var/lib/libvirt \
+      --shell /usr/sbin/nologin libvirt-qemu
+  mkdir -p /var/log/libvirt /var/lib/libvirt /run/libvirt
+  write_qemu_conf
+  if ! { [ -s /run/vmbench-virtlogd.pid ] && kill -0 "$(cat /run/vmbench-virtlogd.pid)" 2>/dev/null; }; then
+    virtlogd -d -p /run/vmbench-virtlogd.pid || { say "virtlogd did not start"; return 1; }
+  fi
+  say "starting libvirtd (log: $log_dir/libvirtd.log)"
+  LIBVIRT_LOG_OUTPUTS="3:file:$log_dir/libvirtd.log" libvirtd -d -p /run/vmbench-libvirtd.pid \
+    || { say "libvirtd did not start; see $log_dir/libvirtd.log"; return 1; }
+  for _ in $(seq 1 30); do
+    libvirt_answers && { say "libvirtd answers"; return 0; }
+    sleep 1
+  done
+  say "libvirtd did not answer within 30 s; see $log_dir/libvirtd.log"
+  tail -5 "$log_dir/libvirtd.log" 2>/dev/null
+  return 1
+}
+
 main() {
   if ! is_debian; then
-    say "not Debian/Ubuntu: install Docker Engine, qemu-system-x86, cpio, e2fsprogs yourself;"
+    say "not Debian/Ubuntu: install Docker Engine, qemu-system-x86, cpio, e2fsprogs (and Vagrant) yourself;"
     say "vmbench runs the backends it finds (see: vmbench doctor)"
     return 0
   fi
@@ -98,6 +159,7 @@ main() {
   install_packages || rc=1
   apt_lists_fresh
   start_dockerd || rc=1
+  start_libvirtd || rc=1
   return $rc
 }
 

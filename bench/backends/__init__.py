@@ -14,6 +14,10 @@ def make_backend(name: str) -> Backend:
         from bench.backends.qemu import QemuBackend
 
         return QemuBackend()
+    if name == "vagrant":
+        from bench.backends.vagrant import VagrantBackend
+
+        return VagrantBackend()
     raise BackendError(f"unknown backend {name!r}")
 
 

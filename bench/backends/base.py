@@ -112,5 +112,10 @@ class Backend(ABC):
         """Remove whatever a run of this backend left behind; returns what was removed."""
         return []
 
+    def cleanup_all(self) -> list[str]:
+        """``vmbench clean`` without a run id: everything of this backend that vmbench made
+        and no run id finds (shared pools, stores). Most backends have nothing of the kind."""
+        return []
+
     def close(self) -> None:
         """Release engine connections."""

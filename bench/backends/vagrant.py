@@ -1,0 +1,692 @@
+"""Vagrant, driven through python-vagrant and the project's top-level Vagrantfile.
+
+Two providers: libvirt (qemu, how Debian hosts and CI run it) boots a box made from a vmbench
+guest; VirtualBox (lab machines) boots a box the scenario names. The Vagrantfile reads only
+environment variables, which ``machine_env`` builds. Readiness is the guest's READY line on
+the serial console (read from the file the hypervisor writes it to), or, for a box that does
+not run the vmbench workload, the moment ``vagrant up`` found SSH reachable; every row says
+which (``detail``).
+
+Names: boxes, domains, volumes and working folders of a run all start with
+``vmbench-<run_id>-`` so that ``cleanup_run`` removes exactly what one run made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import queue
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.backends import libvirt
+from bench.backends.base import (
+    Availability,
+    Backend,
+    BackendError,
+    Instance,
+    LaunchSpec,
+    Prepared,
+    SizeRecord,
+)
+from bench.guests import Guest
+from bench.guests.cache import cache_root
+from bench.measure import (
+    READY,
+    ConsoleWatcher,
+    follow_file,
+    now_ns,
+    process_memory,
+    seconds_between,
+)
+
+PROVIDERS = ("virtualbox", "libvirt")
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+# Files vagrant must never find: box commands run where no Vagrantfile is.
+_NO_VAGRANTFILE = ".vmbench-no-vagrantfile"
+
+
+def vagrantfile() -> Path:
+    """The project's Vagrantfile (``$VMBENCH_VAGRANTFILE`` overrides, e.g. for a wheel install)."""
+    if os.environ.get("VMBENCH_VAGRANTFILE"):
+        return Path(os.environ["VMBENCH_VAGRANTFILE"]).resolve()
+    return Path(__file__).resolve().parents[2] / "Vagrantfile"
+
+
+def vagrant_home() -> Path:
+    """The project's own VAGRANT_HOME: boxes vmbench adds never mix with the user's."""
+    if os.environ.get("VMBENCH_VAGRANT_HOME"):
+        return Path(os.environ["VMBENCH_VAGRANT_HOME"])
+    return cache_root() / "vagrant.d"
+
+
+def instances_dir() -> Path:
+    """Per-instance working folders (vagrant machine state, serial log, vagrant's output)."""
+    return cache_root() / "vagrant" / "instances"
+
+
+def run_prefix(run_id: str) -> str:
+    return f"vmbench-{run_id}-"
+
+
+def box_name(run_id: str, guest: str) -> str:
+    return f"{run_prefix(run_id)}box-{guest}"
+
+
+# --- provider choice ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    provider: str
+    reason: str
+
+
+def detect_provider(
+    wanted: str,
+    own_guest: bool,
+    virtualbox: Callable[[], tuple[bool, str]],
+    libvirt_ok: Callable[[], tuple[bool, str]],
+) -> ProviderChoice:
+    """Which provider runs this scenario, and why.
+
+    ``auto`` prefers VirtualBox when VBoxManage works, else libvirt; but a vmbench guest
+    (kernel + initramfs booted directly) can only run on libvirt, so for those auto means
+    libvirt. ``own_guest`` is False when the scenario names a box of its own.
+    """
+    if wanted not in ("auto", *PROVIDERS):
+        raise BackendError(
+            f"vagrant: unknown provider {wanted!r}; expected auto, virtualbox or libvirt"
+        )
+    if wanted == "virtualbox" and own_guest:
+        raise BackendError(
+            "vagrant: the virtualbox provider cannot boot a vmbench guest (it needs direct "
+            "kernel boot); name a box in [backend.vagrant] box, or use provider = 'libvirt'"
+        )
+    checks = {"virtualbox": virtualbox, "libvirt": libvirt_ok}
+    order = [wanted] if wanted != "auto" else (["libvirt"] if own_guest else list(PROVIDERS))
+    reasons = []
+    for name in order:
+        works, why = checks[name]()
+        if works:
+            how = "asked for" if wanted != "auto" else "auto-detected"
+            return ProviderChoice(name, f"{name} ({how}: {why})")
+        reasons.append(f"{name}: {why}")
+    raise BackendError(f"vagrant: no usable provider ({'; '.join(reasons)})")
+
+
+def virtualbox_works() -> tuple[bool, str]:
+    binary = shutil.which("VBoxManage")
+    if binary is None:
+        return False, "VBoxManage not found"
+    try:
+        done = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"VBoxManage --version failed: {e}"
+    if done.returncode != 0:
+        return False, f"VBoxManage --version: {' '.join(done.stderr.split())[-200:]}"
+    return True, f"VirtualBox {done.stdout.strip()}"
+
+
+# --- what the Vagrantfile is told -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MachineSettings:
+    """Everything the Vagrantfile needs for one machine."""
+
+    name: str
+    provider: str
+    box: str
+    box_url: str  # file:// URL, or "" for a box the user already has
+    memory_mib: int
+    cpus: int
+    serial_log: Path
+    readiness: str  # serial | ssh
+    boot_timeout_s: int
+    workdir: Path
+    cmdline: str = ""  # libvirt direct kernel boot; "" keeps the box's
+    libvirt_driver: str = "qemu"
+    vagrant_home: Path | None = None  # None: the user's own (a box they added themselves)
+
+
+def machine_env(m: MachineSettings) -> dict[str, str]:
+    """The variables the Vagrantfile reads, and the ones that keep Vagrant offline and ours."""
+    env = {
+        "VAGRANT_CHECKPOINT_DISABLE": "1",  # no version check against HashiCorp
+        "VAGRANT_BOX_UPDATE_CHECK_DISABLE": "1",
+        "VAGRANT_NO_COLOR": "1",
+        "VAGRANT_DEFAULT_PROVIDER": m.provider,
+        "VAGRANT_DOTFILE_PATH": str(m.workdir / ".vagrant"),
+        "VMBENCH_NAME": m.name,
+        "VMBENCH_BOX": m.box,
+        "VMBENCH_BOX_URL": m.box_url or "-",
+        "VMBENCH_MEMORY_MIB": str(m.memory_mib),
+        "VMBENCH_CPUS": str(m.cpus),
+        "VMBENCH_SERIAL_LOG": str(m.serial_log),
+        "VMBENCH_READINESS": m.readiness,
+        "VMBENCH_READY_MARKER": READY,
+        "VMBENCH_BOOT_TIMEOUT": str(m.boot_timeout_s),
+        "VMBENCH_CMDLINE": m.cmdline or "-",
+        "VMBENCH_LIBVIRT_DRIVER": m.libvirt_driver,
+        "VMBENCH_LIBVIRT_POOL": libvirt.POOL,
+    }
+    if m.vagrant_home is not None:
+        env["VAGRANT_HOME"] = str(m.vagrant_home)
+    return env
+
+
+def process_env(ours: dict[str, str], inherited: dict[str, str] | None = None) -> dict[str, str]:
+    """The vagrant subprocess environment: the caller's minus any VAGRANT_*/VMBENCH_* of its
+    own (a stray VAGRANT_DEFAULT_PROVIDER or VAGRANT_CWD would change what runs), plus ours.
+    The user's VAGRANT_HOME stays when ``ours`` sets none (their own boxes)."""
+    inherited = dict(os.environ if inherited is None else inherited)
+    env = {k: v for k, v in inherited.items() if not k.startswith(("VAGRANT_", "VMBENCH_"))}
+    if "VAGRANT_HOME" not in ours and "VAGRANT_HOME" in inherited:
+        env["VAGRANT_HOME"] = inherited["VAGRANT_HOME"]
+    env.update(ours)
+    return env
+
+
+def _vagrant(root: Path, env: dict[str, str], log: Path | None = None):
+    import vagrant  # python-vagrant
+
+    kwargs: dict[str, Any] = {"root": str(root), "env": env}
+    if log is not None:
+        kwargs["out_cm"] = vagrant.make_file_cm(str(log))
+        kwargs["err_cm"] = vagrant.make_file_cm(str(log))
+    return vagrant.Vagrant(**kwargs)
+
+
+def _box_vagrant(home: Path, log: Path | None = None):
+    """python-vagrant for box commands: our VAGRANT_HOME, and no Vagrantfile loaded."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = process_env(
+        {
+            "VAGRANT_HOME": str(home),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",
+            "VAGRANT_VAGRANTFILE": _NO_VAGRANTFILE,
+            "VAGRANT_NO_COLOR": "1",
+        }
+    )
+    return _vagrant(home, env, log)
+
+
+def _boxes_in(home: Path) -> list[str]:
+    """Box names present in a VAGRANT_HOME (read from its folder: no vagrant start-up)."""
+    folder = home / "boxes"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.replace("-VAGRANTSLASH-", "/") for p in folder.iterdir() if p.is_dir())
+
+
+def _tail(path: Path, chars: int = 400) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no vagrant output)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "Progress:" not in ln]
+    return " | ".join(lines[-6:])[-chars:]
+
+
+# --- the backend ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VagrantImage:
+    """A prepared box: what ``create`` hands to every instance of it."""
+
+    guest: Guest
+    provider: str
+    provider_reason: str
+    box: str
+    box_url: str
+    readiness: str
+    accel: str
+    libvirt_driver: str
+    base_cmdline: str
+    vagrant_home: Path | None
+
+
+class VagrantBackend(Backend):
+    name = "vagrant"
+
+    def __init__(self) -> None:
+        self._checks: dict[str, tuple[bool, str]] = {}
+
+    # -- can it run here -------------------------------------------------------------------
+
+    def _check(self, provider: str) -> tuple[bool, str]:
+        if provider not in self._checks:
+            self._checks[provider] = (
+                virtualbox_works() if provider == "virtualbox" else self._libvirt_works()
+            )
+        return self._checks[provider]
+
+    def _libvirt_works(self) -> tuple[bool, str]:
+        daemon = libvirt.daemon_version()
+        if not daemon.ok:
+            return False, f"libvirtd does not answer at {libvirt.URI} ({daemon.text})"
+        try:
+            plugins = _box_vagrant(vagrant_home()).plugin_list()
+        except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
+            return False, f"vagrant plugin list failed: {e}"
+        found = [p for p in plugins if p.name == "vagrant-libvirt"]
+        if not found:
+            return False, "the vagrant-libvirt plugin is not installed"
+        return True, f"vagrant-libvirt {found[0].version.split(',')[0]}, {daemon.text}"
+
+    def availability(self) -> Availability:
+        fix = "sudo make setup (installs vagrant, vagrant-libvirt, libvirt; starts libvirtd)"
+        if shutil.which("vagrant") is None:
+            return Availability(False, "vagrant not found", fix)
+        if not vagrantfile().is_file():
+            return Availability(
+                False,
+                f"no Vagrantfile at {vagrantfile()}",
+                "run from a vmbench checkout, or set VMBENCH_VAGRANTFILE",
+            )
+        found = {p: self._check(p) for p in PROVIDERS}
+        words = "; ".join(f"{p}: {why}" for p, (_ok, why) in found.items())
+        if not any(ok for ok, _why in found.values()):
+            return Availability(False, f"no Vagrant provider works ({words})", fix)
+        return Availability(True, words)
+
+    # -- images ------------------------------------------------------------------------------
+
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+        run_id = str(options.get("run_id") or "")
+        if not run_id:
+            raise BackendError("vagrant: prepare needs options['run_id'] (boxes are named per run)")
+        user_box = str(options.get("box") or "")
+        choice = detect_provider(
+            str(options.get("provider", "auto")),
+            own_guest=not user_box,
+            virtualbox=lambda: self._check("virtualbox"),
+            libvirt_ok=lambda: self._check("libvirt"),
+        )
+        if user_box:
+            return self._prepare_user_box(guest, options, user_box, choice)
+        return self._prepare_guest_box(guest, options, run_id, choice)
+
+    def _prepare_user_box(
+        self, guest: Guest, options: dict[str, Any], box: str, choice: ProviderChoice
+    ) -> Prepared:
+        """A box the user has (or a file:// one): its own OS, so readiness is SSH reachable."""
+        box_url = str(options.get("box_url") or "")
+        timings = {}
+        home = Path(os.environ["VAGRANT_HOME"]) if os.environ.get("VAGRANT_HOME") else None
+        home_dir = home or Path.home() / ".vagrant.d"
+        if box_url and box not in _boxes_in(home_dir):
+            start = now_ns()
+            self._box_add(home_dir, box, box_url, choice.provider)
+            timings["import_s"] = seconds_between(start, now_ns())
+        if choice.provider == "virtualbox":
+            accel, driver = "virtualbox", "qemu"
+        else:
+            accel, driver = _libvirt_accel(guest, str(options.get("accel", "auto")))
+        image = VagrantImage(
+            guest, choice.provider, choice.reason, box, box_url, "ssh", accel, driver, "", home
+        )
+        return Prepared(
+            guest, [], 0.0, False, handle={"accel": accel, "image": image}, timings=timings
+        )
+
+    def _prepare_guest_box(
+        self, guest: Guest, options: dict[str, Any], run_id: str, choice: ProviderChoice
+    ) -> Prepared:
+        from bench.backends.vagrant_box import BoxError, build_box
+
+        if guest.arch != HOST_ARCH:
+            raise BackendError(
+                f"vagrant: a {guest.arch} guest needs emulation; use the qemu backend"
+            )
+        base_cmdline = " ".join(
+            w for w in ("console=ttyS0", "quiet", "panic=-1", guest.boot_args) if w
+        )
+        try:
+            box = build_box(guest, base_cmdline)
+        except BoxError as e:
+            raise BackendError(f"vagrant: box of guest {guest.name}: {e}") from None
+        try:
+            libvirt.ensure_pool()
+        except libvirt.LibvirtError as e:
+            raise BackendError(f"vagrant: libvirt storage pool: {e}") from None
+        accel, driver = _libvirt_accel(guest, str(options.get("accel", "auto")))
+        name = box_name(run_id, guest.name)
+        home = vagrant_home()
+        timings = {}
+        if name not in _boxes_in(home):
+            start = now_ns()
+            self._box_add(home, name, box.url, "libvirt")
+            timings["import_s"] = seconds_between(start, now_ns())
+        sizes = [
+            SizeRecord("kernel_bytes", box.file_bytes["vmlinuz"], "kernel"),
+            SizeRecord("initramfs_bytes", box.file_bytes["initrd.img"], "initramfs"),
+            SizeRecord(
+                "image_bytes",
+                box.unpacked_bytes,
+                "vagrant-box",
+                "unpacked box: box.img (allocated) + kernel + initramfs + metadata",
+            ),
+            SizeRecord(
+                "image_compressed_bytes",
+                box.path.stat().st_size,
+                "vagrant-box",
+                ".box file (tar.gz)",
+            ),
+        ]
+        if guest.disk is not None:
+            sizes.append(
+                SizeRecord(
+                    "disk_bytes", box.file_bytes["box.img"], "disk", "box.img qcow2, allocated"
+                )
+            )
+        image = VagrantImage(
+            guest,
+            "libvirt",
+            choice.reason,
+            name,
+            box.url,
+            "serial",
+            accel,
+            driver,
+            base_cmdline,
+            home,
+        )
+        return Prepared(
+            guest,
+            sizes,
+            box.build_s if box.built_now else 0.0,
+            box.built_now,
+            handle={"accel": accel, "image": image},
+            timings=timings,
+        )
+
+    def _box_add(self, home: Path, name: str, url: str, provider: str) -> None:
+        if not url.startswith("file://"):
+            raise BackendError(f"vagrant: box_url must be a file:// URL, got {url!r}")
+        log = home / f".box-add-{name.replace('/', '_')}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)
+        try:
+            _box_vagrant(home, log).box_add(name, url, provider=provider)
+        except subprocess.CalledProcessError:
+            raise BackendError(f"vagrant box add {name} {url} failed: {_tail(log)}") from None
+        finally:
+            log.unlink(missing_ok=True)
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+        image: VagrantImage = prepared.handle["image"]
+        workdir = instances_dir() / spec.name
+        cmdline = ""
+        if image.readiness == "serial":
+            cmdline = f"{image.base_cmdline} VMBENCH_WORKLOAD={spec.workload}"
+        settings = MachineSettings(
+            name=spec.name,
+            provider=image.provider,
+            box=image.box,
+            box_url=image.box_url,
+            memory_mib=int(spec.options.get("memory_mib", 256)),
+            cpus=int(spec.options.get("cpus", 1)),
+            serial_log=workdir / "serial.log",
+            readiness=image.readiness,
+            boot_timeout_s=int(spec.options.get("boot_timeout_s", 120)),
+            workdir=workdir,
+            cmdline=cmdline,
+            libvirt_driver=image.libvirt_driver,
+            vagrant_home=image.vagrant_home,
+        )
+        return VagrantInstance(settings, image)
+
+    def cleanup_run(self, run_id: str) -> list[str]:
+        return self._remove(run_prefix(run_id), everything=False)
+
+    def cleanup_all(self) -> list[str]:
+        return self._remove(libvirt.NAME_PREFIX, everything=True)
+
+    def _remove(self, prefix: str, everything: bool) -> list[str]:
+        removed: list[str] = []
+        folder = instances_dir()
+        if folder.is_dir():
+            for workdir in sorted(folder.glob(f"{prefix}*")):
+                removed += _destroy_by_state(workdir)
+        if libvirt.daemon_version().ok:
+            for domain in libvirt.domains(prefix):
+                if libvirt.remove_domain(domain):
+                    removed.append(f"libvirt domain {domain}")
+            for volume in libvirt.volumes(prefix):
+                if libvirt.remove_volume(volume):
+                    removed.append(f"libvirt volume {volume}")
+            if everything:
+                removed += libvirt.remove_pool()
+        home = vagrant_home()
+        for box in _boxes_in(home):
+            if box.startswith(prefix) or everything:
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    _box_vagrant(home).box_remove(box, "libvirt")
+                if box not in _boxes_in(home):
+                    removed.append(f"vagrant box {box}")
+        removed += _remove_virtualbox_vms(prefix)
+        return removed
+
+
+def _destroy_by_state(workdir: Path) -> list[str]:
+    """``vagrant destroy`` a machine a crashed run left, from its working folder."""
+    settings_file = workdir / "env"
+    removed = []
+    if settings_file.is_file() and vagrantfile().is_file():
+        ours = dict(
+            line.split("=", 1) for line in settings_file.read_text().splitlines() if "=" in line
+        )
+        with contextlib.suppress(subprocess.CalledProcessError, OSError, RuntimeError):
+            _vagrant(vagrantfile().parent, process_env(ours)).destroy()
+            removed.append(f"vagrant machine {workdir.name}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return removed
+
+
+def _remove_virtualbox_vms(prefix: str) -> list[str]:
+    """VirtualBox VMs named by a vmbench run (vb.name = the instance name), if any are left."""
+    binary = shutil.which("VBoxManage")
+    if binary is None:
+        return []
+    try:
+        listing = subprocess.run(
+            [binary, "list", "vms"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    removed = []
+    for line in listing.splitlines():
+        name = line.split('"')[1] if line.count('"') >= 2 else ""
+        if not name.startswith(prefix):
+            continue
+        for argv in (["controlvm", name, "poweroff"], ["unregistervm", name, "--delete"]):
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run([binary, *argv], capture_output=True, timeout=60, check=False)
+        removed.append(f"VirtualBox VM {name}")
+    return removed
+
+
+def _libvirt_accel(guest: Guest, wanted: str) -> tuple[str, str]:
+    """(accel, lv.driver): kvm only where a probe boot proved KVM works (as the qemu backend)."""
+    if wanted == "tcg":
+        return "tcg", "qemu"
+    from bench.backends.qemu import MACHINES, kvm_works
+
+    works, why = kvm_works(guest, MACHINES[guest.arch]) if guest.arch in MACHINES else (False, "")
+    if works:
+        return "kvm", "kvm"
+    if wanted == "kvm":
+        raise BackendError(
+            f"vagrant: accel = 'kvm' was asked for but KVM does not work here: {why}"
+        )
+    return "tcg", "qemu"
+
+
+# --- one machine ------------------------------------------------------------------------------
+
+
+class VagrantInstance(Instance):
+    def __init__(self, settings: MachineSettings, image: VagrantImage) -> None:
+        self.settings = settings
+        self.image = image
+        self.accel = image.accel
+        self.log = settings.workdir / "vagrant.log"
+        self._stop = threading.Event()
+        self._synthetic: queue.Queue[bytes | None] = queue.Queue()
+        self._vagrant = None
+        self._up_s: float | None = None
+        self._pid: int | None = None
+        self._domain_kind = ""
+        self._started = False
+        self._destroyed = False
+        self._stopped = False
+
+    def start(self) -> None:
+        s = self.settings
+        s.workdir.mkdir(parents=True, exist_ok=True)
+        ours = machine_env(s)
+        # Kept beside the machine state so `vmbench clean` can destroy it after a crash.
+        (s.workdir / "env").write_text("".join(f"{k}={v}\n" for k, v in ours.items()))
+        self._vagrant = _vagrant(vagrantfile().parent, process_env(ours), self.log)
+        if s.readiness == "serial":
+            self.console = ConsoleWatcher(follow_file(s.serial_log, self._stop))
+        else:
+            self.console = ConsoleWatcher(_queue_chunks(self._synthetic))
+        start = now_ns()
+        self._started = True
+        try:
+            self._vagrant.up(provider=s.provider)
+        except subprocess.CalledProcessError:
+            self._end_console()
+            raise BackendError(f"vagrant up ({s.provider}) failed: {_tail(self.log)}") from None
+        self._up_s = seconds_between(start, now_ns())
+        if s.readiness == "ssh":
+            # The box runs no vmbench workload: ready is "vagrant up found SSH reachable".
+            self._synthetic.put(f"{READY} readiness=ssh\nVMBENCH DONE\n".encode())
+        if s.provider == "libvirt":
+            self._find_domain()
+
+    def _find_domain(self) -> None:
+        name = self.settings.name
+        try:
+            self._domain_kind = libvirt.domain_type(name)
+        except libvirt.LibvirtError as e:
+            raise BackendError(f"vagrant: domain {name} not found after vagrant up: {e}") from None
+        ran = libvirt.accel_of(self._domain_kind)
+        if ran != self.accel:
+            raise BackendError(
+                f"vagrant: asked libvirt for {self.accel} but domain {name} is type {self._domain_kind}"
+            )
+        self._pid = libvirt.qemu_pid(name)
+
+    def memory(self) -> dict[str, int]:
+        pid = self._pid
+        if pid is None and self.settings.provider == "virtualbox":
+            pid = self._pid = _virtualbox_pid(self.settings)
+        if pid is None:
+            return {}
+        own = process_memory([pid])
+        if not own.processes:
+            self._end_console()  # the VM is gone: the trial stops waiting for more output
+            return {}
+        return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+
+    def wait_exited(self, timeout_s: float) -> bool:
+        """The guest powered itself off (qemu ended); then ``vagrant destroy`` (exit_s ends here).
+
+        A box without the vmbench workload never powers off by itself: destroy at once.
+        """
+        if self.settings.readiness == "serial" and self._pid is not None:
+            try:
+                psutil.Process(self._pid).wait(timeout=timeout_s)
+            except psutil.TimeoutExpired:
+                return False
+            except psutil.NoSuchProcess:
+                pass
+        self._destroy()
+        return True
+
+    def _destroy(self) -> None:
+        if self._destroyed or not self._started or self._vagrant is None:
+            return
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._vagrant.destroy()
+        self._destroyed = True
+
+    def _end_console(self) -> None:
+        self._stop.set()
+        self._synthetic.put(None)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._destroy()
+        finally:
+            self._end_console()
+            if self._started and self.settings.provider == "libvirt":
+                # vagrant lost track (killed mid-up, Ctrl-C): remove by name, ours only.
+                with contextlib.suppress(libvirt.LibvirtError):
+                    name = self.settings.name
+                    libvirt.remove_domain(name)
+                    if f"{name}.img" in libvirt.volumes(name):
+                        libvirt.remove_volume(f"{name}.img")
+            shutil.rmtree(self.settings.workdir, ignore_errors=True)
+
+    def extra_timings(self) -> dict[str, float]:
+        return {} if self._up_s is None else {"up_returned_s": self._up_s}
+
+    def describe(self) -> str:
+        ready = "serial-marker" if self.settings.readiness == "serial" else "ssh-reachable"
+        words = [
+            f"provider={self.settings.provider}",
+            f"readiness={ready}",
+            f"box={self.image.box}",
+        ]
+        if self._domain_kind:
+            words.append(f"domain_type={self._domain_kind}")
+        words.append(f"memory_mib={self.settings.memory_mib}")
+        return " ".join(words)
+
+
+def _queue_chunks(lines: queue.Queue[bytes | None]) -> Iterator[bytes]:
+    while (chunk := lines.get()) is not None:
+        yield chunk
+
+
+def _virtualbox_pid(settings: MachineSettings) -> int | None:
+    uuid_file = settings.workdir / ".vagrant" / "machines" / settings.name / "virtualbox" / "id"
+    try:
+        uuid = uuid_file.read_text().strip()
+    except OSError:
+        return None
+    procs = (p.info for p in psutil.process_iter(["pid", "name", "cmdline"]))
+    return find_vbox_headless(uuid, procs)
+
+
+def find_vbox_headless(uuid: str, processes: Iterable[dict[str, Any]]) -> int | None:
+    """The VBoxHeadless process that runs VM ``uuid`` (``--startvm <uuid>`` on its command line)."""
+    for proc in processes:
+        name = proc.get("name") or ""
+        cmdline = proc.get("cmdline") or []
+        if "VBoxHeadless" not in name and not any("VBoxHeadless" in c for c in cmdline[:1]):
+            continue
+        if uuid and (uuid in cmdline or any(c.endswith(uuid) for c in cmdline)):
+            return int(proc["pid"])
+    return None
