@@ -9,7 +9,7 @@ from __future__ import annotations
 from bench.backends import BackendError, make_backend
 from bench.backends.qemu import run_dir
 
-BACKENDS = ("docker", "qemu")
+BACKENDS = ("docker", "qemu", "vagrant")
 
 
 def leftover_run_ids() -> set[str]:
@@ -48,5 +48,10 @@ def clean(run_id: str | None = None) -> tuple[list[str], list[str]]:
                 problems.append(f"{name}: run {rid}: {e}")
             except Exception as e:
                 problems.append(f"{name}: run {rid}: {type(e).__name__}: {e}")
+        if run_id is None:
+            try:
+                removed += backend.cleanup_all()
+            except Exception as e:
+                problems.append(f"{name}: {type(e).__name__}: {e}")
         backend.close()
     return removed, problems

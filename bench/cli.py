@@ -19,7 +19,7 @@ from bench import host, scenario
 from bench.results import ResultWriter
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-ALL_BACKENDS = ("docker", "qemu")
+ALL_BACKENDS = ("docker", "qemu", "vagrant")
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
 
 console = Console(stderr=True, soft_wrap=True)

@@ -130,7 +130,9 @@ class Runner:
             return guest
         start = time.perf_counter()
         try:
-            prepared = backend.prepare(guest, scenario.options(backend_name))
+            # The run id lets a backend name what it imports per run (vagrant boxes).
+            options = {**scenario.options(backend_name), "run_id": self.config.run_id}
+            prepared = backend.prepare(guest, options)
         except BackendError as e:
             self._prepared[key] = str(e)
             return str(e)

@@ -102,6 +102,14 @@ def _list_of(item: Callable[[Any], Any], min_len: int = 1, max_len: int = 64) ->
     return check
 
 
+def _file_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("file://") or len(value) > 1000:
+        raise ValueError(
+            f"expected a file:// URL of a .box file (vmbench never downloads boxes), got {value!r}"
+        )
+    return value
+
+
 def _hint(value: Any, choices: tuple[str, ...] | list[str]) -> str:
     if not isinstance(value, str):
         return ""
@@ -136,6 +144,10 @@ BACKEND_KEYS: dict[str, dict[str, Key]] = {
         "provider": Key(_one_of(("auto", "virtualbox", "libvirt")), default="auto"),
         "memory_mib": Key(_int_in(32, 65536), default=256),
         "cpus": Key(_int_in(1, 64), default=1),
+        "accel": Key(_one_of(("auto", "kvm", "tcg")), default="auto"),  # libvirt only
+        # A box of your own instead of one made from the guest (VirtualBox needs one):
+        "box": Key(_text(), default=""),
+        "box_url": Key(_file_url, default=""),
     },
 }
 

@@ -62,9 +62,12 @@ def run_trial(
             return TrialOutcome("timeout", why, instance.accel)
         fields = ready.fields()
         outcome.ready_fields = fields
-        outcome.measurements.append(Measurement("ready_s", seconds_between(start_ns, ready.t_ns)))
+        described = instance.describe()
+        outcome.measurements.append(
+            Measurement("ready_s", seconds_between(start_ns, ready.t_ns), described)
+        )
         for metric, seconds in instance.extra_timings().items():
-            outcome.measurements.append(Measurement(metric, seconds))
+            outcome.measurements.append(Measurement(metric, seconds, described))
         if "uptime" in fields and instance.accel != "none":
             # A container's /proc/uptime is the host kernel's: only a VM has an uptime of its own.
             outcome.measurements.append(Measurement("guest_uptime_s", float(fields["uptime"])))

@@ -594,16 +594,18 @@ class VagrantInstance(Instance):
             )
         self._pid = libvirt.qemu_pid(name)
 
-    def memory(self) -> dict[str, int]:
+    def memory(self, full: bool = True) -> dict[str, int]:
         pid = self._pid
         if pid is None and self.settings.provider == "virtualbox":
             pid = self._pid = _virtualbox_pid(self.settings)
         if pid is None:
             return {}
-        own = process_memory([pid])
+        own = process_memory([pid], full)
         if not own.processes:
             self._end_console()  # the VM is gone: the trial stops waiting for more output
             return {}
+        if not full:
+            return {"rss_bytes": own.rss_bytes}
         return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
 
     def wait_exited(self, timeout_s: float) -> bool:
