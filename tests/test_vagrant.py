@@ -272,7 +272,9 @@ def test_vagrant_up_memory_of_its_qemu_and_nothing_left(vagrant_backend, busybox
             line = instance.console.wait_for(READY, now_ns() + 60 * 10**9)
             assert line is not None, instance.console.tail()
             assert line.fields()["kernel"] == busybox_guest.kernel.release
-            assert instance.extra_timings()["up_returned_s"] == pytest.approx(up_s, abs=0.05)
+            # up_returned_s ends when `vagrant up` returned; start() then asks libvirt for
+            # the domain's type and pid (tens of ms).
+            assert up_s - 1.0 < instance.extra_timings()["up_returned_s"] <= up_s
             assert instance.accel == "tcg" and "domain_type=qemu" in instance.describe()
             # The right process: the qemu whose command line names this domain.
             theirs = [
