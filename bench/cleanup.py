@@ -1,57 +1,44 @@
 """Remove what vmbench runs left behind (after a crash or kill -9), and only that.
 
-Containers are found by the run label, qemu processes by the pid files a run writes (and
-checked against their command line before they are killed).
+Generic over backends: each one finds its own leftovers of a run in ``Backend.cleanup_run``
+(docker: containers by the run label; qemu: the pid files the run wrote, checked against the
+command line, and qemu processes named after the run; vagrant: machines, domains and boxes
+with the run's prefix) and says which runs left something in ``leftover_run_ids``.
 """
 
 from __future__ import annotations
 
-from bench.backends import BackendError, make_backend
-from bench.backends.qemu import run_dir
-
-BACKENDS = ("docker", "qemu", "vagrant")
-
-
-def leftover_run_ids() -> set[str]:
-    ids: set[str] = set()
-    folder = run_dir("x").parent
-    if folder.exists():
-        ids.update(p.name for p in folder.iterdir() if p.is_dir())
-    try:
-        from bench.backends.docker import RUN_LABEL, _client
-
-        client = _client()
-        try:
-            for c in client.containers.list(all=True, filters={"label": RUN_LABEL}):
-                ids.add(c.labels[RUN_LABEL])
-        finally:
-            client.close()
-    except Exception:
-        pass
-    return ids
+from bench.backends import BACKEND_NAMES, BackendError, make_backend
 
 
 def clean(run_id: str | None = None) -> tuple[list[str], list[str]]:
     """Returns (what was removed, what could not be checked or removed)."""
     removed: list[str] = []
     problems: list[str] = []
-    run_ids = [run_id] if run_id else sorted(leftover_run_ids())
-    for name in BACKENDS:
-        backend = make_backend(name)
-        available = backend.availability()
-        if not available.usable:
+    for name in BACKEND_NAMES:
+        try:
+            backend = make_backend(name)
+            available = backend.availability()
+        except BackendError as e:
+            problems.append(f"{name}: not checked: {e}")
             continue
-        for rid in run_ids:
-            try:
+        if not available.usable:
+            # An engine that is not installed left nothing; one that is down (a Docker
+            # daemon that does not answer) may have: say so instead of "nothing to clean".
+            if "not found" not in available.reason:
+                problems.append(f"{name}: not checked: {available.reason}; fix: {available.fix}")
+            backend.close()
+            continue
+        try:
+            run_ids = [run_id] if run_id else sorted(backend.leftover_run_ids())
+            for rid in run_ids:
                 removed += backend.cleanup_run(rid)
-            except (BackendError, OSError) as e:
-                problems.append(f"{name}: run {rid}: {e}")
-            except Exception as e:
-                problems.append(f"{name}: run {rid}: {type(e).__name__}: {e}")
-        if run_id is None:
-            try:
+            if run_id is None:
                 removed += backend.cleanup_all()
-            except Exception as e:
-                problems.append(f"{name}: {type(e).__name__}: {e}")
-        backend.close()
+        except (BackendError, OSError) as e:
+            problems.append(f"{name}: {e}")
+        except Exception as e:  # an engine fault: say which backend, keep cleaning the others
+            problems.append(f"{name}: {type(e).__name__}: {e}")
+        finally:
+            backend.close()
     return removed, problems

@@ -6,20 +6,23 @@ Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import secrets
-import signal
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import host, scenario
-from bench.results import ResultWriter
+from bench import host, scenario, signals
+from bench.backends import BACKEND_NAMES
+from bench.results import ResultsWriteError, ResultWriter, check_run_id
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-ALL_BACKENDS = ("docker", "qemu", "vagrant")
+ALL_BACKENDS = BACKEND_NAMES
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
 
 console = Console(stderr=True, soft_wrap=True)
@@ -29,6 +32,13 @@ out = Console(soft_wrap=True) if Console().is_terminal else Console(width=160)
 
 class UsageError(Exception):
     pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the rule for every bad input), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vmbench",
         description="Start the same workload as containers and as virtual machines; "
         "measure image size, time to ready and memory.",
@@ -91,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-report",
         action="store_true",
         help="do not write the report folder at the end of the run",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        type=_run_id,
+        help="continue run RUN_ID in the results folder: only the trials it has no row for",
     )
     run.set_defaults(handler=cmd_run)
 
@@ -145,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = sub.add_parser("clean", help="remove containers and VMs that vmbench runs left behind")
     clean.add_argument(
-        "--run", metavar="RUN_ID", help="only what this run left (default: every vmbench run)"
+        "--run",
+        metavar="RUN_ID",
+        type=_run_id,
+        help="only what this run left (default: every vmbench run)",
     )
     clean.set_defaults(handler=cmd_clean)
     return parser
@@ -159,6 +178,13 @@ def _positive_int(text: str) -> int:
     if not 1 <= value <= scenario.MAX_REPETITIONS:
         raise argparse.ArgumentTypeError(f"expected 1 to {scenario.MAX_REPETITIONS}, got {value}")
     return value
+
+
+def _run_id(text: str) -> str:
+    try:
+        return check_run_id(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _backend_list(text: str) -> tuple[str, ...]:
@@ -179,64 +205,216 @@ def new_run_id(host_id: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import RunConfig, Runner, effective, plan
+    from bench.runner import RunConfig, Runner
     from bench.summary import summary_table
 
-    files = args.scenarios or [DEFAULT_SCENARIO]
-    scenarios = [s for f in files for s in scenario.load(f)]
+    results_dir = _results_dir(args.results_dir)
+    if args.resume:
+        run_id, files, config_args, done = _resume(args, results_dir)
+    else:
+        run_id, files, done = None, args.scenarios or [DEFAULT_SCENARIO], frozenset()
+        config_args = {
+            "backends": args.backends,
+            "repetitions": args.repetitions,
+            "quick": args.quick,
+        }
+    scenarios = load_scenarios(files)  # all bad input is refused here, before anything starts
     host_id = host.host_id()
-    config = RunConfig(
-        run_id=new_run_id(host_id),
-        host_id=host_id,
-        backends=args.backends,
-        repetitions=args.repetitions,
-        quick=args.quick,
-    )
-    run_dir = args.results_dir / config.run_id
-    total = sum(1 for s in scenarios for _ in plan(effective(s, config)))
-    console.print(
-        f"vmbench: run {config.run_id}: {len(scenarios)} scenario(s), {total} trials -> {run_dir}"
-    )
+    config = RunConfig(run_id=run_id or new_run_id(host_id), host_id=host_id, **config_args)
+    run_dir = results_dir / config.run_id
+    console.print(f"vmbench: run {config.run_id} -> {run_dir}", markup=False)
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
-        task = progress.add_task("starting", total=total)
+    signals.install()  # Ctrl-C and SIGTERM stop the run; a second one cannot skip cleanup
+    try:
+        if args.resume:
+            from bench.cleanup import clean
 
-        def on_trial(trial, outcome):
-            label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
-            if outcome is not None and outcome.status != "ok":
-                progress.console.print(
-                    f"  {label}: {outcome.status}: {outcome.detail}", markup=False
+            for line in clean(config.run_id)[0]:  # what the interrupted attempt left running
+                console.print(
+                    f"vmbench: removed {line} (left by the earlier attempt)", markup=False
                 )
-            progress.update(task, advance=1, description=label)
+        else:
+            _write_run_record(run_dir, config, files, scenarios)
+        with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
+            skipped: set[str] = set()
 
-        runner = Runner(config, writer, on_trial)
-        host.write(run_dir / "host.json", host.collect({"run_id": config.run_id}))
-        try:
-            stats = runner.run(scenarios)
-        except KeyboardInterrupt:
-            progress.stop()
-            console.print(f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}")
-            return 130
-    host.write(
-        run_dir / "host.json", host.collect({"run_id": config.run_id, "accel": stats.accels})
-    )
-    for name, reason in stats.unavailable.items():
-        console.print(f"vmbench: backend {name} skipped: {reason}", markup=False)
+            def on_trial(trial, outcome):
+                label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
+                if outcome is not None and outcome.status == "unsupported":
+                    if trial.backend not in skipped:  # one line per backend, not per trial
+                        skipped.add(trial.backend)
+                        progress.console.print(
+                            f"vmbench: backend {trial.backend} skipped: "
+                            f"{runner.stats.unavailable.get(trial.backend, outcome.detail)}",
+                            markup=False,
+                        )
+                elif outcome is not None and outcome.status != "ok":
+                    progress.console.print(
+                        f"  {label}: {outcome.status}: {outcome.detail}", markup=False
+                    )
+                progress.update(task, advance=1, description=label)
+
+            runner = Runner(config, writer, on_trial, done=done)
+            total = len(runner.pending(scenarios))
+            task = progress.add_task("starting", total=total)
+            progress.console.print(
+                f"vmbench: {len(scenarios)} scenario(s), {total} trials"
+                + (f" still to do ({len(done)} done before)" if args.resume else ""),
+                markup=False,
+            )
+            _write_host(run_dir, {"run_id": config.run_id})
+            try:
+                stats = runner.run(scenarios)
+            except KeyboardInterrupt:
+                progress.stop()
+                console.print(
+                    f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}; "
+                    f"continue with: vmbench run --resume {config.run_id}"
+                    + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""),
+                    markup=False,
+                )
+                return 130
+    except ResultsWriteError as e:
+        console.print(
+            f"vmbench: {e}; the rows written before are kept; free space, then: "
+            f"vmbench run --resume {config.run_id}",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_FAILURES
+    with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
+        _write_host(run_dir, {"run_id": config.run_id, "accel": stats.accels})
     out.print(summary_table(run_dir / "results.csv"))
     if not args.no_report:
         try:
             _write_report([run_dir / "results.csv"], run_dir / "report", deck=True)
         except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
             console.print(f"vmbench: no report: {e}", markup=False)
-    console.print(
-        f"vmbench: {stats.ok} trials ok, {stats.failed} failed; results: {run_dir / 'results.csv'}"
+    skipped_note = (
+        f", backends skipped: {', '.join(sorted(stats.unavailable))}" if stats.unavailable else ""
     )
-    return EXIT_FAILURES if stats.failed else EXIT_OK
+    console.print(
+        f"vmbench: {stats.ok} trials ok, {stats.failed} failed{skipped_note}; "
+        f"results: {run_dir / 'results.csv'}",
+        markup=False,
+    )
+    return EXIT_FAILURES if stats.failed or stats.unavailable else EXIT_OK
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+RUN_RECORD = "run.json"
+
+
+def _write_host(run_dir: Path, extra: dict) -> None:
+    try:
+        host.write(run_dir / "host.json", host.collect(extra))
+    except OSError as e:
+        raise ResultsWriteError(run_dir / "host.json", e) from None
+
+
+def load_scenarios(files: list[Path]) -> list[scenario.Scenario]:
+    """Every scenario of ``files``, checked for what this version can run (ScenarioError)."""
+    from bench.guests import GUEST_BUILDERS
+
+    scenarios = [s for f in files for s in scenario.load(f)]
+    names: dict[str, Path] = {}
+    for s in scenarios:
+        for guest in s.guests:
+            if guest not in GUEST_BUILDERS:
+                raise scenario.ScenarioError(
+                    s.path,
+                    "scenario.guests",
+                    f"guest {guest!r} is not built by this version of vmbench; "
+                    f"expected one of {', '.join(sorted(GUEST_BUILDERS))}",
+                )
+        if s.name in names and names[s.name] != s.path:
+            raise scenario.ScenarioError(
+                s.path, "scenario.name", f"{s.name!r} is also the name in {names[s.name]}"
+            )
+        names[s.name] = s.path
+    return scenarios
+
+
+def _results_dir(path: Path) -> Path:
+    text = str(path)
+    if not text or "\0" in text or "\n" in text:
+        raise UsageError(f"--results-dir {text!r}: expected a folder name")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--results-dir {text}: is a file, expected a folder")
+    return path
+
+
+def _write_run_record(
+    run_dir: Path, config, files: list[Path], scenarios: list[scenario.Scenario]
+) -> None:
+    """What ``--resume`` needs to plan the same trials again: files, their hashes, options."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UsageError(f"{run_dir} exists already") from None
+    except OSError as e:
+        raise UsageError(f"cannot create {run_dir}: {e.strerror}") from None
+    record = {
+        "run_id": config.run_id,
+        "scenarios": [str(Path(f).resolve()) for f in files],
+        # Every file the plan came from (a suite and the files it includes).
+        "sha256": {
+            str(p.resolve()): _sha256(p) for p in {*map(Path, files), *(s.path for s in scenarios)}
+        },
+        "backends": list(config.backends) if config.backends else None,
+        "repetitions": config.repetitions,
+        "quick": config.quick,
+    }
+    try:
+        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        raise UsageError(f"cannot write {run_dir / RUN_RECORD}: {e.strerror}") from None
+
+
+def _resume(args: argparse.Namespace, results_dir: Path):
+    """(run_id, scenario files, RunConfig options, finished trial keys) of the run to continue."""
+    from bench.results import read_rows
+    from bench.runner import finished_keys
+
+    run_id = args.resume
+    if args.scenarios or args.backends or args.repetitions or args.quick:
+        raise UsageError(
+            "--resume continues a run as it was started: give no scenario files, "
+            "--backends, --repetitions or --quick with it"
+        )
+    run_dir = results_dir / run_id
+    record_file = run_dir / RUN_RECORD
+    if not record_file.is_file():
+        raise UsageError(f"--resume {run_id}: no {record_file} (is --results-dir right?)")
+    try:
+        record = json.loads(record_file.read_text())
+        files = [Path(f) for f in record["scenarios"]]
+        options = {
+            "backends": tuple(record["backends"]) if record["backends"] else None,
+            "repetitions": record["repetitions"],
+            "quick": bool(record["quick"]),
+        }
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{record_file}: not a vmbench run record ({e})") from None
+    hashes = record.get("sha256") or {}
+    for name in sorted({*map(str, files), *hashes}):
+        f = Path(name)
+        if not f.is_file() or _sha256(f) != hashes.get(name):
+            raise UsageError(
+                f"--resume {run_id}: {f} changed or vanished since the run started, so the "
+                "plan would not be the same; start a new run instead"
+            )
+    done: set = set()
+    csv_path = run_dir / "results.csv"
+    if csv_path.is_file():
+        rows, bad = read_rows(csv_path)
+        for line in bad:
+            console.print(f"vmbench: {line}", markup=False, highlight=False)
+        done = finished_keys(rows)
+    return run_id, files, options, done
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _progress() -> Progress:

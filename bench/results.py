@@ -6,12 +6,16 @@ side (report, charts, compare): a CSV written on one host must be readable on an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from bench.signals import shielded
 
 COLUMNS = (
     "run_id",
@@ -63,6 +67,21 @@ METRIC_UNITS: dict[str, str] = {
 }
 
 
+# A run id names a folder under the results folder and under the cache: nothing that could
+# climb out of it (no '/', no '..'), nothing a shell or a Docker label would choke on.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_run_id(text: str) -> str:
+    """``text`` if it is a safe run id, else ValueError saying what one looks like."""
+    if not RUN_ID_RE.match(text) or ".." in text:
+        raise ValueError(
+            f"run id {text!r} is not valid: expected letters, digits, '.', '_' and '-' "
+            "(like 20261127T015547Z-host-fcde), no '/' or '..'"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Row:
     run_id: str
@@ -96,11 +115,20 @@ def unit_of(metric: str) -> str:
     return METRIC_UNITS.get(metric, "")
 
 
+class ResultsWriteError(Exception):
+    """Rows could not be written (disk full, ...); what was written before is kept intact."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.errno = error.errno
+        super().__init__(f"cannot write results to {path}: {error.strerror or error}")
+
+
 class ResultWriter:
     """Appends whole trials to a CSV so a crash loses at most the trial in flight.
 
     Each trial is written with one ``write`` call and fsynced; a file that a previous crash
-    left with a half line is cut back to its last complete line before appending.
+    left with a half line is cut back to its last complete line before appending. A write
+    that fails half-way (ENOSPC) is cut back too, so the file always ends with a whole row.
     """
 
     def __init__(self, path: Path) -> None:
@@ -109,7 +137,7 @@ class ResultWriter:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new:
             _cut_partial_line(self.path)
-        self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new:
             self._write_text(_to_csv_text([list(COLUMNS)]))
 
@@ -119,12 +147,23 @@ class ResultWriter:
             self._write_text(text)
 
     def _write_text(self, text: str) -> None:
-        self._file.write(text)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = text.encode("utf-8")
+        with shielded():  # a Ctrl-C lands before or after a trial's rows, never inside them
+            good = os.fstat(self._fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                os.fsync(self._fd)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, good)  # keep only whole rows
+                raise ResultsWriteError(self.path, e) from None
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> ResultWriter:
         return self

@@ -19,6 +19,7 @@ from bench.backends.base import LaunchSpec
 from bench.guests import DebError, Guest, build_guest
 from bench.results import ResultWriter, Row, unit_of
 from bench.scenario import Scenario
+from bench.signals import shielded
 from bench.trial import TrialOutcome, run_trial
 
 
@@ -40,6 +41,52 @@ class PlannedTrial:
     instances: int
     trial: int
     phase: str  # cold | warm | warmup (cold decided when the image turns out freshly built)
+
+
+# What makes a trial the same trial in a resumed run: the plan is deterministic given the
+# scenario (seed included), so the same key means the same planned trial.
+TrialKey = tuple[
+    str, str, str, int, int, str
+]  # scenario, guest, backend, instances, trial, workload
+
+
+def trial_key(trial: PlannedTrial) -> TrialKey:
+    return (
+        trial.scenario.name,
+        trial.guest,
+        trial.backend,
+        trial.instances,
+        trial.trial,
+        trial.workload,
+    )
+
+
+def finished_keys(rows: list[dict[str, str]]) -> set[TrialKey]:
+    """Trials a results CSV already holds an outcome for.
+
+    ``interrupted`` and ``unsupported`` rows do not count: those trials never ran to an end,
+    so a resumed run does them (``failed`` and ``timeout`` are outcomes and stay).
+
+    Build rows (trial 0) count too, keyed with workload "", so a resumed run does not write
+    the image sizes twice.
+    """
+    keys: set[TrialKey] = set()
+    for row in rows:
+        if row["status"] in ("interrupted", "unsupported"):
+            continue
+        words = row["detail"].split(maxsplit=1)
+        workload = words[0].removeprefix("workload=") if words and row["phase"] != "build" else ""
+        keys.add(
+            (
+                row["scenario"],
+                row["guest"],
+                row["backend"],
+                int(row["instances"]),
+                int(row["trial"]),
+                workload,
+            )
+        )
+    return keys
 
 
 @dataclass
@@ -90,8 +137,10 @@ class Runner:
         config: RunConfig,
         writer: ResultWriter,
         on_trial: Callable[[PlannedTrial, TrialOutcome | None], None] = lambda t, o: None,
+        done: set[TrialKey] | frozenset[TrialKey] = frozenset(),
     ) -> None:
         self.config = config
+        self.done = done  # trials (and builds) an earlier attempt of this run finished
         self.writer = writer
         self.on_trial = on_trial
         self.stats = RunStats()
@@ -100,6 +149,7 @@ class Runner:
         self._guests: dict[str, Guest | str] = {}  # a str is the reason it could not be built
         self._prepared: dict[tuple[str, str], Prepared | str] = {}
         self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
+        self._in_flight: tuple[PlannedTrial, str] | None = None  # trial and accel, until written
 
     # -- backends and images -------------------------------------------------------------
 
@@ -179,7 +229,8 @@ class Runner:
             rows.append(
                 self._row(scenario, guest_name, backend_name, accel, 1, 0, "build", metric, seconds)
             )
-        self.writer.write(rows)
+        if (scenario.name, guest_name, backend_name, 1, 0, "") not in self.done:
+            self.writer.write(rows)
         return prepared
 
     def guest(self, scenario: Scenario, name: str) -> Guest | str:
@@ -192,11 +243,32 @@ class Runner:
 
     # -- trials ----------------------------------------------------------------------------
 
+    def pending(self, scenarios: list[Scenario]) -> list[PlannedTrial]:
+        """The planned trials this run still has to do (all of them unless resuming)."""
+        return [
+            t
+            for s in scenarios
+            for t in plan(effective(s, self.config))
+            if trial_key(t) not in self.done
+        ]
+
     def run(self, scenarios: list[Scenario]) -> RunStats:
-        trials = [t for s in scenarios for t in plan(effective(s, self.config))]
         try:
-            for trial in trials:
-                self.run_one(trial)
+            for trial in self.pending(scenarios):
+                self._in_flight = (trial, "none")
+                try:
+                    self.run_one(trial)
+                except KeyboardInterrupt:
+                    # Building, booting or sampling: the trial in flight gets its row.
+                    if self._in_flight is not None:
+                        trial, accel = self._in_flight
+                        self._write_outcome(
+                            trial,
+                            TrialOutcome(
+                                "interrupted", "stopped by the user (Ctrl-C/SIGTERM)", accel
+                            ),
+                        )
+                    raise
         finally:
             self.close()
         return self.stats
@@ -218,6 +290,7 @@ class Runner:
             self._fresh.discard((trial.guest, trial.backend))
             phase = "cold"
         trial = replace(trial, phase=phase)
+        self._in_flight = (trial, _prepared_accel(prepared))
         spec = LaunchSpec(
             run_id=self.config.run_id,
             name=f"vmbench-{self.config.run_id}-{trial.backend}-{trial.guest}-{trial.trial}",
@@ -233,14 +306,6 @@ class Runner:
                 scenario.memory_sample_s,
                 self.host_kernel,
             )
-        except KeyboardInterrupt:
-            self._write_outcome(
-                trial,
-                TrialOutcome(
-                    "interrupted", "stopped by the user (Ctrl-C/SIGTERM)", _prepared_accel(prepared)
-                ),
-            )
-            raise
         except Exception as e:  # an engine fault fails this trial, not the run
             outcome = TrialOutcome(
                 "failed", f"{trial.backend}: {type(e).__name__}: {e}", _prepared_accel(prepared)
@@ -297,6 +362,7 @@ class Runner:
         else:
             self.stats.ok += 1
         self.writer.write(rows)
+        self._in_flight = None
         self.on_trial(trial, outcome)
 
     def _row(
@@ -332,11 +398,13 @@ class Runner:
         )
 
     def close(self) -> None:
-        for backend in self._backends.values():
-            # Best effort here; `vmbench clean` reports what is left.
-            with contextlib.suppress(Exception):
-                backend.cleanup_run(self.config.run_id)
-            backend.close()
+        with shielded():  # a second Ctrl-C must not skip this
+            for backend in self._backends.values():
+                # Best effort here; `vmbench clean` reports what is left.
+                with contextlib.suppress(Exception):
+                    backend.cleanup_run(self.config.run_id)
+                with contextlib.suppress(Exception):
+                    backend.close()
 
 
 def _prepared_accel(prepared: Prepared) -> str:

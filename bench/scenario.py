@@ -222,6 +222,8 @@ def _read_toml(path: Path) -> dict:
         raise ScenarioError(path, "", "is a folder, expected a .toml scenario file") from None
     except OSError as e:
         raise ScenarioError(path, "", f"cannot read: {e.strerror}") from None
+    except ValueError as e:  # e.g. a NUL byte in the file name
+        raise ScenarioError(path, "", f"cannot read: {e}") from None
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from bench.backends.base import Availability, Backend, BackendError, Instance, LaunchSpec, Prepared
 
+# Every backend this version knows, in the order runs and `vmbench clean` visit them.
+BACKEND_NAMES = ("docker", "qemu", "vagrant")
+
 
 def make_backend(name: str) -> Backend:
     if name == "docker":
@@ -22,6 +25,7 @@ def make_backend(name: str) -> Backend:
 
 
 __all__ = [
+    "BACKEND_NAMES",
     "Availability",
     "Backend",
     "BackendError",

@@ -12,6 +12,7 @@ from typing import Any
 
 from bench.guests import Guest
 from bench.measure import ConsoleWatcher
+from bench.signals import shielded
 
 
 class BackendError(RuntimeError):
@@ -90,7 +91,8 @@ class Instance(ABC):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        with shielded():  # a second Ctrl-C must not leave it running
+            self.stop()
 
 
 class Backend(ABC):
@@ -109,13 +111,22 @@ class Backend(ABC):
         """An instance ready to ``start`` (the ready clock starts just before ``start``)."""
 
     def cleanup_run(self, run_id: str) -> list[str]:
-        """Remove whatever a run of this backend left behind; returns what was removed."""
+        """Remove whatever run ``run_id`` of this backend left behind, and nothing else.
+
+        Called at the end of every run and by ``vmbench clean`` after a crash; returns one
+        line per thing removed. Find things by what the run wrote or labelled, never by name
+        patterns that could match another program's containers or VMs.
+        """
         return []
 
     def cleanup_all(self) -> list[str]:
         """``vmbench clean`` without a run id: everything of this backend that vmbench made
         and no run id finds (shared pools, stores). Most backends have nothing of the kind."""
         return []
+
+    def leftover_run_ids(self) -> set[str]:
+        """Run ids that left something behind here (what ``vmbench clean`` visits)."""
+        return set()
 
     def close(self) -> None:
         """Release engine connections."""

@@ -139,13 +139,24 @@ class DockerBackend(Backend):
         return DockerInstance(container)
 
     def cleanup_run(self, run_id: str) -> list[str]:
+        import docker.errors
+
         removed = []
         for container in self.client.containers.list(
             all=True, filters={"label": f"{RUN_LABEL}={run_id}"}
         ):
-            container.remove(force=True)
+            if container.labels.get(RUN_LABEL) != run_id:
+                continue  # the label filter is exact, but never remove on a near-match
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                continue  # gone between listing and removing
             removed.append(f"container {container.name}")
         return removed
+
+    def leftover_run_ids(self) -> set[str]:
+        containers = self.client.containers.list(all=True, filters={"label": RUN_LABEL})
+        return {c.labels[RUN_LABEL] for c in containers if c.labels.get(RUN_LABEL)}
 
     def close(self) -> None:
         if self._client is not None:

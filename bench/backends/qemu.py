@@ -7,6 +7,7 @@ otherwise TCG, and every row says which one ran.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -17,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.backends.base import (
     Availability,
@@ -133,17 +136,29 @@ class QemuBackend(Backend):
     def cleanup_run(self, run_id: str) -> list[str]:
         removed = []
         folder = run_dir(run_id)
+        killed: set[int] = set()
         for pidfile in sorted(folder.glob("*.pid")):
             name = pidfile.stem
             with contextlib.suppress(OSError, ValueError):
                 pid = int(pidfile.read_text().split()[0])
                 if _is_our_qemu(pid, name):
                     os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
                     removed.append(f"qemu pid {pid} ({name})")
             pidfile.unlink(missing_ok=True)
+        # A qemu killed -9 before it wrote its pid file is still named after the run.
+        for pid, name in _qemus_of_run(run_id):
+            if pid not in killed:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                    removed.append(f"qemu pid {pid} ({name})")
         with contextlib.suppress(OSError):
             folder.rmdir()
         return removed
+
+    def leftover_run_ids(self) -> set[str]:
+        folder = run_dir("x").parent
+        return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
 
 
 def qemu_argv(
@@ -334,6 +349,20 @@ def _is_our_qemu(pid: int, name: str) -> bool:
     except OSError:
         return False
     return any(b"qemu-system" in part for part in cmdline[:1]) and name.encode() in cmdline
+
+
+def _qemus_of_run(run_id: str) -> list[tuple[int, str]]:
+    """qemu processes whose ``-name`` starts with ``vmbench-<run_id>-`` (run ids are unique)."""
+    prefix = f"vmbench-{run_id}-"
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        argv = proc.info.get("cmdline") or []
+        if not argv or "qemu-system" not in os.path.basename(argv[0]):
+            continue
+        for flag, value in itertools.pairwise(argv):
+            if flag == "-name" and value.startswith(prefix):
+                found.append((proc.info["pid"], value))
+    return found
 
 
 def _qemu_version(binary: str) -> str:

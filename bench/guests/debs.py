@@ -6,9 +6,11 @@ installed, so a guest's kernel and busybox come from the archive, not from the h
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +77,19 @@ def download(package: Package, dest: Path) -> Path:
     existing = _find_deb(package, dest)
     if existing:
         return existing
-    _apt(["apt-get", "download", "-q", package.spec], cwd=dest)
-    found = _find_deb(package, dest)
-    if not found:
-        raise DebError(f"apt-get download {package.spec} left no .deb in {dest}")
-    return found
+    # Into a private folder first: an interrupted download must not leave a truncated .deb
+    # under its final name (the next run would take it as complete), and two runs fetching
+    # the same package must not write one file at once.
+    partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest))
+    try:
+        _apt(["apt-get", "download", "-q", package.spec], cwd=partial)
+        found = _find_deb(package, partial)
+        if not found:
+            raise DebError(f"apt-get download {package.spec} left no .deb in {partial}")
+        os.replace(found, dest / found.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return dest / found.name
 
 
 def _find_deb(package: Package, folder: Path) -> Path | None:
