@@ -57,7 +57,9 @@ def shielded() -> Iterator[None]:
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     ours = all(h is _handler for h in previous.values())
-    if not ours:
+    was_interrupted = _State.interrupted
+    if not ours:  # used outside the CLI: a section of its own, with a fresh state
+        _State.interrupted = False
         for signum in SIGNALS:
             signal.signal(signum, _handler)
     _State.depth += 1
@@ -70,6 +72,7 @@ def shielded() -> Iterator[None]:
     finally:
         _State.depth -= 1
         if not ours:
+            _State.interrupted = was_interrupted
             for signum, handler in previous.items():
                 if handler is not None:
                     signal.signal(signum, handler)
