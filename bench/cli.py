@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("vmbench: interrupted")
         return 130
+    finally:
+        signals.uninstall()
 
 
 def build_parser() -> argparse.ArgumentParser:

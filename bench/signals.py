@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NOTE = (
@@ -26,6 +27,7 @@ class _State:
     depth = 0  # nesting of shielded() sections
     pending = False  # a signal arrived inside a shielded section
     interrupted = False  # KeyboardInterrupt was already raised once
+    saved: ClassVar[dict] = {}  # handlers install() replaced, for uninstall()
 
 
 def _handler(signum: int, frame: object) -> None:
@@ -42,7 +44,17 @@ def install() -> None:
     """Route SIGINT and SIGTERM through the handler above (the CLI calls this once per run)."""
     _State.depth, _State.pending, _State.interrupted = 0, False, False
     for signum in SIGNALS:
-        signal.signal(signum, _handler)
+        previous = signal.signal(signum, _handler)
+        if previous is not _handler:
+            _State.saved[signum] = previous
+
+
+def uninstall() -> None:
+    """Put back the handlers install() replaced (``cli.main`` may run in-process, in tests)."""
+    for signum, handler in _State.saved.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+    _State.saved = {}
 
 
 def interrupted() -> bool:
