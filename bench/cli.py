@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_ID",
         type=_run_id,
         help="continue run RUN_ID in the results folder: only the trials it has no row for",
+    )
+    run.add_argument(
+        "--cold",
+        action="store_true",
+        help="root only: drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before the "
+        "first measured trial of each guest and backend, and label that trial cold",
     )
     run.set_defaults(handler=cmd_run)
 
@@ -210,6 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import RunConfig, Runner
     from bench.summary import summary_table
 
+    if args.cold and os.geteuid() != 0:
+        raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
     results_dir = _results_dir(args.results_dir)
     if args.resume:
         run_id, files, config_args, done = _resume(args, results_dir)
@@ -219,6 +228,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "backends": args.backends,
             "repetitions": args.repetitions,
             "quick": args.quick,
+            "cold": args.cold,
         }
     scenarios = load_scenarios(files)  # all bad input is refused here, before anything starts
     host_id = host.host_id()
@@ -365,6 +375,7 @@ def _write_run_record(
         "backends": list(config.backends) if config.backends else None,
         "repetitions": config.repetitions,
         "quick": config.quick,
+        "cold": config.cold,
     }
     try:
         (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
@@ -378,10 +389,10 @@ def _resume(args: argparse.Namespace, results_dir: Path):
     from bench.runner import finished_keys
 
     run_id = args.resume
-    if args.scenarios or args.backends or args.repetitions or args.quick:
+    if args.scenarios or args.backends or args.repetitions or args.quick or args.cold:
         raise UsageError(
             "--resume continues a run as it was started: give no scenario files, "
-            "--backends, --repetitions or --quick with it"
+            "--backends, --repetitions, --quick or --cold with it"
         )
     run_dir = results_dir / run_id
     record_file = run_dir / RUN_RECORD
@@ -394,6 +405,7 @@ def _resume(args: argparse.Namespace, results_dir: Path):
             "backends": tuple(record["backends"]) if record["backends"] else None,
             "repetitions": record["repetitions"],
             "quick": bool(record["quick"]),
+            "cold": bool(record.get("cold", False)),
         }
     except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"{record_file}: not a vmbench run record ({e})") from None

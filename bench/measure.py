@@ -344,3 +344,16 @@ class _CountingSink:
 
     def flush(self) -> None:
         pass
+
+
+def tree_bytes(tree: Path) -> int:
+    """Apparent size of a folder tree, each inode once (``du -s -b``): the userland's bytes."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import platform
 import random
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from bench.backends import Backend, BackendError, Prepared, make_backend
-from bench.backends.base import LaunchSpec
+from bench.backends.base import LaunchSpec, SizeRecord
 from bench.guests import DebError, Guest, build_guest
 from bench.results import ResultWriter, Row, unit_of
 from bench.scenario import Scenario
@@ -30,6 +31,7 @@ class RunConfig:
     backends: tuple[str, ...] | None = None  # restrict to these (None: the scenario's)
     repetitions: int | None = None
     quick: bool = False
+    cold: bool = False  # drop the page cache before the first measured trial of each pair
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class Runner:
         self._guests: dict[str, Guest | str] = {}  # a str is the reason it could not be built
         self._prepared: dict[tuple[str, str], Prepared | str] = {}
         self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
+        self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
         self._in_flight: tuple[PlannedTrial, str] | None = None  # trial and accel, until written
 
     # -- backends and images -------------------------------------------------------------
@@ -192,6 +195,12 @@ class Runner:
         if built_now:
             self._fresh.add(key)
         accel = _prepared_accel(prepared)
+        rootfs = SizeRecord(
+            "rootfs_bytes",
+            guest.rootfs_bytes,
+            "rootfs",
+            "apparent bytes of the userland tree; the same files in every backend's image",
+        )
         rows = [
             self._row(
                 scenario,
@@ -205,7 +214,7 @@ class Runner:
                 s.value,
                 f"artefact={s.artefact} {s.detail}".strip(),
             )
-            for s in prepared.sizes
+            for s in [rootfs, *prepared.sizes]
         ]
         if built_now:
             build_s = (guest.build_s if guest.built_now else 0.0) + (
@@ -288,6 +297,11 @@ class Runner:
         phase = trial.phase
         if phase != "warmup" and (trial.guest, trial.backend) in self._fresh:
             self._fresh.discard((trial.guest, trial.backend))
+            phase = "cold"
+        pair = (trial.guest, trial.backend)
+        if phase != "warmup" and self.config.cold and pair not in self._dropped:
+            self._dropped.add(pair)
+            drop_page_cache()
             phase = "cold"
         trial = replace(trial, phase=phase)
         self._in_flight = (trial, _prepared_accel(prepared))
@@ -405,6 +419,16 @@ class Runner:
                     backend.cleanup_run(self.config.run_id)
                 with contextlib.suppress(Exception):
                     backend.close()
+
+
+DROP_CACHES = "/proc/sys/vm/drop_caches"
+
+
+def drop_page_cache() -> None:
+    """Write dirty pages, then drop the page cache, dentries and inodes (root only)."""
+    os.sync()
+    with open(DROP_CACHES, "w") as f:
+        f.write("3\n")
 
 
 def _prepared_accel(prepared: Prepared) -> str:

@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.guests import busybox
+from bench.guests import busybox, debian
 from bench.guests.cache import cache_root
 from bench.guests.debs import DebError, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
-from bench.measure import allocated_bytes, apparent_bytes
+from bench.measure import allocated_bytes, apparent_bytes, tree_bytes
 
 __all__ = ["GUEST_BUILDERS", "DebError", "Guest", "build_guest", "built_guests", "host_arch"]
 
@@ -31,6 +31,13 @@ class Guest:
     build_s: float = 0.0
     built_now: bool = False
     meta: dict = field(default_factory=dict)
+
+    @property
+    def rootfs_bytes(self) -> int:
+        """Apparent bytes of the userland tree (the same files in every backend's image)."""
+        if "rootfs_bytes" in self.meta:
+            return int(self.meta["rootfs_bytes"])
+        return tree_bytes(self.rootfs)
 
     @property
     def boot_args(self) -> str:
@@ -54,7 +61,28 @@ def _build_busybox(arch: str) -> Guest:
     )
 
 
-GUEST_BUILDERS = {"busybox": _build_busybox}
+def _build_debian(name: str, arch: str) -> Guest:
+    kernel = kernel_tree(arch)
+    folder, meta = debian.build(name, arch, kernel)
+    return Guest(
+        name=name,
+        arch=arch,
+        folder=folder,
+        rootfs=folder / "rootfs",
+        kernel=kernel,
+        initramfs=folder / "initramfs.gz",
+        disk=folder / "disk.img",
+        build_s=float(meta.get("build_s", 0.0)) + (kernel.build_s if kernel.built_now else 0.0),
+        built_now=bool(meta.get("built_now")) or kernel.built_now,
+        meta=meta,
+    )
+
+
+GUEST_BUILDERS = {
+    "busybox": _build_busybox,
+    "debian": lambda arch: _build_debian("debian", arch),
+    "debian-systemd": lambda arch: _build_debian("debian-systemd", arch),
+}
 
 
 def build_guest(name: str, arch: str | None = None) -> Guest:
