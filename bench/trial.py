@@ -62,7 +62,9 @@ def run_trial(
             return TrialOutcome("timeout", why, instance.accel)
         fields = ready.fields()
         outcome.ready_fields = fields
-        described = instance.describe()
+        described = " ".join(
+            w for w in (instance.describe(), f"guest_init={fields.get('init', '?')}") if w
+        )
         outcome.measurements.append(
             Measurement("ready_s", seconds_between(start_ns, ready.t_ns), described)
         )

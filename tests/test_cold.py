@@ -1,0 +1,60 @@
+"""`vmbench run --cold`: which trials are cold, and the root check (the page-cache drop faked)."""
+
+from __future__ import annotations
+
+from test_runner import OK_LINES, FakeBackend, fake_guest, scenario_file
+
+from bench import cli
+from bench import runner as runner_mod
+from bench.results import ResultWriter, read_rows
+from bench.runner import RunConfig, Runner
+from bench.scenario import load
+
+__all__ = ["fake_guest"]  # the fixture, imported for its side effect
+
+
+def test_cold_drops_the_cache_once_per_guest_and_backend(tmp_path, monkeypatch, fake_guest):
+    drops: list[int] = []
+    monkeypatch.setattr(runner_mod, "drop_page_cache", lambda: drops.append(1))
+    backends = {
+        "docker": FakeBackend("docker", OK_LINES, built_now=False),
+        "qemu": FakeBackend("qemu", OK_LINES, built_now=False),
+    }
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    csv = tmp_path / "results.csv"
+    with ResultWriter(csv) as writer:
+        Runner(RunConfig("run1", "host1", cold=True), writer).run(load(scenario_file(tmp_path)))
+    rows, _ = read_rows(csv)
+    ready = [r for r in rows if r["metric"] == "ready_s"]
+    assert len(drops) == 2  # one guest, two backends
+    for backend in backends:
+        phases = [r["phase"] for r in ready if r["backend"] == backend]
+        # warmup first, then the cold trial right after the drop, then warm ones
+        assert phases[:3] == ["warmup", "cold", "warm"]
+        assert phases.count("cold") == 1
+
+
+def test_without_cold_nothing_is_dropped_and_nothing_cold(tmp_path, monkeypatch, fake_guest):
+    drops: list[int] = []
+    monkeypatch.setattr(runner_mod, "drop_page_cache", lambda: drops.append(1))
+    backends = {
+        "docker": FakeBackend("docker", OK_LINES, built_now=False),
+        "qemu": FakeBackend("qemu", OK_LINES, built_now=False),
+    }
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    csv = tmp_path / "results.csv"
+    with ResultWriter(csv) as writer:
+        Runner(RunConfig("run1", "host1"), writer).run(load(scenario_file(tmp_path)))
+    rows, _ = read_rows(csv)
+    assert drops == []
+    assert "cold" not in {r["phase"] for r in rows}
+    rootfs = [r for r in rows if r["metric"] == "rootfs_bytes"]
+    assert len(rootfs) == 2 and all(r["detail"].startswith("artefact=rootfs") for r in rootfs)
+
+
+def test_cold_needs_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    code = cli.main(["run", str(scenario_file(tmp_path)), "--cold"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "vmbench: --cold needs root: it writes 3 to /proc/sys/vm/drop_caches"
