@@ -180,7 +180,7 @@ def test_malformed_scenario_files_get_one_line_and_exit_2(tmp_path, case):
         ("[scenario]\nname='x'\nguests=['busybox']\ninstances=[100000]\n", "from 1 to 256"),
         ("[scenario]\nname='x'\nguests=['busybx']\n", "did you mean 'busybox'"),
         ("[scenario]\nname='x'\nguests=['busybox']\nbackends=['qmeu']\n", "did you mean 'qemu'"),
-        ("[scenario]\nname='x'\nguests=['debian']\n", "not built by this version"),
+        ("[scenario]\nname='x'\nguests=['debian', 'debian']\n", "no repeated items"),
         ("[scenario]\nname='../../etc'\nguests=['busybox']\n", "scenario.name"),
         ("[scenario]\nname='x'\nguests=['busybox']\nrepetitions='10'\n", "got '10'"),
         ("[scenario]\nname='x'\n[backend.qemu]\nmemory_mb=1\n", "scenario.guests: is required"),
