@@ -214,7 +214,8 @@ def new_run_id(host_id: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import RunConfig, Runner
+    from bench.density import check_host_memory
+    from bench.runner import RunConfig, Runner, effective
     from bench.summary import summary_table
 
     if args.cold and os.geteuid() != 0:
@@ -233,6 +234,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = load_scenarios(files)  # all bad input is refused here, before anything starts
     host_id = host.host_id()
     config = RunConfig(run_id=run_id or new_run_id(host_id), host_id=host_id, **config_args)
+    # Before anything starts: a density size this host cannot hold is bad input (exit 2).
+    check_host_memory(effective(s, config) for s in scenarios)
     run_dir = results_dir / config.run_id
     console.print(f"vmbench: run {config.run_id} -> {run_dir}", markup=False)
 
@@ -325,13 +328,13 @@ def _write_host(run_dir: Path, extra: dict) -> None:
 
 def load_scenarios(files: list[Path]) -> list[scenario.Scenario]:
     """Every scenario of ``files``, checked for what this version can run (ScenarioError)."""
-    from bench.guests import GUEST_BUILDERS
+    from bench.guests import GUEST_BUILDERS, split_guest_name
 
     scenarios = [s for f in files for s in scenario.load(f)]
     names: dict[str, Path] = {}
     for s in scenarios:
         for guest in s.guests:
-            if guest not in GUEST_BUILDERS:
+            if split_guest_name(guest)[0] not in GUEST_BUILDERS:  # busybox-arm64: busybox
                 raise scenario.ScenarioError(
                     s.path,
                     "scenario.guests",

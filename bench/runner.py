@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from bench.backends import Backend, BackendError, Prepared, make_backend
 from bench.backends.base import LaunchSpec, SizeRecord
+from bench.density import MemoryGuard, run_density
 from bench.guests import DebError, Guest, build_guest
 from bench.results import ResultWriter, Row, unit_of
 from bench.scenario import Scenario
@@ -121,12 +122,15 @@ def plan(scenario: Scenario) -> Iterator[PlannedTrial]:
     for guest in scenario.guests:
         counters = dict.fromkeys(scenario.backends, 0)
         for workload in scenario.workloads:
-            for n in scenario.instances:
+            sizes = sorted({n for b in scenario.backends for n in scenario.instances_for(b)})
+            for n in sizes:
                 rounds = ["warmup"] * scenario.warmup + ["warm"] * scenario.repetitions
                 for phase in rounds:
                     order = list(scenario.backends)
                     rng.shuffle(order)
                     for backend in order:
+                        if n not in scenario.instances_for(backend):
+                            continue
                         counters[backend] += 1
                         yield PlannedTrial(
                             scenario, guest, backend, workload, n, counters[backend], phase
@@ -153,6 +157,7 @@ class Runner:
         self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
         self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
         self._in_flight: tuple[PlannedTrial, str] | None = None  # trial and accel, until written
+        self._memory_guard = MemoryGuard()  # density: per-instance cost measured at smaller N
 
     # -- backends and images -------------------------------------------------------------
 
@@ -312,19 +317,32 @@ class Runner:
             options=scenario.options(trial.backend),
         )
         try:
-            outcome = run_trial(
-                backend,
-                prepared,
-                spec,
-                scenario.timeout_s,
-                scenario.memory_sample_s,
-                self.host_kernel,
-            )
+            if scenario.multi_instance(trial.backend):
+                outcome = run_density(
+                    backend,
+                    prepared,
+                    spec,
+                    trial.instances,
+                    scenario.timeout_s,
+                    scenario.memory_sample_s,
+                    self._memory_guard,
+                    (scenario.name, trial.guest, trial.backend),
+                )
+            else:
+                outcome = run_trial(
+                    backend,
+                    prepared,
+                    spec,
+                    scenario.timeout_s,
+                    scenario.memory_sample_s,
+                    self.host_kernel,
+                )
         except Exception as e:  # an engine fault fails this trial, not the run
             outcome = TrialOutcome(
                 "failed", f"{trial.backend}: {type(e).__name__}: {e}", _prepared_accel(prepared)
             )
-        self._write_outcome(trial, outcome)
+        # A density size the memory guard refused is not a measurement failure.
+        self._write_outcome(trial, outcome, count_failure=outcome.status != "unsupported")
         if outcome.status == "ok":
             self.stats.accels[trial.backend] = outcome.accel
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 GUESTS = ("busybox", "debian", "debian-systemd")
+# A guest name may end in -<arch> to build it for another architecture: "busybox-arm64".
+GUEST_ARCHES = ("amd64", "arm64")
 WORKLOADS = ("ready", "idle")
 BACKENDS = ("docker", "qemu", "vagrant")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -110,6 +112,20 @@ def _file_url(value: Any) -> str:
     return value
 
 
+def _guest(value: Any) -> str:
+    if isinstance(value, str):
+        base, _, arch = value.rpartition("-")
+        if base in GUESTS and arch in GUEST_ARCHES:
+            return value
+    if value in GUESTS:
+        return value
+    raise ValueError(
+        f"expected one of {', '.join(GUESTS)}, optionally ending in "
+        f"{' or '.join('-' + a for a in GUEST_ARCHES)} for another architecture, "
+        f"got {value!r}{_hint(value, GUESTS)}"
+    )
+
+
 def _hint(value: Any, choices: tuple[str, ...] | list[str]) -> str:
     if not isinstance(value, str):
         return ""
@@ -120,7 +136,7 @@ def _hint(value: Any, choices: tuple[str, ...] | list[str]) -> str:
 SCENARIO_KEYS: dict[str, Key] = {
     "name": Key(_name, required=True),
     "description": Key(_text(), default=""),
-    "guests": Key(_list_of(_one_of(GUESTS)), required=True),
+    "guests": Key(_list_of(_guest), required=True),
     "workloads": Key(_list_of(_one_of(WORKLOADS)), default=("ready", "idle")),
     "backends": Key(_list_of(_one_of(BACKENDS)), default=("docker", "qemu")),
     "repetitions": Key(_int_in(1, MAX_REPETITIONS), default=10),
@@ -129,6 +145,12 @@ SCENARIO_KEYS: dict[str, Key] = {
     "instances": Key(_list_of(_int_in(1, MAX_INSTANCES)), default=(1,)),
     "memory_sample_s": Key(_float_in(0.1, 600), default=2.0),
     "seed": Key(_int_in(0, 2**31), default=0),
+}
+
+# Keys every [backend.X] table accepts besides its own.
+COMMON_BACKEND_KEYS: dict[str, Key] = {
+    # Overrides [scenario] instances for this backend (density: many containers, few VMs).
+    "instances": Key(_list_of(_int_in(1, MAX_INSTANCES)), default=None),
 }
 
 BACKEND_KEYS: dict[str, dict[str, Key]] = {
@@ -170,6 +192,14 @@ class Scenario:
 
     def options(self, backend: str) -> dict[str, Any]:
         return self.backend_options.get(backend, {})
+
+    def instances_for(self, backend: str) -> tuple[int, ...]:
+        """The instance counts to run on ``backend``: its own list, else the scenario's."""
+        return self.options(backend).get("instances") or self.instances
+
+    def multi_instance(self, backend: str) -> bool:
+        """A density scenario (any list but [1]): N instances started at once, measured together."""
+        return self.instances_for(backend) != (1,)
 
 
 def load(path: Path | str) -> list[Scenario]:
@@ -272,7 +302,17 @@ def _parse(path: Path, data: dict) -> Scenario:
         raise ScenarioError(path, "backend", "expected tables like [backend.qemu]")
     _reject_unknown(path, "backend.", backend_tables, list(BACKEND_KEYS))
     options = {
-        name: _check_table(path, f"backend.{name}.", backend_tables.get(name, {}), keys)
+        name: _check_table(
+            path, f"backend.{name}.", backend_tables.get(name, {}), {**COMMON_BACKEND_KEYS, **keys}
+        )
         for name, keys in BACKEND_KEYS.items()
     }
-    return Scenario(path=path, backend_options=options, **values)
+    scenario = Scenario(path=path, backend_options=options, **values)
+    if "ready" in scenario.workloads and any(scenario.multi_instance(b) for b in scenario.backends):
+        raise ScenarioError(
+            path,
+            "scenario.workloads",
+            "a scenario with instances other than [1] measures idle instances together: "
+            'expected workloads = ["idle"]',
+        )
+    return scenario

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from bench import compat
 from bench.backends.base import Backend, BackendError, LaunchSpec, Prepared
 from bench.measure import DONE, READY, MemorySampler, now_ns, seconds_between
 
@@ -38,8 +39,13 @@ def run_trial(
     host_kernel: str,
     sample_hz: float = 20.0,
 ) -> TrialOutcome:
-    """Measure one instance; never leaves it running, whatever happens (also on Ctrl-C)."""
+    """Measure one instance; never leaves it running, whatever happens (also on Ctrl-C).
+
+    A foreign-architecture guest that cannot execute (``exec format error``) is an expected
+    result, ``runs_foreign_arch`` = 0 with status ok, not a failed trial.
+    """
     outcome = TrialOutcome(status="ok")
+    foreign = compat.is_foreign(prepared.guest.arch)
     try:
         instance = backend.create(prepared, spec)
     except BackendError as e:
@@ -51,11 +57,16 @@ def run_trial(
         try:
             instance.start()
         except BackendError as e:
-            return TrialOutcome("failed", str(e), instance.accel)
+            return _refused(prepared, str(e), instance.accel) or TrialOutcome(
+                "failed", str(e), instance.accel
+            )
         assert instance.console is not None
         ready = instance.console.wait_for(READY, deadline_ns)
         if ready is None:
             if instance.console.ended:
+                refused = _refused(prepared, instance.console.tail(), instance.accel)
+                if refused:
+                    return refused
                 why = f"guest output ended before READY: {instance.console.tail()}"
                 return TrialOutcome("failed", why, instance.accel)
             why = f"no READY line within {timeout_s:g} s; last output: {instance.console.tail()}"
@@ -73,18 +84,29 @@ def run_trial(
         if "uptime" in fields and instance.accel != "none":
             # A container's /proc/uptime is the host kernel's: only a VM has an uptime of its own.
             outcome.measurements.append(Measurement("guest_uptime_s", float(fields["uptime"])))
-        if "kernel" in fields:
-            same = fields["kernel"] == host_kernel
-            outcome.measurements.append(
-                Measurement(
-                    "kernel_matches_host", 1.0 if same else 0.0, f"guest_kernel={fields['kernel']}"
-                )
+        kernel = compat.kernel_fact(fields, host_kernel)
+        if kernel is not None:
+            outcome.measurements.append(Measurement("kernel_matches_host", *kernel))
+        if foreign:
+            ran = compat.foreign_arch_ran(
+                prepared.guest.arch, fields, container=instance.accel == "none"
             )
+            outcome.measurements.append(Measurement("runs_foreign_arch", *ran))
         if spec.workload == "ready":
             _measure_exit(instance, start_ns, deadline_ns, outcome)
         elif spec.workload == "idle":
             _measure_memory(instance, memory_sample_s, sample_hz, outcome)
     return outcome
+
+
+def _refused(prepared: Prepared, evidence: str, accel: str) -> TrialOutcome | None:
+    """A foreign guest that the engine could not execute: the fact 0, an ok outcome."""
+    if not compat.is_foreign(prepared.guest.arch):
+        return None
+    fact = compat.foreign_arch_refused(prepared.guest.arch, evidence)
+    if fact is None:
+        return None
+    return TrialOutcome("ok", accel=accel, measurements=[Measurement("runs_foreign_arch", *fact)])
 
 
 def _measure_exit(instance, start_ns: int, deadline_ns: int, outcome: TrialOutcome) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import platform
 import subprocess
 import tarfile
 import tempfile
@@ -43,6 +44,7 @@ FROM scratch
 COPY rootfs/ /
 ENTRYPOINT {json.dumps(ENTRYPOINT)}
 """
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 FIX = "start the daemon: sudo make setup (or: sudo systemctl start docker)"
 
 
@@ -130,6 +132,7 @@ class DockerBackend(Backend):
                 rm=True,
                 forcerm=True,
                 network_mode="none",
+                platform=docker_platform(guest.arch) if guest.arch != HOST_ARCH else None,
             )
         except Exception as e:
             raise BackendError(f"docker: building {tag} failed: {_short(e)}") from None
@@ -181,6 +184,10 @@ class DockerBackend(Backend):
         return size
 
     def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+        extra = {}
+        if prepared.guest.arch != HOST_ARCH:
+            # --platform: say which architecture is wanted; the engine still cannot run it.
+            extra["platform"] = docker_platform(prepared.guest.arch)
         try:
             container = self.client.containers.create(
                 prepared.handle,
@@ -191,6 +198,7 @@ class DockerBackend(Backend):
                 privileged=False,
                 read_only=True,
                 detach=True,
+                **extra,
             )
         except Exception as e:
             raise BackendError(f"docker: cannot create container: {_short(e)}; {FIX}") from None
@@ -350,6 +358,11 @@ def shim_pid(pid: int) -> int | None:
 def _chunks(pipe, size: int = 1 << 20):
     while chunk := os.read(pipe.fileno(), size):
         yield chunk
+
+
+def docker_platform(arch: str) -> str:
+    """Debian architecture name -> Docker platform (``arm64`` -> ``linux/arm64``)."""
+    return f"linux/{arch}"
 
 
 def _short(error: BaseException) -> str:

@@ -16,7 +16,16 @@ from bench.guests.debs import DebError, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
 from bench.measure import allocated_bytes, apparent_bytes, tree_bytes
 
-__all__ = ["GUEST_BUILDERS", "DebError", "Guest", "build_guest", "built_guests", "host_arch"]
+__all__ = [
+    "ARCHES",
+    "GUEST_BUILDERS",
+    "DebError",
+    "Guest",
+    "build_guest",
+    "built_guests",
+    "host_arch",
+    "split_guest_name",
+]
 
 
 @dataclass(frozen=True)
@@ -85,11 +94,27 @@ GUEST_BUILDERS = {
 }
 
 
+ARCHES = ("amd64", "arm64")  # Debian architecture names a guest can be built for
+
+
+def split_guest_name(name: str) -> tuple[str, str | None]:
+    """``busybox-arm64`` -> (``busybox``, ``arm64``); ``busybox`` -> (``busybox``, None)."""
+    base, _, arch = name.rpartition("-")
+    if base in GUEST_BUILDERS and arch in ARCHES:
+        return base, arch
+    return name, None
+
+
 def build_guest(name: str, arch: str | None = None) -> Guest:
-    """Build (or fetch from the cache) guest ``name`` for ``arch`` (default: the host's)."""
-    if name not in GUEST_BUILDERS:
+    """Build (or fetch from the cache) guest ``name`` for ``arch`` (default: the host's).
+
+    A name ending in ``-<arch>`` (``busybox-arm64``) picks the architecture, so a scenario can
+    list a foreign-architecture guest beside the native one.
+    """
+    base, named_arch = split_guest_name(name)
+    if base not in GUEST_BUILDERS:
         raise ValueError(f"unknown guest {name!r}; known: {', '.join(sorted(GUEST_BUILDERS))}")
-    return GUEST_BUILDERS[name](arch or host_arch())
+    return GUEST_BUILDERS[base](arch or named_arch or host_arch())
 
 
 def built_guests() -> list[dict]:
