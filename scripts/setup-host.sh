@@ -64,6 +64,22 @@ apt_lists_fresh() {
   fi
 }
 
+foreign_arch_lists() {
+  # The compat scenario's arm64 guest (busybox-arm64): its busybox-static and cloud kernel
+  # .debs are fetched with `apt-get download` and unpacked, never installed on this host;
+  # apt must know the arm64 package lists for that.
+  local arch=arm64
+  [ "$(dpkg --print-architecture)" = "$arch" ] && return 0
+  apt-cache show --no-all-versions "linux-image-cloud-$arch:$arch" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then
+    say "apt knows no $arch packages; run: sudo dpkg --add-architecture $arch && sudo apt-get update"
+    return 0
+  fi
+  dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
+  say "updating apt lists for $arch (download only: the arm64 guest's packages are never installed)"
+  apt-get update -q >/dev/null || say "apt-get update failed (offline?)"
+}
+
 docker_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
 start_dockerd() {
@@ -158,6 +174,7 @@ main() {
   local rc=0
   install_packages || rc=1
   apt_lists_fresh
+  foreign_arch_lists
   start_dockerd || rc=1
   start_libvirtd || rc=1
   return $rc

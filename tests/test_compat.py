@@ -1,0 +1,112 @@
+"""Kernel and foreign-architecture facts: evidence parsing, and the compat scenario on real engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import cli, compat
+from bench.guests import split_guest_name
+from bench.results import read_rows
+from bench.scenario import ScenarioError, load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_guest_name_may_name_an_architecture(tmp_path):
+    assert split_guest_name("busybox-arm64") == ("busybox", "arm64")
+    assert split_guest_name("busybox") == ("busybox", None)
+    path = tmp_path / "s.toml"
+    path.write_text('[scenario]\nname = "s"\nguests = ["busybox", "busybox-arm64"]\n')
+    [s] = load(path)
+    assert s.guests == ("busybox", "busybox-arm64")
+    path.write_text('[scenario]\nname = "s"\nguests = ["busybox-arm65"]\n')
+    with pytest.raises(ScenarioError) as e:
+        load(path)
+    assert str(e.value).startswith(f"{path}: scenario.guests: expected one of busybox")
+    assert "-arm64" in str(e.value)
+
+
+def test_kernel_fact_names_both_releases():
+    assert compat.kernel_fact({"kernel": "6.1.0"}, "6.1.0") == (
+        1.0,
+        "guest_kernel=6.1.0 host_kernel=6.1.0",
+    )
+    value, detail = compat.kernel_fact({"kernel": "6.1.0-cloud"}, "6.18.4")
+    assert value == 0.0 and "guest_kernel=6.1.0-cloud" in detail
+    assert compat.kernel_fact({}, "6.1.0") is None
+
+
+def test_exec_format_error_is_the_evidence_for_zero():
+    value, detail = compat.foreign_arch_refused("arm64", "exec /bin/sh: exec format error")
+    assert value == 0.0 and "exec format error" in detail and "guest_arch=arm64" in detail
+    assert compat.foreign_arch_refused("arm64", "no such file or directory") is None
+
+
+def test_binfmt_qemu_user_is_reported_as_user_mode_emulation(tmp_path, monkeypatch):
+    monkeypatch.setattr(compat, "BINFMT_DIR", tmp_path)
+    (tmp_path / "status").write_text("enabled\n")
+    fields = {"arch": "aarch64", "kernel": "6.18.4"}
+    value, detail = compat.foreign_arch_ran("arm64", fields, container=True)
+    assert value == 1.0 and "user-mode emulation" not in detail  # no entry: not emulated by it
+    (tmp_path / "qemu-aarch64").write_text(
+        "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: PF\n"
+    )
+    assert compat.binfmt_emulator("arm64") == "/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+    value, detail = compat.foreign_arch_ran("arm64", fields, container=True)
+    assert value == 1.0 and "user-mode emulation" in detail and "aarch64-binfmt-P" in detail
+    (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /x\n")
+    assert compat.binfmt_emulator("arm64") is None
+
+
+def test_vm_that_reports_another_arch_did_not_run_it():
+    value, detail = compat.foreign_arch_ran("arm64", {"arch": "x86_64"}, container=False)
+    assert value == 0.0 and "expected arch=aarch64" in detail
+
+
+@pytest.mark.integration
+def test_compat_scenario_kernel_and_foreign_arch_facts(
+    tmp_path, docker_backend, qemu_backend, busybox_guest
+):
+    """scenarios/compat.toml as shipped: 4 trials, 2 VM boots (one arm64 under TCG)."""
+    results = tmp_path / "results"
+    code = cli.main(
+        [
+            "run",
+            str(ROOT / "scenarios" / "compat.toml"),
+            "--backends",
+            "docker,qemu",
+            "--results-dir",
+            str(results),
+            "--no-report",
+        ]
+    )
+    assert code == 0
+    [run] = list(results.iterdir())
+    rows, bad = read_rows(run / "results.csv")
+    assert bad == []
+    assert not [r for r in rows if r["status"] != "ok"]
+    facts = {
+        (r["guest"], r["backend"], r["metric"]): r
+        for r in rows
+        if r["metric"] in ("kernel_matches_host", "runs_foreign_arch")
+    }
+    # Whose kernel: the container reports the host's, the VM its own.
+    assert facts[("busybox", "docker", "kernel_matches_host")]["value"] == "1.0"
+    assert facts[("busybox", "qemu", "kernel_matches_host")]["value"] == "0.0"
+    assert "guest_kernel=" in facts[("busybox", "qemu", "kernel_matches_host")]["detail"]
+    # Foreign architecture: the arm64 VM boots its own arm64 kernel under emulation.
+    vm = facts[("busybox-arm64", "qemu", "runs_foreign_arch")]
+    assert vm["value"] == "1.0" and "arch=aarch64" in vm["detail"] and vm["accel"] == "tcg"
+    assert "cloud-arm64" in facts[("busybox-arm64", "qemu", "kernel_matches_host")]["detail"]
+    container = facts[("busybox-arm64", "docker", "runs_foreign_arch")]
+    assert container["status"] == "ok"
+    if compat.binfmt_emulator("arm64"):
+        assert container["value"] == "1.0" and "user-mode emulation" in container["detail"]
+    else:
+        assert container["value"] == "0.0" and "exec format error" in container["detail"]
+    left = docker_backend.client.containers.list(
+        all=True, filters={"label": f"vmbench.run={run.name}"}
+    )
+    assert left == []
