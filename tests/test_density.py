@@ -259,8 +259,11 @@ def test_density_one_and_two_instances_on_docker_and_qemu(
         assert "sum over 2 instances" in rss[2]["detail"]
     pss = _rows_by(rows, "qemu", "pss_bytes")
     assert float(pss[2]["value"]) > 1.5 * float(pss[1]["value"])
+    # Shims apart. Their PSS is not asserted to grow: a shim's pages are shared with every other
+    # containerd-shim on the host (other runs' too), so its share can shrink as N grows.
     shim = _rows_by(rows, "docker", "shim_pss_bytes")
-    assert float(shim[2]["value"]) > float(shim[1]["value"])  # one shim per container
+    assert set(shim) == {1, 2} and all(float(r["value"]) > 0 for r in shim.values())
+    assert "sum over 2 instances" in shim[2]["detail"]
     # Nothing left behind: no container of this run, no qemu pid files.
     client = docker_backend.client
     left = client.containers.list(all=True, filters={"label": f"vmbench.run={run.name}"})
