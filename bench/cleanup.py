@@ -8,13 +8,32 @@ with the run's prefix) and says which runs left something in ``leftover_run_ids`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from bench import liveness
 from bench.backends import BACKEND_NAMES, BackendError, make_backend
 
 
-def clean(run_id: str | None = None) -> tuple[list[str], list[str]]:
-    """Returns (what was removed, what could not be checked or removed)."""
-    removed: list[str] = []
-    problems: list[str] = []
+@dataclass
+class CleanReport:
+    removed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # could not be checked or removed
+    running: list[str] = field(default_factory=list)  # live runs, left alone on purpose
+
+
+def clean(run_id: str | None = None, own_run: str | None = None) -> CleanReport:
+    """Remove what ended runs left behind (all of them, or ``run_id``'s).
+
+    Runs that are still going (their liveness lock is held) are never touched; ``own_run``
+    is the calling run itself (``--resume`` cleaning up after its earlier attempt).
+    """
+    report = CleanReport()
+    removed, problems = report.removed, report.problems
+    alive = liveness.alive_runs() - {own_run}
+    if run_id is not None and run_id in alive:
+        report.problems.append(f"run {run_id} is still running (its lock is held): not touched")
+        return report
+    report.running = sorted(alive)
     for name in BACKEND_NAMES:
         try:
             backend = make_backend(name)
@@ -30,10 +49,10 @@ def clean(run_id: str | None = None) -> tuple[list[str], list[str]]:
             backend.close()
             continue
         try:
-            run_ids = [run_id] if run_id else sorted(backend.leftover_run_ids())
+            run_ids = [run_id] if run_id else sorted(backend.leftover_run_ids() - alive)
             for rid in run_ids:
                 removed += backend.cleanup_run(rid)
-            if run_id is None:
+            if run_id is None and not alive:  # shared artefacts (boxes, pool) only when idle
                 removed += backend.cleanup_all()
         except (BackendError, OSError) as e:
             problems.append(f"{name}: {e}")
@@ -41,4 +60,4 @@ def clean(run_id: str | None = None) -> tuple[list[str], list[str]]:
             problems.append(f"{name}: {type(e).__name__}: {e}")
         finally:
             backend.close()
-    return removed, problems
+    return report

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import host, scenario, signals
+from bench import host, liveness, scenario, signals
 from bench.backends import BACKEND_NAMES
 from bench.results import ResultsWriteError, ResultWriter, check_run_id
 
@@ -215,8 +215,7 @@ def new_run_id(host_id: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.density import check_host_memory
-    from bench.runner import RunConfig, Runner, effective
-    from bench.summary import summary_table
+    from bench.runner import RunConfig, effective
 
     if args.cold and os.geteuid() != 0:
         raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
@@ -241,54 +240,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signals.install()  # Ctrl-C and SIGTERM stop the run; a second one cannot skip cleanup
     try:
-        if args.resume:
-            from bench.cleanup import clean
-
-            for line in clean(config.run_id)[0]:  # what the interrupted attempt left running
-                console.print(
-                    f"vmbench: removed {line} (left by the earlier attempt)", markup=False
-                )
-        else:
-            _write_run_record(run_dir, config, files, scenarios)
-        with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
-            skipped: set[str] = set()
-
-            def on_trial(trial, outcome):
-                label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
-                if outcome is not None and outcome.status == "unsupported":
-                    if trial.backend not in skipped:  # one line per backend, not per trial
-                        skipped.add(trial.backend)
-                        progress.console.print(
-                            f"vmbench: backend {trial.backend} skipped: "
-                            f"{runner.stats.unavailable.get(trial.backend, outcome.detail)}",
-                            markup=False,
-                        )
-                elif outcome is not None and outcome.status != "ok":
-                    progress.console.print(
-                        f"  {label}: {outcome.status}: {outcome.detail}", markup=False
-                    )
-                progress.update(task, advance=1, description=label)
-
-            runner = Runner(config, writer, on_trial, done=done)
-            total = len(runner.pending(scenarios))
-            task = progress.add_task("starting", total=total)
-            progress.console.print(
-                f"vmbench: {len(scenarios)} scenario(s), {total} trials"
-                + (f" still to do ({len(done)} done before)" if args.resume else ""),
-                markup=False,
-            )
-            _write_host(run_dir, {"run_id": config.run_id})
-            try:
-                stats = runner.run(scenarios)
-            except KeyboardInterrupt:
-                progress.stop()
-                console.print(
-                    f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}; "
-                    f"continue with: vmbench run --resume {config.run_id}"
-                    + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""),
-                    markup=False,
-                )
-                return 130
+        with liveness.hold(config.run_id):  # `vmbench clean` leaves a live run alone
+            return _run(args, config, files, scenarios, run_dir, results_dir, done)
     except ResultsWriteError as e:
         console.print(
             f"vmbench: {e}; the rows written before are kept; free space, then: "
@@ -297,6 +250,59 @@ def cmd_run(args: argparse.Namespace) -> int:
             highlight=False,
         )
         return EXIT_FAILURES
+
+
+def _run(args, config, files, scenarios, run_dir: Path, results_dir: Path, done) -> int:
+    from bench.runner import Runner
+    from bench.summary import summary_table
+
+    if args.resume:
+        from bench.cleanup import clean
+
+        # What the interrupted attempt left running (this run holds the lock now).
+        for line in clean(config.run_id, own_run=config.run_id).removed:
+            console.print(f"vmbench: removed {line} (left by the earlier attempt)", markup=False)
+    else:
+        _write_run_record(run_dir, config, files, scenarios)
+    with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
+        skipped: set[str] = set()
+
+        def on_trial(trial, outcome):
+            label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
+            if outcome is not None and outcome.status == "unsupported":
+                if trial.backend not in skipped:  # one line per backend, not per trial
+                    skipped.add(trial.backend)
+                    progress.console.print(
+                        f"vmbench: backend {trial.backend} skipped: "
+                        f"{runner.stats.unavailable.get(trial.backend, outcome.detail)}",
+                        markup=False,
+                    )
+            elif outcome is not None and outcome.status != "ok":
+                progress.console.print(
+                    f"  {label}: {outcome.status}: {outcome.detail}", markup=False
+                )
+            progress.update(task, advance=1, description=label)
+
+        runner = Runner(config, writer, on_trial, done=done)
+        total = len(runner.pending(scenarios))
+        task = progress.add_task("starting", total=total)
+        progress.console.print(
+            f"vmbench: {len(scenarios)} scenario(s), {total} trials"
+            + (f" still to do ({len(done)} done before)" if args.resume else ""),
+            markup=False,
+        )
+        _write_host(run_dir, {"run_id": config.run_id})
+        try:
+            stats = runner.run(scenarios)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(
+                f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}; "
+                f"continue with: vmbench run --resume {config.run_id}"
+                + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""),
+                markup=False,
+            )
+            return 130
     with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
         _write_host(run_dir, {"run_id": config.run_id, "accel": stats.accels})
     out.print(summary_table(run_dir / "results.csv"))
@@ -561,14 +567,16 @@ def cmd_guests(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from bench.cleanup import clean
 
-    removed, problems = clean(args.run)
-    for line in removed:
+    report = clean(args.run)
+    for line in report.removed:
         out.print(f"removed {line}", markup=False)
-    for line in problems:
+    for run_id in report.running:
+        out.print(f"left alone: run {run_id} is still running", markup=False)
+    for line in report.problems:
         console.print(f"vmbench clean: {line}", markup=False)
-    if not removed and not problems:
+    if not report.removed and not report.problems:
         out.print("nothing to clean")
-    return EXIT_FAILURES if problems else EXIT_OK
+    return EXIT_FAILURES if report.problems else EXIT_OK
 
 
 if __name__ == "__main__":
