@@ -326,3 +326,50 @@ def test_vmbench_run_of_a_vagrant_scenario(vagrant_backend, busybox_guest, tmp_p
     assert float(ok["ready_s"]["value"]) < float(ok["exit_s"]["value"])
     assert leftovers(rows[0]["run_id"]) == []
     assert set(lv.networks()) == networks_before
+
+
+@pytest.mark.integration
+def test_ctrl_c_during_vagrant_up_leaves_nothing(vagrant_backend, busybox_guest, tmp_path):
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group, vagrant included)
+    while the domain boots: exit 130, an `interrupted` row, and no domain, volume or box."""
+    import os
+    import signal
+    import sys
+
+    from bench.results import read_rows
+
+    scenario = tmp_path / "vagrant-int.toml"
+    scenario.write_text(
+        '[scenario]\nname = "vagrant-int"\nguests = ["busybox"]\nworkloads = ["idle"]\n'
+        'backends = ["vagrant"]\nrepetitions = 1\nwarmup = 0\n'
+        '[backend.vagrant]\nprovider = "libvirt"\naccel = "tcg"\n'
+    )
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "bench.cli", "run", str(scenario), "--results-dir", str(results)]
+    proc = subprocess.Popen(
+        [*argv, "--no-report"],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and any(results.iterdir()):
+                [run_dir] = list(results.iterdir())
+                if lv.domains(f"vmbench-{run_dir.name}-"):
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no domain appeared; vmbench said: {proc.stderr.read()[-500:]}")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-500:]
+    rows, _ = read_rows(run_dir / "results.csv")
+    assert [r["status"] for r in rows if r["metric"] == "trial"] == ["interrupted"]
+    assert leftovers(run_dir.name) == []

@@ -431,6 +431,11 @@ class VagrantBackend(Backend):
     def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
         image: VagrantImage = prepared.handle["image"]
         workdir = instances_dir() / spec.name
+        if image.provider == "libvirt":
+            try:
+                libvirt.ensure_pool()  # again: a `vmbench clean` meanwhile may have removed it
+            except libvirt.LibvirtError as e:
+                raise BackendError(f"vagrant: libvirt storage pool: {e}") from None
         cmdline = ""
         if image.readiness == "serial":
             cmdline = f"{image.base_cmdline} VMBENCH_WORKLOAD={spec.workload}"
