@@ -23,6 +23,7 @@ from bench.backends.vagrant import (
     find_vbox_headless,
     machine_env,
     process_env,
+    run_id_of,
     vagrantfile,
 )
 from bench.measure import READY, ConsoleWatcher, follow_file, now_ns
@@ -149,6 +150,18 @@ def test_vbox_headless_is_found_by_the_vms_uuid():
     ]
     assert find_vbox_headless(uuid, processes) == 12
     assert find_vbox_headless("not-there", processes) is None
+
+
+def test_run_id_is_read_back_from_every_name_the_backend_gives():
+    run = "20261127T021036Z-my-host-ab12"
+    for name in (
+        f"vmbench-{run}-vagrant-busybox-3",
+        f"vmbench-{run}-vagrant-debian-systemd-3-2.img",  # a density instance's volume
+        f"vmbench-{run}-box-busybox",
+        f"vmbench-{run}-box-busybox_vagrant_box_image_0_1795745387_box.img",
+    ):
+        assert run_id_of(name) == run, name
+    assert run_id_of("vmbench-pool") is None and run_id_of("someone-elses-vm") is None
 
 
 def test_box_url_must_be_a_file_url(tmp_path):
@@ -328,19 +341,14 @@ def test_vmbench_run_of_a_vagrant_scenario(vagrant_backend, busybox_guest, tmp_p
     assert set(lv.networks()) == networks_before
 
 
-@pytest.mark.integration
-def test_ctrl_c_during_vagrant_up_leaves_nothing(vagrant_backend, busybox_guest, tmp_path):
-    """Ctrl-C as a terminal sends it (SIGINT to the whole process group, vagrant included)
-    while the domain boots: exit 130, an `interrupted` row, and no domain, volume or box."""
-    import os
-    import signal
+def start_run_until_domain(tmp_path: Path, name: str):
+    """`vmbench run` of one idle vagrant trial in its own session; returns once its domain
+    exists: (process, run folder)."""
     import sys
 
-    from bench.results import read_rows
-
-    scenario = tmp_path / "vagrant-int.toml"
+    scenario = tmp_path / f"{name}.toml"
     scenario.write_text(
-        '[scenario]\nname = "vagrant-int"\nguests = ["busybox"]\nworkloads = ["idle"]\n'
+        f'[scenario]\nname = "{name}"\nguests = ["busybox"]\nworkloads = ["idle"]\n'
         'backends = ["vagrant"]\nrepetitions = 1\nwarmup = 0\n'
         '[backend.vagrant]\nprovider = "libvirt"\naccel = "tcg"\n'
     )
@@ -353,16 +361,52 @@ def test_ctrl_c_during_vagrant_up_leaves_nothing(vagrant_backend, busybox_guest,
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and any(results.iterdir()):
+            [run_dir] = list(results.iterdir())
+            if lv.domains(f"vmbench-{run_dir.name}-"):
+                return proc, run_dir
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no domain appeared; vmbench said: {proc.communicate()[1][-500:]}")
+
+
+@pytest.mark.integration
+def test_kill_9_mid_boot_then_clean_removes_the_runs_machine(
+    vagrant_backend, busybox_guest, tmp_path
+):
+    """kill -9 leaves a domain, its volumes and the run's box; `vmbench clean --run` finds
+    the run and removes them all."""
+    import os
+    import signal
+
+    from bench.cli import main
+
+    proc, run_dir = start_run_until_domain(tmp_path, "vagrant-kill")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run_id = run_dir.name
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if results.exists() and any(results.iterdir()):
-                [run_dir] = list(results.iterdir())
-                if lv.domains(f"vmbench-{run_dir.name}-"):
-                    break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"no domain appeared; vmbench said: {proc.stderr.read()[-500:]}")
+        assert run_id in vagrant_backend.leftover_run_ids()
+        assert leftovers(run_id), "kill -9 left nothing to clean?"
+        assert main(["clean", "--run", run_id]) == 0
+    finally:
+        vagrant_backend.cleanup_run(run_id)
+    assert leftovers(run_id) == []
+
+
+@pytest.mark.integration
+def test_ctrl_c_during_vagrant_up_leaves_nothing(vagrant_backend, busybox_guest, tmp_path):
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group, vagrant included)
+    while the domain boots: exit 130, an `interrupted` row, and no domain, volume or box."""
+    import os
+    import signal
+
+    from bench.results import read_rows
+
+    proc, run_dir = start_run_until_domain(tmp_path, "vagrant-int")
+    try:
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=180)
     finally:

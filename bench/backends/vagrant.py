@@ -17,6 +17,7 @@ import contextlib
 import os
 import platform
 import queue
+import re
 import shutil
 import subprocess
 import threading
@@ -79,6 +80,18 @@ def run_prefix(run_id: str) -> str:
 
 def box_name(run_id: str, guest: str) -> str:
     return f"{run_prefix(run_id)}box-{guest}"
+
+
+# The run id inside the names this backend (box) and the runner (instances) give.
+_RUN_IN_NAME = re.compile(
+    r"^vmbench-(?P<run>.+)-(?:box|vagrant)-[a-z0-9][a-z0-9-]*?(?:\.img|_vagrant_box_image_.*)?$"
+)
+
+
+def run_id_of(name: str) -> str | None:
+    """``vmbench-<run_id>-vagrant-busybox-3`` (or a box, or their volumes) -> the run id."""
+    found = _RUN_IN_NAME.match(name)
+    return found.group("run") if found else None
 
 
 # --- provider choice ----------------------------------------------------------------------
@@ -461,6 +474,21 @@ class VagrantBackend(Backend):
 
     def cleanup_all(self) -> list[str]:
         return self._remove(libvirt.NAME_PREFIX, everything=True)
+
+    def leftover_run_ids(self) -> set[str]:
+        names = (
+            [p.name for p in instances_dir().glob("vmbench-*")] if instances_dir().is_dir() else []
+        )
+        names += _boxes_in(vagrant_home())
+        if libvirt.daemon_version().ok:
+            with contextlib.suppress(libvirt.LibvirtError):
+                names += libvirt.domains() + libvirt.volumes()
+        ids = set()
+        for name in names:
+            run = run_id_of(name)
+            if run:
+                ids.add(run)
+        return ids
 
     def _remove(self, prefix: str, everything: bool) -> list[str]:
         removed: list[str] = []
