@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from bench.guests.aptsources import debian_mirror, read_sources
-from bench.guests.debian import HOST_FILES, module_load_order, trim
+from bench.guests.debian import HOST_FILES, module_load_order, trim, unmount_under
 from bench.guests.debs import DebError
 
 DEB822 = """\
@@ -106,3 +108,17 @@ def test_trim_removes_apt_lists_and_caches_and_replaces_host_files(tmp_path):
     for rel, text in HOST_FILES.items():
         assert (tree / rel).read_text() == text
     assert (tree / "etc" / "keep").read_text() == "kept"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_unmount_under_removes_mounts_left_in_the_tree(tmp_path):
+    inner = tmp_path / "tree" / "proc"
+    inner.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(inner)], check=True)
+    try:
+        assert os.path.ismount(inner)
+        assert unmount_under(tmp_path / "tree") == [str(inner)]
+        assert not os.path.ismount(inner)
+    finally:
+        if os.path.ismount(inner):
+            subprocess.run(["umount", "-l", str(inner)], check=False)

@@ -80,6 +80,10 @@ def bootstrap(arch: str, include: tuple[str, ...]) -> CacheEntry:
                 raise debs.DebError(
                     f"debootstrap took longer than {DEBOOTSTRAP_TIMEOUT_S:.0f} s; log: {log}"
                 ) from None
+            finally:
+                # A debootstrap killed half-way leaves its /proc and /sys mounts in the tree;
+                # they must go before anything removes the tree.
+                unmount_under(tree)
         if proc.returncode != 0:
             last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
             raise debs.DebError(f"debootstrap {suite} from {mirror} failed: {last} (log: {log})")
@@ -95,6 +99,23 @@ def bootstrap(arch: str, include: tuple[str, ...]) -> CacheEntry:
         }
 
     return cached_build(folder, build)
+
+
+def unmount_under(tree: Path) -> list[str]:
+    """Lazily unmount every mount point at or below ``tree``, deepest first."""
+    root = os.path.realpath(tree)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        point = line.split()[4].encode().decode("unicode_escape")  # \040 for spaces
+        if point == root or point.startswith(root + "/"):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=60, check=False)
+    return points
 
 
 def trim(tree: Path) -> int:
