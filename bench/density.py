@@ -85,7 +85,9 @@ class MemoryGuard:
         )
         own = values.get("pss_bytes", 0.0) + values.get("shim_pss_bytes", 0.0)
         per = max(own, values["host_used_delta_bytes"]) / n
-        if per > self.per_instance.get(key, (0.0, 0))[0]:
+        # The largest N measured: host-wide noise (other VMs starting) is spread over most
+        # instances there, so N/2 predicts N without one noisy small run refusing it.
+        if n >= self.per_instance.get(key, (0.0, 0))[1]:
             self.per_instance[key] = (per, n)
 
     def refusal(self, key: tuple[str, ...], n: int, available: int) -> str | None:

@@ -121,6 +121,11 @@ def test_runtime_guard_uses_the_cost_measured_at_a_smaller_n():
     assert guard.refusal(key, 4, available=int(1.1e9)) is None  # 4 x 250 MB fits
     why = guard.refusal(key, 8, available=int(1.1e9))
     assert why is not None and "measured at N=2" in why and "MemAvailable" in why
+    # A larger N's figure replaces a smaller one's, even when lower (noise spread thinner).
+    guard.learn(key, 4, TrialOutcome("ok", measurements=[Measurement("pss_bytes", 4 * 100e6)]))
+    assert guard.refusal(key, 8, available=int(1.1e9)) is None
+    guard.learn(key, 1, TrialOutcome("ok", measurements=[Measurement("pss_bytes", 900e6)]))
+    assert guard.per_instance[key] == (100e6, 4)
 
 
 # --- N instances at once, against a fake engine boundary ---------------------------------------
