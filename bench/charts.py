@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bench.claims import density_metric
 from bench.dataset import Dataset
 from bench.stats import fit_slope
 
@@ -356,9 +357,10 @@ def _segments(r: pd.Series) -> dict[str, float]:
 
 def density(ds: Dataset, claims: pd.DataFrame) -> Built:
     m = ds.measured
-    data = m[(m.metric == "host_used_delta_bytes") & m.phase.isin(["cold", "warm"])]
+    metric = density_metric(ds)
+    data = m[(m.metric == metric) & m.phase.isin(["cold", "warm"])]
     if data.instances.nunique() < 2:
-        return "no host_used_delta_bytes rows at two or more instance counts"
+        return f"no {metric} rows at two or more instance counts"
     guests = sorted(data.guest.unique())
     multi_host = ds.rows.host_id.nunique() > 1
     styles = dict(zip(sorted(data.host_id.unique()), ["-", "--", ":", "-."] * 10, strict=False))
@@ -386,7 +388,11 @@ def density(ds: Dataset, claims: pd.DataFrame) -> Built:
                 label=f"{name}: +{fit.slope / MIB:.1f} MiB per instance",
             )
         ax.set_xlabel("Instances running")
-        ax.set_ylabel("Host memory used (MiB)")
+        ax.set_ylabel(
+            "Instances' PSS + shims (MiB)"
+            if metric == "footprint_bytes"
+            else "Host memory used (MiB)"
+        )
         ax.set_title(guest)
         ax.legend(loc="upper left")
     title = claim_title(

@@ -220,10 +220,26 @@ def _ratio_record(
 
 # --- density: slope of host memory against instances ----------------------------------------
 
+# The instances' own memory (PSS + shims) first; the host's MemAvailable change when that is
+# all a CSV has. The latter moves with everything else running on the host.
+DENSITY_METRICS = ("footprint_bytes", "host_used_delta_bytes")
+
+
+def density_metric(ds: Dataset, host: str | None = None) -> str:
+    m = ds.measured
+    if host is not None:
+        m = m[m.host_id == host]
+    for metric in DENSITY_METRICS:
+        counts = m[m.metric == metric].groupby("kind").instances.nunique()
+        if counts.get("container", 0) >= 2 and counts.get("vm", 0) >= 2:
+            return metric
+    return DENSITY_METRICS[-1]
+
 
 def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
     out = []
-    for pair in _pairs(ds, host, "host_used_delta_bytes"):
+    metric = density_metric(ds, host)
+    for pair in _pairs(ds, host, metric):
         phase = pair.shared_phase()
         if phase is None:
             continue
@@ -240,7 +256,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
             caveats.append(TCG_CAVEAT + "; its translation cache also costs memory")
         caveats += _failure_notes(ds, pair, (phase,))
         ev = (
-            f"per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
+            f"{metric} per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
             f"{_slope_text(fc)}; verdict from the slope difference CI "
             f"[{_fmt(cmp.difference.low, 'B')}, {_fmt(cmp.difference.high, 'B')}]"
         )
@@ -248,9 +264,9 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
         out.append(
             pair.record("density", verdict, cmp.ratio, (len(cd), len(vd)), caveats, phase, ev)
         )
-    missing = _why_missing(ds, host, "host_used_delta_bytes")
+    missing = _why_missing(ds, host, metric)
     if not missing and not out:
-        missing = "density needs host_used_delta_bytes at two or more instance counts per side"
+        missing = f"density needs {metric} at two or more instance counts per side"
     return out, missing
 
 

@@ -97,9 +97,44 @@ def load(csv_paths: list[Path]) -> Dataset:
     if not frames:
         raise ReportInputError("no usable rows in " + ", ".join(str(p) for p in paths))
     rows = _typed(pd.concat(frames, ignore_index=True), warnings)
+    rows = pd.concat([rows, footprint_rows(rows)], ignore_index=True)
     for host_id in rows.host_id.unique():
         hosts.setdefault(host_id, {})
     return Dataset(rows=rows, hosts=hosts, warnings=warnings, sources=paths)
+
+
+TRIAL_KEYS = [
+    "source",
+    "run_id",
+    "host_id",
+    "scenario",
+    "guest",
+    "backend",
+    "accel",
+    "instances",
+    "trial",
+    "phase",
+]
+
+
+def footprint_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """``footprint_bytes`` per trial: the instances' PSS plus their container shims' PSS.
+
+    What one more instance costs the host, counted from its own processes. On a shared host
+    this is steadier than the change in MemAvailable, which every other program moves too.
+    """
+    ok = rows[(rows.status == "ok") & rows.value.notna()]
+    pss = ok[ok.metric == "pss_bytes"].set_index(TRIAL_KEYS)
+    if pss.empty:
+        return rows.iloc[0:0]
+    shim = ok[ok.metric == "shim_pss_bytes"].set_index(TRIAL_KEYS)["value"]
+    shim = shim[~shim.index.duplicated()]
+    out = pss[~pss.index.duplicated()].copy()
+    out["value"] = out["value"] + shim.reindex(out.index).fillna(0.0)
+    out["metric"] = "footprint_bytes"
+    out["unit"] = "B"
+    out["detail"] = "derived: pss_bytes + shim_pss_bytes"
+    return out.reset_index()[rows.columns]
 
 
 def _typed(rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:

@@ -35,8 +35,9 @@ METHODOLOGY = [
     "warm runs are reported apart.",
     "Memory: PSS/RSS/USS of the instance's own processes (the hypervisor process for a VM; "
     "the processes in the container's cgroup for a container, with the container shim "
-    "counted apart). Density: growth of host used memory (MemAvailable) as instances are "
-    "added; the slope of that line is the memory each extra instance costs.",
+    "counted apart). Density: the memory of N instances running together (their PSS plus "
+    "their container shims' PSS, or the host's MemAvailable change when a CSV has no PSS at "
+    "several N) against N; the slope of that line is what each extra instance costs.",
     "Size: bytes a backend needs to boot the guest (container image; VM kernel + initramfs "
     "+ disk; Vagrant box), and compressed bytes (what a user downloads).",
     "Statistics: medians with seeded percentile-bootstrap 95% confidence intervals. Ratios are "

@@ -54,6 +54,8 @@ METRIC_UNITS: dict[str, str] = {
     "cgroup_bytes": "B",
     "shim_pss_bytes": "B",
     "host_used_delta_bytes": "B",
+    # Derived by the report, never written by a run: pss_bytes + shim_pss_bytes of one trial.
+    "footprint_bytes": "B",
     "image_bytes": "B",
     "image_compressed_bytes": "B",
     "kernel_bytes": "B",

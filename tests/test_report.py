@@ -241,3 +241,32 @@ def test_podman_counts_as_a_container(tmp_path: Path) -> None:
     speed = claims_for(tmp_path, rows)
     speed = speed[speed.claim == "speed"].iloc[0]
     assert (speed.container, speed.vm, speed.verdict) == ("podman", "qemu", "supported")
+
+
+def test_density_prefers_the_instances_own_memory_over_a_noisy_host_delta(tmp_path: Path) -> None:
+    """PSS + shims is what an instance costs; MemAvailable moves with every other program."""
+    rows = []
+    rng = np.random.default_rng(7)
+    for backend, pss_mib, shim_mib in (("docker", 2, 3), ("qemu", 210, 0)):
+        for k in (1, 2, 4):
+            for trial in range(2):
+                kw = {"instances": k, "trial": trial}
+                rows.append(row("h", backend, "pss_bytes", pss_mib * MIB * k, **kw))
+                if shim_mib:
+                    rows.append(row("h", backend, "shim_pss_bytes", shim_mib * MIB * k, **kw))
+                noise = rng.normal(0, 600 * MIB)  # other people's VMs on a shared host
+                rows.append(row("h", backend, "host_used_delta_bytes", 100 * MIB * k + noise, **kw))
+    density = one(claims_for(tmp_path, rows), "density")
+    assert density.verdict == "supported"
+    assert density.ratio == pytest.approx(210 / 5, rel=0.05)  # shims counted with the container
+    assert density.evidence.startswith("footprint_bytes per extra instance")
+
+
+def test_density_falls_back_to_host_delta_without_pss_at_several_sizes(tmp_path: Path) -> None:
+    rows = [row("h", b, "pss_bytes", 5 * MIB) for b in ("docker", "qemu")]  # N=1 only
+    for backend, slope in (("docker", 3), ("qemu", 250)):
+        for k in (1, 2, 4):
+            rows.append(row("h", backend, "host_used_delta_bytes", slope * MIB * k, instances=k))
+    density = one(claims_for(tmp_path, rows), "density")
+    assert density.evidence.startswith("host_used_delta_bytes per extra instance")
+    assert density.verdict == "supported"
