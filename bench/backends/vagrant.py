@@ -111,29 +111,33 @@ def detect_provider(
 ) -> ProviderChoice:
     """Which provider runs this scenario, and why.
 
-    ``auto`` prefers VirtualBox when VBoxManage works, else libvirt; but a vmbench guest
-    (kernel + initramfs booted directly) can only run on libvirt, so for those auto means
-    libvirt. ``own_guest`` is False when the scenario names a box of its own.
+    Each kind of box fits one provider: a vmbench guest (kernel + initramfs booted directly,
+    readiness on the serial console) needs libvirt, since VirtualBox cannot boot a kernel;
+    a box of the user's own (``own_guest`` False) runs its own OS and is ready when SSH
+    answers, which on libvirt would need a management network, and vmbench creates none. So
+    ``auto`` is VirtualBox when VBoxManage works and a box is named, else libvirt, and asking
+    for the provider that does not fit is an error that says why.
     """
     if wanted not in ("auto", *PROVIDERS):
         raise BackendError(
             f"vagrant: unknown provider {wanted!r}; expected auto, virtualbox or libvirt"
         )
-    if wanted == "virtualbox" and own_guest:
+    fits = "libvirt" if own_guest else "virtualbox"
+    if wanted not in ("auto", fits):
+        if own_guest:
+            raise BackendError(
+                "vagrant: the virtualbox provider cannot boot a vmbench guest (it needs direct "
+                "kernel boot); name a box in [backend.vagrant] box, or use provider = 'libvirt'"
+            )
         raise BackendError(
-            "vagrant: the virtualbox provider cannot boot a vmbench guest (it needs direct "
-            "kernel boot); name a box in [backend.vagrant] box, or use provider = 'libvirt'"
+            "vagrant: a box of your own is ready when SSH answers, which on libvirt needs a "
+            "management network (vmbench creates none); use provider = 'virtualbox', or no box"
         )
-    checks = {"virtualbox": virtualbox, "libvirt": libvirt_ok}
-    order = [wanted] if wanted != "auto" else (["libvirt"] if own_guest else list(PROVIDERS))
-    reasons = []
-    for name in order:
-        works, why = checks[name]()
-        if works:
-            how = "asked for" if wanted != "auto" else "auto-detected"
-            return ProviderChoice(name, f"{name} ({how}: {why})")
-        reasons.append(f"{name}: {why}")
-    raise BackendError(f"vagrant: no usable provider ({'; '.join(reasons)})")
+    works, why = (libvirt_ok if fits == "libvirt" else virtualbox)()
+    if not works:
+        raise BackendError(f"vagrant: provider {fits} is not usable here: {why}")
+    how = "asked for" if wanted != "auto" else "auto-detected"
+    return ProviderChoice(fits, f"{fits} ({how}: {why})")
 
 
 def virtualbox_works() -> tuple[bool, str]:
@@ -344,12 +348,9 @@ class VagrantBackend(Backend):
             start = now_ns()
             self._box_add(home_dir, box, box_url, choice.provider)
             timings["import_s"] = seconds_between(start, now_ns())
-        if choice.provider == "virtualbox":
-            accel, driver = "virtualbox", "qemu"
-        else:
-            accel, driver = _libvirt_accel(guest, str(options.get("accel", "auto")))
+        accel = "virtualbox"  # detect_provider: a box of the user's own runs on VirtualBox
         image = VagrantImage(
-            guest, choice.provider, choice.reason, box, box_url, "ssh", accel, driver, "", home
+            guest, choice.provider, choice.reason, box, box_url, "ssh", accel, "qemu", "", home
         )
         return Prepared(
             guest, [], 0.0, False, handle={"accel": accel, "image": image}, timings=timings
