@@ -315,6 +315,9 @@ class VagrantBackend(Backend):
             )
         found = {p: self._check(p) for p in PROVIDERS}
         words = "; ".join(f"{p}: {why}" for p, (_ok, why) in found.items())
+        # The version is a courtesy (python-vagrant raises a bare Exception on odd output).
+        with contextlib.suppress(Exception):
+            words = f"Vagrant {_box_vagrant(vagrant_home()).version()}; {words}"
         if not any(ok for ok, _why in found.values()):
             return Availability(False, f"no Vagrant provider works ({words})", fix)
         return Availability(True, words)
