@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from bench.backends.base import LaunchSpec
+from bench.backends.qemu import run_dir
 from bench.trial import run_trial
 
 pytestmark = pytest.mark.integration
@@ -82,8 +83,10 @@ def test_qemu_ready_then_idle_trial(qemu_backend, busybox_guest):
     assert v["kernel_matches_host"] == 0.0
     assert 0 < v["guest_uptime_s"] < v["ready_s"] + 1
 
-    idle = run_trial(qemu_backend, prepared, spec("idle", "qemu"), 120, 1.0, platform.release())
+    idle_spec = spec("idle", "qemu")
+    idle = run_trial(qemu_backend, prepared, idle_spec, 120, 1.0, platform.release())
     assert idle.status == "ok", idle.detail
     m = values(idle)
     assert 16 << 20 < m["pss_bytes"] < 1 << 30  # the hypervisor process: tens to hundreds of MiB
     assert qemu_children() == []  # killed by its own pid, nothing left
+    assert not run_dir(idle_spec.run_id).exists()  # pid file and its folder gone

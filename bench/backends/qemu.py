@@ -281,6 +281,8 @@ class QemuInstance(Instance):
             proc.stdout.close()
         if self.pidfile is not None:
             self.pidfile.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the run's folder goes with its last VM
+                self.pidfile.parent.rmdir()
         self._stderr.close()
 
     def describe(self) -> str:
