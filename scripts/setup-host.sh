@@ -110,6 +110,10 @@ start_dockerd() {
   return 1
 }
 
+unix_socket_answers() {
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null
+}
+
 libvirt_answers() { timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; }
 
 # Our own qemu.conf, written only where none exists (libvirt-daemon-system ships one; a user's
@@ -149,7 +153,8 @@ start_libvirtd() {
       --shell /usr/sbin/nologin libvirt-qemu
   mkdir -p /var/log/libvirt /var/lib/libvirt /run/libvirt
   write_qemu_conf
-  if ! { [ -s /run/vmbench-virtlogd.pid ] && kill -0 "$(cat /run/vmbench-virtlogd.pid)" 2>/dev/null; }; then
+  # A virtlogd that runs already (ours or not) answers on its socket: start one only if none does.
+  if ! unix_socket_answers /run/libvirt/virtlogd-sock; then
     virtlogd -d -p /run/vmbench-virtlogd.pid || { say "virtlogd did not start"; return 1; }
   fi
   say "starting libvirtd (log: $log_dir/libvirtd.log)"
