@@ -301,6 +301,9 @@ def test_vagrant_up_memory_of_its_qemu_and_nothing_left(vagrant_backend, busybox
             assert 50 * 2**20 < memory["pss_bytes"] < 1024 * 2**20
             assert memory["uss_bytes"] <= memory["rss_bytes"]
             assert lv.domains(spec.name) == [spec.name]
+            # The box image was uploaded during the import; vagrant up did not upload another.
+            base = [v for v in lv.volumes(f"vmbench-{run_id}-") if "_vagrant_box_image_" in v]
+            assert len(base) == 1, base
             # Vagrant loses track of the machine (killed mid-run): stop must still remove it.
             shutil.rmtree(spec_dir := instance.settings.workdir / ".vagrant")
             assert not spec_dir.exists()

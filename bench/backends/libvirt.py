@@ -152,6 +152,24 @@ def remove_domain(name: str) -> bool:
     return existed
 
 
+def upload_volume(name: str, image: Path, capacity_bytes: int) -> None:
+    """A qcow2 volume ``name`` in the project's pool with the bytes of ``image``."""
+    must(
+        "vol-create-as",
+        POOL,
+        name,
+        f"{capacity_bytes}B",
+        "--allocation",
+        f"{image.stat().st_size // 2**20}M",
+        "--format",
+        "qcow2",
+    )
+    answer = virsh("vol-upload", "--pool", POOL, name, str(image), timeout_s=600)
+    if not answer.ok:
+        remove_volume(name)
+        raise LibvirtError(f"virsh vol-upload {name}: {answer.text}")
+
+
 def remove_volume(name: str) -> bool:
     return virsh("vol-delete", "--pool", POOL, name, timeout_s=60).ok
 

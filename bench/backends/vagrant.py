@@ -14,6 +14,7 @@ Names: boxes, domains, volumes and working folders of a run all start with
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import queue
@@ -386,6 +387,7 @@ class VagrantBackend(Backend):
         if name not in _boxes_in(home):
             start = now_ns()
             self._box_add(home, name, box.url, "libvirt")
+            _preload_base_volume(home, name)
             timings["import_s"] = seconds_between(start, now_ns())
         sizes = [
             SizeRecord("kernel_bytes", box.file_bytes["vmlinuz"], "kernel"),
@@ -518,6 +520,36 @@ class VagrantBackend(Backend):
                     removed.append(f"vagrant box {box}")
         removed += _remove_virtualbox_vms(prefix)
         return removed
+
+
+def _box_image(home: Path, box: str) -> Path:
+    return home / "boxes" / box.replace("/", "-VAGRANTSLASH-") / "0" / "libvirt" / "box.img"
+
+
+def base_volume_name(home: Path, box: str) -> str:
+    """The pool volume vagrant-libvirt 0.11 makes of a box's box.img (HandleBoxImage):
+    ``<box>_vagrant_box_image_0_<mtime of box.img>_box.img`` for an unversioned box."""
+    mtime = int(_box_image(home, box).stat().st_mtime)
+    return f"{box.replace('/', '-VAGRANTSLASH-')}_vagrant_box_image_0_{mtime}_box.img"
+
+
+def _preload_base_volume(home: Path, box: str) -> None:
+    """Upload the box image into the pool now, as part of the import, so that no measured
+    ``vagrant up`` pays for it (it finds the volume and skips its own upload). Should the
+    name ever differ from vagrant-libvirt's, it uploads again and cleanup removes both."""
+    image = _box_image(home, box)
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(image)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    try:
+        capacity = int(json.loads(info.stdout)["virtual-size"])
+        libvirt.upload_volume(base_volume_name(home, box), image, capacity)
+    except (ValueError, KeyError, OSError, libvirt.LibvirtError) as e:
+        raise BackendError(f"vagrant: uploading box {box} into pool {libvirt.POOL}: {e}") from None
 
 
 def _destroy_by_state(workdir: Path) -> list[str]:
