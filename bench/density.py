@@ -120,7 +120,7 @@ def run_density(
     Every instance is entered into one ExitStack, so all are stopped on success, failure,
     timeout or Ctrl-C, in reverse order of creation.
     """
-    accel = _prepared_accel(prepared)
+    accel = prepared.accel
     if guard is not None:
         why = guard.refusal(guard_key, n, mem_available_bytes())
         if why:
@@ -246,13 +246,6 @@ def _sum_memory(instances: list[Instance], full: bool = True) -> dict[str, int]:
 def _fail(outcome: TrialOutcome, status: str, detail: str) -> TrialOutcome:
     outcome.status, outcome.detail = status, detail
     return outcome
-
-
-def _prepared_accel(prepared: Prepared) -> str:
-    handle = prepared.handle
-    if isinstance(handle, dict) and "accel" in handle:
-        return str(handle["accel"])
-    return "none"
 
 
 def _mib(value: float) -> str:

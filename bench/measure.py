@@ -348,12 +348,19 @@ class _CountingSink:
 
 def tree_bytes(tree: Path) -> int:
     """Apparent size of a folder tree, each inode once (``du -s -b``): the userland's bytes."""
+    return sum(st.st_size for st in _each_inode(tree))
+
+
+def tree_allocated_bytes(tree: Path) -> int:
+    """Bytes a folder tree occupies on disk, each inode once (``du -s``)."""
+    return sum(st.st_blocks * 512 for st in _each_inode(tree))
+
+
+def _each_inode(tree: Path) -> Iterable[os.stat_result]:
     seen: set[tuple[int, int]] = set()
-    total = 0
     for root, dirs, files in os.walk(tree):
         for name in dirs + files:
             st = os.lstat(os.path.join(root, name))
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total
+                yield st

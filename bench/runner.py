@@ -199,26 +199,16 @@ class Runner:
         built_now = guest.built_now or prepared.built_now
         if built_now:
             self._fresh.add(key)
-        accel = _prepared_accel(prepared)
+        accel = prepared.accel
         rootfs = SizeRecord(
             "rootfs_bytes",
             guest.rootfs_bytes,
             "rootfs",
             "apparent bytes of the userland tree; the same files in every backend's image",
         )
+        row = self._row_maker(scenario, guest_name, backend_name, accel, 1, 0, "build")
         rows = [
-            self._row(
-                scenario,
-                guest_name,
-                backend_name,
-                accel,
-                1,
-                0,
-                "build",
-                s.metric,
-                s.value,
-                f"artefact={s.artefact} {s.detail}".strip(),
-            )
+            row(s.metric, s.value, f"artefact={s.artefact} {s.detail}".strip())
             for s in [rootfs, *prepared.sizes]
         ]
         if built_now:
@@ -226,23 +216,10 @@ class Runner:
                 prepare_s if prepared.built_now else 0.0
             )
             rows.append(
-                self._row(
-                    scenario,
-                    guest_name,
-                    backend_name,
-                    accel,
-                    1,
-                    0,
-                    "build",
-                    "build_s",
-                    build_s,
-                    "guest build + image build, first time on this host",
-                )
+                row("build_s", build_s, "guest build + image build, first time on this host")
             )
         for metric, seconds in prepared.timings.items():
-            rows.append(
-                self._row(scenario, guest_name, backend_name, accel, 1, 0, "build", metric, seconds)
-            )
+            rows.append(row(metric, seconds))
         if (scenario.name, guest_name, backend_name, 1, 0, "") not in self.done:
             self.writer.write(rows)
         return prepared
@@ -295,9 +272,7 @@ class Runner:
             return
         prepared = self.prepared(scenario, trial.guest, trial.backend)
         if isinstance(prepared, str):
-            self._write_outcome(
-                trial, TrialOutcome("failed", prepared, _accel_guess(trial.backend))
-            )
+            self._write_outcome(trial, TrialOutcome("failed", prepared, "none"))
             return
         phase = trial.phase
         if phase != "warmup" and (trial.guest, trial.backend) in self._fresh:
@@ -309,7 +284,7 @@ class Runner:
             drop_page_cache()
             phase = "cold"
         trial = replace(trial, phase=phase)
-        self._in_flight = (trial, _prepared_accel(prepared))
+        self._in_flight = (trial, prepared.accel)
         spec = LaunchSpec(
             run_id=self.config.run_id,
             name=f"vmbench-{self.config.run_id}-{trial.backend}-{trial.guest}-{trial.trial}",
@@ -339,7 +314,7 @@ class Runner:
                 )
         except Exception as e:  # an engine fault fails this trial, not the run
             outcome = TrialOutcome(
-                "failed", f"{trial.backend}: {type(e).__name__}: {e}", _prepared_accel(prepared)
+                "failed", f"{trial.backend}: {type(e).__name__}: {e}", prepared.accel
             )
         # A density size the memory guard refused is not a measurement failure.
         self._write_outcome(trial, outcome, count_failure=outcome.status != "unsupported")
@@ -347,48 +322,28 @@ class Runner:
             self.stats.accels[trial.backend] = outcome.accel
 
     def _unsupported(self, trial: PlannedTrial, reason: str) -> None:
-        outcome = TrialOutcome(
-            "unsupported", f"{trial.backend} not usable here: {reason}", _accel_guess(trial.backend)
-        )
+        outcome = TrialOutcome("unsupported", f"{trial.backend} not usable here: {reason}", "none")
         self._write_outcome(trial, outcome, count_failure=False)
 
     def _write_outcome(
         self, trial: PlannedTrial, outcome: TrialOutcome, count_failure: bool = True
     ) -> None:
         base = f"workload={trial.workload}"
-        rows = []
-        for m in outcome.measurements:
-            rows.append(
-                self._row(
-                    trial.scenario,
-                    trial.guest,
-                    trial.backend,
-                    outcome.accel,
-                    trial.instances,
-                    trial.trial,
-                    trial.phase,
-                    m.metric,
-                    m.value,
-                    f"{base} {m.detail}".strip(),
-                    outcome.status,
-                )
-            )
+        row = self._row_maker(
+            trial.scenario,
+            trial.guest,
+            trial.backend,
+            outcome.accel,
+            trial.instances,
+            trial.trial,
+            trial.phase,
+        )
+        rows = [
+            row(m.metric, m.value, f"{base} {m.detail}".strip(), outcome.status)
+            for m in outcome.measurements
+        ]
         if outcome.status != "ok":
-            rows.append(
-                self._row(
-                    trial.scenario,
-                    trial.guest,
-                    trial.backend,
-                    outcome.accel,
-                    trial.instances,
-                    trial.trial,
-                    trial.phase,
-                    "trial",
-                    None,
-                    f"{base} {outcome.detail}",
-                    outcome.status,
-                )
-            )
+            rows.append(row("trial", None, f"{base} {outcome.detail}", outcome.status))
             if count_failure:
                 self.stats.failed += 1
         else:
@@ -397,37 +352,29 @@ class Runner:
         self._in_flight = None
         self.on_trial(trial, outcome)
 
-    def _row(
-        self,
-        scenario,
-        guest,
-        backend,
-        accel,
-        instances,
-        trial,
-        phase,
-        metric,
-        value,
-        detail="",
-        status="ok",
-    ) -> Row:
-        return Row(
-            run_id=self.config.run_id,
-            host_id=self.config.host_id,
-            scenario=scenario.name,
-            guest=guest,
-            backend=backend,
-            accel=accel,
-            instances=instances,
-            trial=trial,
-            phase=phase,
-            metric=metric,
-            value=value,
-            unit=unit_of(metric),
-            status=status,
-            detail=detail,
-            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        )
+    def _row_maker(self, scenario, guest, backend, accel, instances, trial, phase):
+        """Rows of one trial (or one build): only metric, value, detail and status vary."""
+
+        def make(metric: str, value: float | None, detail: str = "", status: str = "ok") -> Row:
+            return Row(
+                run_id=self.config.run_id,
+                host_id=self.config.host_id,
+                scenario=scenario.name,
+                guest=guest,
+                backend=backend,
+                accel=accel,
+                instances=instances,
+                trial=trial,
+                phase=phase,
+                metric=metric,
+                value=value,
+                unit=unit_of(metric),
+                status=status,
+                detail=detail,
+                started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            )
+
+        return make
 
     def close(self) -> None:
         with shielded():  # a second Ctrl-C must not skip this
@@ -447,14 +394,3 @@ def drop_page_cache() -> None:
     os.sync()
     with open(DROP_CACHES, "w") as f:
         f.write("3\n")
-
-
-def _prepared_accel(prepared: Prepared) -> str:
-    handle = prepared.handle
-    if isinstance(handle, dict) and "accel" in handle:
-        return str(handle["accel"])
-    return "none"
-
-
-def _accel_guess(backend: str) -> str:
-    return "none"  # unknown: nothing ran

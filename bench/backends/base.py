@@ -47,6 +47,13 @@ class Prepared:
     handle: Any = None  # backend-specific: image id, paths, box name
     timings: dict[str, float] = field(default_factory=dict)  # e.g. import_s
 
+    @property
+    def accel(self) -> str:
+        """The accelerator its instances will run with, when the backend knows it already."""
+        if isinstance(self.handle, dict) and "accel" in self.handle:
+            return str(self.handle["accel"])
+        return "none"
+
 
 @dataclass(frozen=True)
 class LaunchSpec:

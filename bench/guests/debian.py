@@ -22,7 +22,7 @@ from bench.guests.cache import CacheEntry, cache_root, cached_build, content_key
 from bench.guests.files import FILES_DIR, file_bytes
 from bench.guests.initramfs import write_initramfs
 from bench.guests.kernel import KernelTree
-from bench.measure import tree_bytes
+from bench.measure import tree_allocated_bytes, tree_bytes
 
 BOOTSTRAP_VERSION = "1"
 BUILD_VERSION = "1"
@@ -219,7 +219,7 @@ def make_disk(rootfs: Path, disk: Path) -> int:
     4 KiB blocks (what any real root disk has), the smallest journal (4 MiB) and no reserved
     blocks, so the allocated size is the userland plus ext4's own bookkeeping.
     """
-    used = _allocated_bytes(rootfs)
+    used = tree_allocated_bytes(rootfs)
     mib = 1 << 20
     virtual = ((int(used * 1.25) + 64 * mib + mib - 1) // mib) * mib
     inodes = _count_inodes(rootfs) * 2 + 4096
@@ -312,18 +312,6 @@ def module_load_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
 
 def _module_name(filename: str) -> str:
     return filename.removesuffix(".ko").replace("-", "_")
-
-
-def _allocated_bytes(tree: Path) -> int:
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, dirs, files in os.walk(tree):
-        for name in dirs + files:
-            st = os.lstat(os.path.join(root, name))
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total
 
 
 def _count_inodes(tree: Path) -> int:
