@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from bench.backends import Backend, BackendError, Prepared, make_backend
+from bench.backends import Backend, BackendError, BackendUnsupported, Prepared, make_backend
 from bench.backends.base import LaunchSpec, SizeRecord
 from bench.density import MemoryGuard, run_density
 from bench.guests import DebError, Guest, build_guest
@@ -154,7 +154,10 @@ class Runner:
         self._backends: dict[str, Backend] = {}
         self._guests: dict[str, Guest | str] = {}  # a str is the reason it could not be built
         self._prepared: dict[tuple[str, str], Prepared | str] = {}
-        self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
+        self._fresh: set[tuple[str, str]] = set()
+        self._unsupported_pairs: set[tuple[str, str]] = (
+            set()
+        )  # (guest, backend) it cannot run  # (guest, backend) whose next trial is cold
         self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
         self._in_flight: tuple[PlannedTrial, str] | None = None  # trial and accel, until written
         self._memory_guard = MemoryGuard()  # density: per-instance cost measured at smaller N
@@ -192,6 +195,8 @@ class Runner:
             options = {**scenario.options(backend_name), "run_id": self.config.run_id}
             prepared = backend.prepare(guest, options)
         except BackendError as e:
+            if isinstance(e, BackendUnsupported):
+                self._unsupported_pairs.add(key)
             self._prepared[key] = str(e)
             return str(e)
         prepare_s = time.perf_counter() - start
@@ -271,6 +276,9 @@ class Runner:
             self._unsupported(trial, self.stats.unavailable[trial.backend])
             return
         prepared = self.prepared(scenario, trial.guest, trial.backend)
+        if isinstance(prepared, str) and (trial.guest, trial.backend) in self._unsupported_pairs:
+            self._unsupported(trial, prepared)
+            return
         if isinstance(prepared, str):
             self._write_outcome(trial, TrialOutcome("failed", prepared, "none"))
             return

@@ -152,3 +152,22 @@ def test_unavailable_backend_gives_unsupported_rows(tmp_path, monkeypatch, fake_
     unsupported = [r for r in rows if r["status"] == "unsupported"]
     assert len(unsupported) == 8 and "no daemon" in unsupported[0]["detail"]
     assert stats.failed == 0 and stats.unavailable == {"docker": "no daemon; fix: start it"}
+
+
+def test_a_guest_the_backend_cannot_run_gives_unsupported_rows_not_failures(
+    tmp_path, monkeypatch, fake_guest
+):
+    """E.g. Vagrant on a VirtualBox-only host and a guest that needs direct kernel boot."""
+    from bench.backends.base import BackendUnsupported
+
+    class CannotRun(FakeBackend):
+        def prepare(self, guest, options):
+            raise BackendUnsupported("vagrant: provider libvirt is not usable here: no libvirtd")
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": CannotRun("qemu", OK_LINES)}
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    assert stats.exit_code == 0 and stats.failed == 0
+    qemu = [r for r in rows if r["backend"] == "qemu"]
+    assert qemu and {r["status"] for r in qemu} == {"unsupported"}
+    assert "no libvirtd" in qemu[0]["detail"]
+    assert {r["status"] for r in rows if r["backend"] == "docker"} == {"ok"}

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bench.backends.base import Availability, Backend, BackendError, Instance, LaunchSpec, Prepared
+from bench.backends.base import (
+    Availability,
+    Backend,
+    BackendError,
+    BackendUnsupported,
+    Instance,
+    LaunchSpec,
+    Prepared,
+)
 
 # Every backend this version knows, in the order runs and `vmbench clean` visit them.
 BACKEND_NAMES = ("docker", "qemu", "vagrant")
@@ -29,6 +37,7 @@ __all__ = [
     "Availability",
     "Backend",
     "BackendError",
+    "BackendUnsupported",
     "Instance",
     "LaunchSpec",
     "Prepared",

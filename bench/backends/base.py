@@ -19,6 +19,11 @@ class BackendError(RuntimeError):
     """The engine refused or failed; the message says what to do, in one line."""
 
 
+class BackendUnsupported(BackendError):
+    """This backend cannot run this guest on this host (e.g. Vagrant with only VirtualBox and
+    a guest that needs direct kernel boot): the runner writes `unsupported` rows, not failures."""
+
+
 @dataclass(frozen=True)
 class Availability:
     usable: bool

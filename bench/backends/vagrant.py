@@ -34,6 +34,7 @@ from bench.backends.base import (
     Availability,
     Backend,
     BackendError,
+    BackendUnsupported,
     Instance,
     LaunchSpec,
     Prepared,
@@ -126,17 +127,17 @@ def detect_provider(
     fits = "libvirt" if own_guest else "virtualbox"
     if wanted not in ("auto", fits):
         if own_guest:
-            raise BackendError(
+            raise BackendUnsupported(
                 "vagrant: the virtualbox provider cannot boot a vmbench guest (it needs direct "
                 "kernel boot); name a box in [backend.vagrant] box, or use provider = 'libvirt'"
             )
-        raise BackendError(
+        raise BackendUnsupported(
             "vagrant: a box of your own is ready when SSH answers, which on libvirt needs a "
             "management network (vmbench creates none); use provider = 'virtualbox', or no box"
         )
     works, why = (libvirt_ok if fits == "libvirt" else virtualbox)()
     if not works:
-        raise BackendError(f"vagrant: provider {fits} is not usable here: {why}")
+        raise BackendUnsupported(f"vagrant: provider {fits} is not usable here: {why}")
     how = "asked for" if wanted != "auto" else "auto-detected"
     return ProviderChoice(fits, f"{fits} ({how}: {why})")
 
@@ -366,7 +367,7 @@ class VagrantBackend(Backend):
         from bench.backends.vagrant_box import BoxError, build_box
 
         if guest.arch != HOST_ARCH:
-            raise BackendError(
+            raise BackendUnsupported(
                 f"vagrant: a {guest.arch} guest needs emulation; use the qemu backend"
             )
         base_cmdline = " ".join(
