@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.claims import density_metric
 from bench.dataset import Dataset
@@ -170,7 +170,10 @@ def _log_if_wide(ax: plt.Axes, values: np.ndarray, span: float = 20.0) -> None:
     v = values[values > 0]
     if len(v) and v.max() / v.min() > span:
         ax.set_yscale("log")
+        # Plain numbers at 1, 2, 5 x 10^k: "0.2", "5", not "2 x 10^-1" on a slide.
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _points_over_box(ax: plt.Axes, groups: list[tuple[str, str, np.ndarray, np.ndarray]]) -> None:

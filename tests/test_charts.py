@@ -83,3 +83,11 @@ def test_backend_colours_are_fixed_and_distinct() -> None:
     assert len(set(known)) == 4
     assert charts.colour("firecracker") == charts.colour("firecracker")
     assert charts.colour("firecracker") not in known
+
+
+def test_log_axis_labels_are_plain_numbers(full_charts: list[charts.Chart]) -> None:
+    """A slide shows "0.5" and "5", never "5 x 10^-1" (mathtext) on a log axis."""
+    ready = next(c for c in full_charts if c.name == "ready_time")
+    numbers = [w for w in svg_text(ready.svg).split() if re.fullmatch(r"\d+(\.\d+)?", w)]
+    # mathtext labels ("2 x 10^-1") are drawn as paths, not text: only plain ones are counted
+    assert len(numbers) >= 3, numbers
