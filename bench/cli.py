@@ -269,7 +269,16 @@ def _run(args, config, files, scenarios, run_dir: Path, results_dir: Path, done)
 
         def on_trial(trial, outcome):
             label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
-            if outcome is not None and outcome.status == "unsupported":
+            down = runner.stats.down.get(trial.backend)
+            if down and outcome is not None and outcome.status == "failed":
+                if trial.backend not in skipped:  # one line for an engine that died mid-run
+                    skipped.add(trial.backend)
+                    progress.console.print(
+                        f"vmbench: backend {trial.backend} stopped working: {down}; its "
+                        "remaining trials are written as failed, the other backends go on",
+                        markup=False,
+                    )
+            elif outcome is not None and outcome.status == "unsupported":
                 if trial.backend not in skipped:  # one line per backend, not per trial
                     skipped.add(trial.backend)
                     progress.console.print(

@@ -97,6 +97,7 @@ class RunStats:
     ok: int = 0
     failed: int = 0
     unavailable: dict[str, str] = field(default_factory=dict)
+    down: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mid-run
     accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
 
     @property
@@ -275,12 +276,20 @@ class Runner:
         if backend is None:
             self._unsupported(trial, self.stats.unavailable[trial.backend])
             return
+        if trial.backend in self.stats.down:  # its engine died earlier: no call, no wait
+            known = self._prepared.get((trial.guest, trial.backend))
+            accel = known.accel if isinstance(known, Prepared) else "none"
+            self._write_outcome(
+                trial, TrialOutcome("failed", self.stats.down[trial.backend], accel)
+            )
+            return
         prepared = self.prepared(scenario, trial.guest, trial.backend)
         if isinstance(prepared, str) and (trial.guest, trial.backend) in self._unsupported_pairs:
             self._unsupported(trial, prepared)
             return
         if isinstance(prepared, str):
-            self._write_outcome(trial, TrialOutcome("failed", prepared, "none"))
+            outcome = self._after_failure(trial.backend, backend, TrialOutcome("failed", prepared))
+            self._write_outcome(trial, outcome)
             return
         phase = trial.phase
         if phase != "warmup" and (trial.guest, trial.backend) in self._fresh:
@@ -324,10 +333,26 @@ class Runner:
             outcome = TrialOutcome(
                 "failed", f"{trial.backend}: {type(e).__name__}: {e}", prepared.accel
             )
+        if outcome.status == "failed":
+            outcome = self._after_failure(trial.backend, backend, outcome)
         # A density size the memory guard refused is not a measurement failure.
         self._write_outcome(trial, outcome, count_failure=outcome.status != "unsupported")
         if outcome.status == "ok":
             self.stats.accels[trial.backend] = outcome.accel
+
+    def _after_failure(self, name: str, backend: Backend, outcome: TrialOutcome) -> TrialOutcome:
+        """Was it the engine itself? Then this and every later trial of it say so, and those
+        later ones fail at once (a dead daemon would otherwise cost each its own timeout)."""
+        broken = ""
+        with contextlib.suppress(Exception):  # a failing check must not end the run
+            broken = backend.health()
+        if not broken:
+            return outcome
+        self.stats.down[name] = (
+            f"{broken}; then `vmbench clean --run {self.config.run_id}` removes what this run "
+            "left there"
+        )
+        return replace(outcome, detail=f"{self.stats.down[name]} (this trial: {outcome.detail})")
 
     def _unsupported(self, trial: PlannedTrial, reason: str) -> None:
         outcome = TrialOutcome("unsupported", f"{trial.backend} not usable here: {reason}", "none")

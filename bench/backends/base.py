@@ -140,5 +140,11 @@ class Backend(ABC):
         """Run ids that left something behind here (what ``vmbench clean`` visits)."""
         return set()
 
+    def health(self) -> str:
+        """Empty while the engine answers, else one line naming the backend, what broke and what
+        to do. The runner asks after a failed trial, so an engine that died mid-run fails the
+        remaining trials at once instead of each waiting for its own timeout. Must be cheap."""
+        return ""
+
     def close(self) -> None:
         """Release engine connections."""

@@ -46,12 +46,18 @@ ENTRYPOINT {json.dumps(ENTRYPOINT)}
 """
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 FIX = "start the daemon: sudo make setup (or: sudo systemctl start docker)"
+HEALTH_TIMEOUT_S = 5.0
 
 
-def _client():
+def _client(timeout: float = 60):
     import docker
 
-    return docker.from_env(version="auto", timeout=60)
+    return docker.from_env(version="auto", timeout=timeout)
+
+
+def daemon_address() -> str:
+    """Where the SDK looks for the daemon (DOCKER_HOST, as ``docker`` itself does)."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
 class DockerBackend(Backend):
@@ -75,8 +81,24 @@ class DockerBackend(Backend):
             self._client = client
             version = client.version().get("Version", "?")
         except Exception as e:
-            return Availability(False, f"no Docker daemon answers ({_short(e)})", FIX)
+            return Availability(
+                False, f"no Docker daemon answers at {daemon_address()} ({_short(e)})", FIX
+            )
         return Availability(True, f"Docker Engine {version}")
+
+    def health(self) -> str:
+        """A fresh short-timeout connection: the run's own client may hold a dead socket."""
+        client = None
+        try:
+            client = _client(timeout=HEALTH_TIMEOUT_S)  # asks the daemon's API version
+            client.ping()
+        except Exception as e:
+            where = daemon_address()
+            return f"docker: the daemon at {where} stopped answering ({_short(e)}); {FIX}"
+        finally:
+            if client is not None:
+                client.close()
+        return ""
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
         tag = f"vmbench/{guest.name}-{guest.arch}:{guest.folder.name.rsplit('-', 1)[-1]}"

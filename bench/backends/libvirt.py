@@ -9,6 +9,7 @@ what a killed ``vagrant up`` or ``vagrant destroy`` left. It calls ``virsh`` wit
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from bench.guests.cache import cache_root, file_lock
 
-URI = "qemu:///system"
+DEFAULT_URI = "qemu:///system"
+URI_VARIABLE = "VMBENCH_LIBVIRT_URI"
 POOL = "vmbench"
 POOL_PATH = Path("/var/lib/libvirt/vmbench")
 PID_DIR = Path("/run/libvirt/qemu")
@@ -28,6 +30,16 @@ class LibvirtError(RuntimeError):
     """virsh failed; the message holds its error line."""
 
 
+def uri() -> str:
+    """The libvirt connection vmbench uses: VMBENCH_LIBVIRT_URI, else the system daemon.
+
+    Both virsh and vagrant-libvirt (through the Vagrantfile) use it, so pointing it elsewhere
+    moves all of vmbench's libvirt work there, and pointing it at nothing shows what a broken
+    libvirtd does to a run without touching the daemon other people use.
+    """
+    return os.environ.get(URI_VARIABLE) or DEFAULT_URI
+
+
 @dataclass(frozen=True)
 class Answer:
     ok: bool
@@ -35,13 +47,13 @@ class Answer:
 
 
 def virsh(*args: str, timeout_s: float = 60.0) -> Answer:
-    """Run ``virsh -c qemu:///system ARGS``; never raises for a failing command."""
+    """Run ``virsh -c URI ARGS`` (see ``uri``); never raises for a failing command."""
     binary = shutil.which("virsh")
     if binary is None:
         return Answer(False, "virsh not found")
     try:
         done = subprocess.run(
-            [binary, "-q", "-c", URI, *args],
+            [binary, "-q", "-c", uri(), *args],
             capture_output=True,
             text=True,
             timeout=timeout_s,

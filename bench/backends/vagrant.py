@@ -199,6 +199,8 @@ def machine_env(m: MachineSettings) -> dict[str, str]:
         "VMBENCH_CMDLINE": m.cmdline or "-",
         "VMBENCH_LIBVIRT_DRIVER": m.libvirt_driver,
         "VMBENCH_LIBVIRT_POOL": libvirt.POOL,
+        # vagrant-libvirt talks to the daemon virsh talks to (it honours this variable).
+        "LIBVIRT_DEFAULT_URI": libvirt.uri(),
     }
     if m.vagrant_home is not None:
         env["VAGRANT_HOME"] = str(m.vagrant_home)
@@ -295,7 +297,7 @@ class VagrantBackend(Backend):
     def _libvirt_works(self) -> tuple[bool, str]:
         daemon = libvirt.daemon_version()
         if not daemon.ok:
-            return False, f"libvirtd does not answer at {libvirt.URI} ({daemon.text})"
+            return False, f"libvirtd does not answer at {libvirt.uri()} ({daemon.text})"
         try:
             plugins = _box_vagrant(vagrant_home()).plugin_list()
         except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
@@ -323,6 +325,19 @@ class VagrantBackend(Backend):
         if not any(ok for ok, _why in found.values()):
             return Availability(False, f"no Vagrant provider works ({words})", fix)
         return Availability(True, words)
+
+    def health(self) -> str:
+        """libvirtd still answering, if this run found it working (VirtualBox: not checked)."""
+        ok, _why = self._checks.get("libvirt", (False, ""))
+        if not ok:
+            return ""
+        daemon = libvirt.daemon_version()
+        if daemon.ok:
+            return ""
+        return (
+            f"vagrant: libvirtd stopped answering at {libvirt.uri()} ({daemon.text}); "
+            "start it again: sudo make setup"
+        )
 
     # -- images ------------------------------------------------------------------------------
 
