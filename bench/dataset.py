@@ -103,18 +103,8 @@ def load(csv_paths: list[Path]) -> Dataset:
     return Dataset(rows=rows, hosts=hosts, warnings=warnings, sources=paths)
 
 
-TRIAL_KEYS = [
-    "source",
-    "run_id",
-    "host_id",
-    "scenario",
-    "guest",
-    "backend",
-    "accel",
-    "instances",
-    "trial",
-    "phase",
-]
+# One trial's identity: every schema column before the measured metric, plus the file.
+TRIAL_KEYS = ["source", *COLUMNS[: COLUMNS.index("metric")]]
 
 
 def footprint_rows(rows: pd.DataFrame) -> pd.DataFrame:
