@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quick",
         action="store_true",
-        help="the least that still yields every metric: no warmup, 2 repetitions, 1 s of memory samples",
+        help="the least that still yields every metric: no warmup, at most 2 repetitions, "
+        "1 s of memory samples, density at its two smallest sizes",
     )
     run.add_argument(
         "--no-report",

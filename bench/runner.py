@@ -109,7 +109,19 @@ def effective(scenario: Scenario, config: RunConfig) -> Scenario:
     """The scenario as this run will execute it (--quick, --repetitions, --backends)."""
     changes: dict = {}
     if config.quick:
-        changes.update(repetitions=2, warmup=0, memory_sample_s=min(scenario.memory_sample_s, 1.0))
+        changes.update(
+            repetitions=min(scenario.repetitions, 2),
+            warmup=0,
+            memory_sample_s=min(scenario.memory_sample_s, 1.0),
+            # Density: the two smallest sizes still give a slope.
+            instances=tuple(sorted(scenario.instances)[:2]),
+            backend_options={
+                name: {**opts, "instances": tuple(sorted(opts["instances"])[:2])}
+                if opts.get("instances")
+                else opts
+                for name, opts in scenario.backend_options.items()
+            },
+        )
     if config.repetitions is not None:
         changes["repetitions"] = config.repetitions
     if config.backends is not None:

@@ -108,6 +108,16 @@ def test_quick_and_overrides(tmp_path):
     assert effective(s, RunConfig("r", "h", repetitions=7)).repetitions == 7
 
 
+def test_quick_density_keeps_two_sizes_per_backend_and_never_adds_trials():
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    [s] = load(root / "density.toml")
+    quick = effective(s, RunConfig("r", "h", quick=True))
+    assert quick.instances_for("docker") == (1, 2)
+    assert quick.instances_for("qemu") == (1, 2)
+    assert quick.repetitions == min(s.repetitions, 2)
+    assert len(list(plan(quick))) < len(list(plan(s)))
+
+
 def test_rows_phases_and_cleanup(tmp_path, monkeypatch, fake_guest):
     backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": FakeBackend("qemu", OK_LINES)}
     stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
