@@ -240,7 +240,8 @@ def verdict_table(claims: pd.DataFrame) -> Table:
         table.add_column(name)
     table.add_column("Caveat", overflow="fold", max_width=60)
     for _, c in claims.iterrows():
-        comparison = f"{c.vm} vs {c.container} · {c.guest}" if c.vm else ""
+        where = c.guest if c.claim in ("kernel", "compat") else f"{c.scenario}/{c.guest}"
+        comparison = f"{c.vm} vs {c.container} · {where}" if c.vm else ""
         table.add_row(
             str(c.host_id),
             str(c.claim),

@@ -91,3 +91,21 @@ def test_log_axis_labels_are_plain_numbers(full_charts: list[charts.Chart]) -> N
     numbers = [w for w in svg_text(ready.svg).split() if re.fullmatch(r"\d+(\.\d+)?", w)]
     # mathtext labels ("2 x 10^-1") are drawn as paths, not text: only plain ones are counted
     assert len(numbers) >= 3, numbers
+
+
+def test_density_chart_leaves_out_guests_measured_at_one_size(tmp_path: Path) -> None:
+    from report_fixtures import row
+
+    rows = [
+        row("h", b, "pss_bytes", per * n, instances=n, scenario="density")
+        for b, per in (("docker", 2e6), ("qemu", 2e8))
+        for n in (1, 2, 4)
+    ]
+    rows += [
+        row("h", b, "pss_bytes", 5e6, guest="debian", scenario="debian") for b in ("docker", "qemu")
+    ]
+    made, _notes = draw(tmp_path, rows)
+    density = next(c for c in made if c.name == "density")
+    text = svg_text(density.svg)
+    assert "debian" not in text  # a single N has no slope: no empty facet for it
+    assert "per instance" in text
