@@ -176,8 +176,25 @@ def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
         ev = f"median {pair.vm} {_fmt(np.median(v), 's')}"
         ev += f" vs {pair.container} {_fmt(np.median(c), 's')}"
         caveats = [TCG_CAVEAT] if "tcg" in pair.accel else []
-        out.append(_ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2))
-    return out, _why_missing(ds, host, "ready_s")
+        record = _ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2)
+        record["_n"] = min(len(c), len(v))
+        out.append(record)
+    return _drop_subsumed(out), _why_missing(ds, host, "ready_s")
+
+
+def _drop_subsumed(records: list[Row]) -> list[Row]:
+    """Leave out a comparison with too few trials for an interval when the same guest and
+    engines were compared with enough trials in another scenario (e.g. the one ready time a
+    density or compat scenario also records): it would only add an 'inconclusive' line."""
+    enough = {(r["guest"], r["container"], r["vm"]) for r in records if int(r["_n"]) >= 2}
+    kept = [
+        r
+        for r in records
+        if int(r["_n"]) >= 2 or (r["guest"], r["container"], r["vm"]) not in enough
+    ]
+    for r in kept:
+        del r["_n"]
+    return kept
 
 
 def _size(ds: Dataset, host: str) -> tuple[list[Row], str]:

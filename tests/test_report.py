@@ -270,3 +270,21 @@ def test_density_falls_back_to_host_delta_without_pss_at_several_sizes(tmp_path:
     density = one(claims_for(tmp_path, rows), "density")
     assert density.evidence.startswith("host_used_delta_bytes per extra instance")
     assert density.verdict == "supported"
+
+
+def test_a_one_trial_speed_comparison_is_left_out_where_a_full_one_exists(tmp_path: Path) -> None:
+    rows = ready_rows("h", "docker", [0.2, 0.21, 0.22, 0.2]) + ready_rows(
+        "h", "qemu", [2.0, 2.1, 2.2, 2.0]
+    )
+    # the single ready time a density scenario also records, for the same guest and engines
+    rows += ready_rows("h", "docker", [0.3], scenario="density")
+    rows += ready_rows("h", "qemu", [2.5], scenario="density")
+    # a guest compared only once stays, as inconclusive
+    rows += ready_rows("h", "docker", [0.3], scenario="compat", guest="other")
+    rows += ready_rows("h", "qemu", [2.5], scenario="compat", guest="other")
+    speed = claims_for(tmp_path, rows)
+    speed = speed[speed.claim == "speed"]
+    assert sorted(zip(speed.scenario, speed.verdict, strict=True)) == [
+        ("busybox", "supported"),
+        ("compat", "inconclusive"),
+    ]
