@@ -10,6 +10,7 @@ One row per host, claim and comparison (scenario, guest, container engine, VM en
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -404,8 +405,12 @@ def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:
 
 
 def _first_detail(g: pd.DataFrame, backend: str) -> str:
+    """An example of the evidence, cut at a word: "(guest_kernel=6.1.0-56-cloud-amd64 ...)"."""
     details = g.loc[g.backend == backend, "detail"]
-    return f"({details.iloc[0][:60]})" if len(details) and details.iloc[0] else ""
+    if not len(details) or not details.iloc[0]:
+        return ""
+    words = [w for w in str(details.iloc[0]).split() if not w.startswith("workload=")]
+    return f"({textwrap.shorten(' '.join(words), 120, placeholder=' …')})"
 
 
 def _fmt(value: float, unit: str) -> str:
