@@ -18,27 +18,27 @@ def engine_missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def docker_backend():
-    from bench.backends.docker import DockerBackend
+def usable_backend(name: str):
+    """The real backend ``name``, or skip/fail (see engine_missing) when it cannot run here."""
+    from bench.backends import make_backend
 
-    backend = DockerBackend()
+    backend = make_backend(name)
     available = backend.availability()
     if not available.usable:
-        engine_missing(f"docker: {available.reason}")
+        engine_missing(f"{name}: {available.reason}")
+    return backend
+
+
+@pytest.fixture(scope="session")
+def docker_backend():
+    backend = usable_backend("docker")
     yield backend
     backend.close()
 
 
 @pytest.fixture(scope="session")
 def qemu_backend():
-    from bench.backends.qemu import QemuBackend
-
-    backend = QemuBackend()
-    available = backend.availability()
-    if not available.usable:
-        engine_missing(f"qemu: {available.reason}")
-    return backend
+    return usable_backend("qemu")
 
 
 @pytest.fixture(scope="session")

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from test_runner import OK_LINES, FakeBackend, fake_guest, scenario_file
+from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file
 
 from bench import cli
 from bench import runner as runner_mod
-from bench.results import ResultWriter, read_rows
-from bench.runner import RunConfig, Runner
-from bench.scenario import load
+from bench.runner import RunConfig
 
 __all__ = ["fake_guest"]  # the fixture, imported for its side effect
 
 
-def test_cold_drops_the_cache_once_per_guest_and_backend(tmp_path, monkeypatch, fake_guest):
+def run_counting_drops(tmp_path, monkeypatch, cold: bool):
+    """Run the fake two-backend scenario; returns (page-cache drops, backends, rows)."""
     drops: list[int] = []
     monkeypatch.setattr(runner_mod, "drop_page_cache", lambda: drops.append(1))
     backends = {
         "docker": FakeBackend("docker", OK_LINES, built_now=False),
         "qemu": FakeBackend("qemu", OK_LINES, built_now=False),
     }
-    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
-    csv = tmp_path / "results.csv"
-    with ResultWriter(csv) as writer:
-        Runner(RunConfig("run1", "host1", cold=True), writer).run(load(scenario_file(tmp_path)))
-    rows, _ = read_rows(csv)
+    config = RunConfig("run1", "host1", cold=cold)
+    _stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path), config)
+    return drops, backends, rows
+
+
+def test_cold_drops_the_cache_once_per_guest_and_backend(tmp_path, monkeypatch, fake_guest):
+    drops, backends, rows = run_counting_drops(tmp_path, monkeypatch, cold=True)
     ready = [r for r in rows if r["metric"] == "ready_s"]
     assert len(drops) == 2  # one guest, two backends
     for backend in backends:
@@ -35,17 +36,7 @@ def test_cold_drops_the_cache_once_per_guest_and_backend(tmp_path, monkeypatch, 
 
 
 def test_without_cold_nothing_is_dropped_and_nothing_cold(tmp_path, monkeypatch, fake_guest):
-    drops: list[int] = []
-    monkeypatch.setattr(runner_mod, "drop_page_cache", lambda: drops.append(1))
-    backends = {
-        "docker": FakeBackend("docker", OK_LINES, built_now=False),
-        "qemu": FakeBackend("qemu", OK_LINES, built_now=False),
-    }
-    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
-    csv = tmp_path / "results.csv"
-    with ResultWriter(csv) as writer:
-        Runner(RunConfig("run1", "host1"), writer).run(load(scenario_file(tmp_path)))
-    rows, _ = read_rows(csv)
+    drops, _backends, rows = run_counting_drops(tmp_path, monkeypatch, cold=False)
     assert drops == []
     assert "cold" not in {r["phase"] for r in rows}
     rootfs = [r for r in rows if r["metric"] == "rootfs_bytes"]

@@ -73,11 +73,11 @@ def fake_guest(monkeypatch, tmp_path):
     return guest
 
 
-def run_with(tmp_path, monkeypatch, backends, scenario_path):
+def run_with(tmp_path, monkeypatch, backends, scenario_path, config=None):
     monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
     csv = tmp_path / "results.csv"
     with ResultWriter(csv) as writer:
-        stats = Runner(RunConfig("run1", "host1"), writer).run(load(scenario_path))
+        stats = Runner(config or RunConfig("run1", "host1"), writer).run(load(scenario_path))
     rows, bad = read_rows(csv)
     assert bad == []
     return stats, rows

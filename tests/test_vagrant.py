@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import engine_missing
+from conftest import engine_missing, usable_backend
 
 from bench.backends import BackendError
 from bench.backends import libvirt as lv
@@ -240,13 +240,7 @@ def test_vagrant_validate_virtualbox_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def vagrant_backend():
-    from bench.backends.vagrant import VagrantBackend
-
-    backend = VagrantBackend()
-    available = backend.availability()
-    if not available.usable:
-        engine_missing(f"vagrant: {available.reason}")
-    return backend
+    return usable_backend("vagrant")
 
 
 def leftovers(run_id: str) -> list[str]:
