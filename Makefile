@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SCENARIO ?= scenarios/default.toml
 BENCH_ARGS ?=
 
-.PHONY: help setup host venv bench test test-unit lint format doctor report clean
+.PHONY: help setup host host-tests venv bench test test-unit lint format doctor report clean
 
 help:
 	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run)"
@@ -22,12 +22,17 @@ setup: host venv
 host:
 	@bash scripts/setup-host.sh
 
+host-tests:  # what `make bench` needs, plus what only the tests use (LibreOffice, ...)
+	@bash scripts/setup-host.sh --tests
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@echo "setup: installing vmbench and its Python packages into $(VENV) (log: $(VENV)/pip.log)"
+	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev]'; } \
+		>$(VENV)/pip.log 2>&1 || { grep -v '^WARNING: Location' $(VENV)/pip.log | tail -20; \
+		echo "setup: pip install failed; see $(VENV)/pip.log"; exit 1; }
 	@$(BIN)/python -c "import bench, docker, psutil, pandas, matplotlib, rich" \
 		|| { echo "setup: Python packages did not install"; exit 1; }
 	@touch $@
@@ -35,7 +40,7 @@ $(VENV)/.installed: pyproject.toml
 bench: setup
 	$(BIN)/vmbench run $(SCENARIO) $(BENCH_ARGS)
 
-test: setup
+test: host-tests venv
 	$(BIN)/pytest
 
 test-unit: venv

@@ -2,7 +2,12 @@
 # Host set-up for vmbench, run by `make setup` (so by `make bench` and `make test`).
 # Idempotent: installs only what is missing and starts only daemons that do not answer.
 # As root on Debian/Ubuntu it does the work; otherwise it prints the commands to run.
+#   scripts/setup-host.sh           what `make bench` needs
+#   scripts/setup-host.sh --tests   that plus what only the tests need (`make test`, CI)
 set -u
+
+for_tests=0
+[ "${1:-}" = "--tests" ] && for_tests=1
 
 log_dir=${VMBENCH_LOG_DIR:-/var/log/vmbench}
 say() { printf 'setup: %s\n' "$*"; }
@@ -25,10 +30,21 @@ APT_PACKAGES=(
   libvirt-clients
 )
 
+# Only the tests need these; `make bench` never installs them.
+TEST_APT_PACKAGES=(
+  libreoffice-impress  # renders the slide deck to PDF (tests/test_slides.py)
+  poppler-utils        # pdftoppm: the rendered deck's pages as PNGs
+)
+
 is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
+wanted_packages() {
+  printf '%s\n' "${APT_PACKAGES[@]}"
+  [ "$for_tests" = 1 ] && printf '%s\n' "${TEST_APT_PACKAGES[@]}"
+  return 0
+}
 missing_packages() {
   local p
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in $(wanted_packages); do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s ' "$p"
   done
 }
