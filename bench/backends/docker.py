@@ -260,6 +260,7 @@ class DockerInstance(Instance):
         self._stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
         self.console = ConsoleWatcher(self._stream)
         self._pid: int | None = None
+        self._cgroup: Path | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -274,17 +275,11 @@ class DockerInstance(Instance):
         return self._pid
 
     def memory(self, full: bool = True) -> dict[str, int]:
+        """One sample of the container's cgroup; CgroupUnreadable when there is nothing to read."""
         pid = self._init_pid()
-        cgroup = container_cgroup(pid)
-        pids = cgroup_pids(cgroup) if cgroup else [pid]
-        own = process_memory(pids, full)
-        sample = {"rss_bytes": own.rss_bytes}
-        if full:
-            sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
-        if cgroup:
-            usage = cgroup_usage_bytes(cgroup)
-            if usage is not None:
-                sample["cgroup_bytes"] = usage
+        if self._cgroup is None:
+            self._cgroup = container_cgroup(pid, PROC_ROOT, CGROUP_ROOT)
+        sample = cgroup_memory(self._cgroup, full)
         shim = shim_pid(pid) if full else None
         if shim:
             sample["shim_pss_bytes"] = process_memory([shim]).pss_bytes
@@ -317,31 +312,81 @@ class DockerInstance(Instance):
 
 
 # --- cgroups (v1 and v2) -------------------------------------------------------------------
+# Pure functions over a /proc and a cgroup root, so that file fixtures can drive them.
 
+PROC_ROOT = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def container_cgroup(pid: int) -> Path | None:
-    """The memory cgroup folder of a process, on cgroup v1 or v2."""
-    try:
-        text = Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        return None
-    v2 = None
-    for line in text.splitlines():
-        _id, controllers, path = line.split(":", 2)
+class CgroupUnreadable(BackendError):
+    """The container's memory cgroup, or every process in it, could not be read.
+
+    No sample is taken then (the memory sampler skips it, and a trial without any sample
+    fails with this message): a container that is gone must never be recorded as 0 bytes.
+    """
+
+
+def memory_cgroup(proc_cgroup: str, cgroup_root: Path) -> Path | None:
+    """The memory cgroup folder that a ``/proc/PID/cgroup`` text names, or None.
+
+    cgroup v1, also in hybrid mode (v2 mounted at ``unified/`` without the memory controller):
+    the ``memory`` line, under ``<root>/memory``. cgroup v2: the ``0::`` line, under ``<root>``.
+    The path is whatever the daemon's driver chose: ``/docker/<id>`` (cgroupfs) or
+    ``/system.slice/docker-<id>.scope`` (systemd).
+    """
+    unified = None
+    for line in proc_cgroup.splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
         if "memory" in controllers.split(","):
-            return CGROUP_ROOT / "memory" / path.lstrip("/")
-        if controllers == "":
-            v2 = CGROUP_ROOT / path.lstrip("/")
-    return v2
+            return cgroup_root / "memory" / path.lstrip("/")
+        if hierarchy == "0" and controllers == "":
+            unified = cgroup_root / path.lstrip("/")
+    return unified
+
+
+def container_cgroup(pid: int, proc_root: Path, cgroup_root: Path) -> Path:
+    """The memory cgroup folder of process ``pid`` (the container's init)."""
+    source = proc_root / str(pid) / "cgroup"
+    try:
+        text = source.read_text()
+    except OSError as e:
+        raise CgroupUnreadable(
+            f"docker: cannot read {source} ({e.strerror}): the container's process is gone"
+        ) from None
+    cgroup = memory_cgroup(text, cgroup_root)
+    if cgroup is None:
+        raise CgroupUnreadable(f"docker: {source} names no memory cgroup")
+    return cgroup
 
 
 def cgroup_pids(cgroup: Path) -> list[int]:
+    """The processes in a cgroup, from its ``cgroup.procs``."""
+    procs = cgroup / "cgroup.procs"
     try:
-        return [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
-    except OSError:
-        return []
+        return [int(p) for p in procs.read_text().split()]
+    except OSError as e:
+        raise CgroupUnreadable(
+            f"docker: cannot read {procs} ({e.strerror}): "
+            "the container's cgroup is gone or not visible here"
+        ) from None
+
+
+def cgroup_memory(cgroup: Path, full: bool = True) -> dict[str, int]:
+    """One sample: its processes' rss_bytes (``full``: uss, pss too) and the cgroup's usage."""
+    pids = cgroup_pids(cgroup)
+    own = process_memory(pids, full)
+    if not own.processes:
+        listed = " ".join(map(str, pids)) or "none"
+        raise CgroupUnreadable(
+            f"docker: no process of {cgroup} could be read (cgroup.procs lists {listed})"
+        )
+    sample = {"rss_bytes": own.rss_bytes}
+    if full:
+        sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+    usage = cgroup_usage_bytes(cgroup)
+    if usage is not None:
+        sample["cgroup_bytes"] = usage
+    return sample
 
 
 def cgroup_usage_bytes(cgroup: Path) -> int | None:
