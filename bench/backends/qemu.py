@@ -13,9 +13,11 @@ import os
 import platform
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,9 @@ from bench.measure import (
     process_memory,
 )
 
+KVM_DEVICE = Path("/dev/kvm")
 KVM_PROBE_TIMEOUT_S = 20.0
+KVM_PROBE_MAX_AGE_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,7 @@ class QemuBackend(Backend):
             return Availability(
                 False, f"{machine.binary} not found", f"sudo apt-get install {machine.package}"
             )
-        kvm = (
-            "/dev/kvm present (probed at first boot)"
-            if os.path.exists("/dev/kvm")
-            else "no /dev/kvm: TCG"
-        )
-        return Availability(True, f"{_qemu_version(binary)}; {kvm}")
+        return Availability(True, f"{_qemu_version(binary)}; {kvm_status(binary)}")
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
         machine = _machine_for(guest.arch)
@@ -314,20 +313,92 @@ def _choose_accel(guest: Guest, machine: Machine, options: dict[str, Any]) -> st
     return "tcg"
 
 
+@dataclass(frozen=True)
+class KvmProbe:
+    """What one KVM probe boot found, when, and the host state its answer holds for."""
+
+    works: bool
+    why: str
+    probed_at: float  # Unix time, seconds
+    host: dict[str, str]  # kvm_host_state() when it ran
+
+    def stale_because(self, host: dict[str, str], now: float) -> str:
+        """Empty while the answer still holds, else why KVM must be probed again."""
+        changed = [
+            k for k in sorted(host.keys() | self.host.keys()) if host.get(k) != self.host.get(k)
+        ]
+        if changed:
+            return f"{', '.join(changed)} changed since"
+        if not 0 <= now - self.probed_at < KVM_PROBE_MAX_AGE_S:
+            return "older than a day"
+        return ""
+
+
+def kvm_host_state(binary: str) -> dict[str, str]:
+    """What a probe's answer depends on: the running kernel, qemu, /dev/kvm's permissions."""
+    device = KVM_DEVICE.stat()
+    return {
+        "kernel": f"{platform.release()} {platform.version()}",
+        "boot_id": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        "qemu": _qemu_version(binary),
+        "kvm_device": f"{stat.filemode(device.st_mode)} uid={device.st_uid} gid={device.st_gid}",
+    }
+
+
 def kvm_works(guest: Guest, machine: Machine) -> tuple[bool, str]:
-    """Boot the guest once with KVM; the answer is cached per boot of the host and qemu version."""
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False, "/dev/kvm missing or not accessible"
-    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    key = f"{boot_id}:{_qemu_version(shutil.which(machine.binary) or machine.binary)}"
-    record = cache_root() / "kvm-probe.json"
+    """Does KVM boot the guest here? One probe boot answers; the answer is kept (kvm-probe.json)
+    until the kernel, qemu or /dev/kvm's permissions change, or for a day."""
+    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        return False, f"{KVM_DEVICE} missing or not accessible"
+    host = kvm_host_state(shutil.which(machine.binary) or machine.binary)
     with file_lock(cache_root() / ".kvm-probe.lock"):
-        known = json.loads(record.read_text()) if record.exists() else {}
-        if key not in known:
-            known[key] = _probe_kvm_boot(guest, machine)
-            record.write_text(json.dumps(known, indent=1))
-    works, why = known[key]
-    return bool(works), str(why)
+        probe = last_kvm_probe()
+        if probe is None or probe.stale_because(host, time.time()):
+            works, why = _probe_kvm_boot(guest, machine)
+            probe = KvmProbe(works, why, time.time(), host)
+            record = _kvm_probe_record()
+            partial = record.with_suffix(".tmp")
+            partial.write_text(json.dumps(asdict(probe), indent=1) + "\n")
+            partial.replace(record)  # whole for a reader without the lock (doctor)
+    return probe.works, probe.why
+
+
+def last_kvm_probe() -> KvmProbe | None:
+    """The last probe's record; None if there is none this version can read (then probe)."""
+    try:
+        data = json.loads(_kvm_probe_record().read_text())
+        return KvmProbe(
+            bool(data["works"]), str(data["why"]), float(data["probed_at"]), dict(data["host"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def kvm_status(binary: str) -> str:
+    """For ``vmbench doctor``: when KVM was last probed, what it found, and if that still holds."""
+    if not KVM_DEVICE.exists():
+        return f"no {KVM_DEVICE}: TCG"
+    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        return f"{KVM_DEVICE} not accessible to this user: TCG"
+    probe = last_kvm_probe()
+    if probe is None:
+        return f"{KVM_DEVICE} present, KVM not probed yet (the next VM boot probes it)"
+    found = "KVM works" if probe.works else f"KVM does not work, TCG ({probe.why})"
+    stale = probe.stale_because(kvm_host_state(binary), time.time())
+    if stale:
+        then = f"stale ({stale}): the next VM boot probes again"
+    else:
+        until = _local_time(probe.probed_at + KVM_PROBE_MAX_AGE_S)
+        then = f"holds until {until} unless the kernel, qemu or {KVM_DEVICE} change"
+    return f"KVM last probed {_local_time(probe.probed_at)}: {found}; {then}"
+
+
+def _kvm_probe_record() -> Path:
+    return cache_root() / "kvm-probe.json"
+
+
+def _local_time(unix_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix_s))
 
 
 def _probe_kvm_boot(guest: Guest, machine: Machine) -> tuple[bool, str]:
