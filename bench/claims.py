@@ -26,6 +26,7 @@ from bench.stats import (
     fit_slope,
     ratio_of_medians_ci,
 )
+from bench.units import human
 
 CLAIMS: dict[str, str] = {
     "size": "Containers are smaller than VMs: no kernel layer",
@@ -174,8 +175,8 @@ def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
         if phase is None:
             continue
         c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
-        ev = f"median {pair.vm} {_fmt(np.median(v), 's')}"
-        ev += f" vs {pair.container} {_fmt(np.median(c), 's')}"
+        ev = f"median {pair.vm} {human(np.median(v), 's')}"
+        ev += f" vs {pair.container} {human(np.median(c), 's')}"
         caveats = [TCG_CAVEAT] if "tcg" in pair.accel else []
         record = _ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2)
         record["_n"] = min(len(c), len(v))
@@ -207,11 +208,11 @@ def _size(ds: Dataset, host: str) -> tuple[list[Row], str]:
     for pair in _pairs(ds, host, "image_bytes"):
         pair = replace(pair, rows=pair.rows[pair.rows.phase == "build"])
         c, v = pair.values(pair.container), pair.values(pair.vm)
-        ev = f"{pair.vm} {_fmt(np.median(v), 'B')} vs {pair.container} {_fmt(np.median(c), 'B')}"
+        ev = f"{pair.vm} {human(np.median(v), 'B')} vs {pair.container} {human(np.median(c), 'B')}"
         comp = packed.get((pair.scenario, pair.guest, pair.container, pair.vm))
         if comp is not None:
             cc, vc = np.median(comp.values(pair.container)), np.median(comp.values(pair.vm))
-            ev += f"; compressed {_fmt(vc, 'B')} vs {_fmt(cc, 'B')}"
+            ev += f"; compressed {human(vc, 'B')} vs {human(cc, 'B')}"
         out.append(_ratio_record(ds, pair, "size", "build", ev, []))
     return out, _why_missing(ds, host, "image_bytes")
 
@@ -276,7 +277,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
         ev = (
             f"{metric} per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
             f"{_slope_text(fc)}; verdict from the slope difference CI "
-            f"[{_fmt(cmp.difference.low, 'B')}, {_fmt(cmp.difference.high, 'B')}]"
+            f"[{human(cmp.difference.low, 'B')}, {human(cmp.difference.high, 'B')}]"
         )
         verdict = verdict_from(cmp.difference, threshold=0.0)
         out.append(
@@ -289,7 +290,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
 
 
 def _slope_text(fit: SlopeFit) -> str:
-    return f"{_fmt(fit.slope, 'B')} [{_fmt(fit.low, 'B')}, {_fmt(fit.high, 'B')}]"
+    return f"{human(fit.slope, 'B')} [{human(fit.low, 'B')}, {human(fit.high, 'B')}]"
 
 
 # --- kernel and compat: facts --------------------------------------------------------------
@@ -411,24 +412,3 @@ def _first_detail(g: pd.DataFrame, backend: str) -> str:
         return ""
     words = [w for w in str(details.iloc[0]).split() if not w.startswith("workload=")]
     return f"({textwrap.shorten(' '.join(words), 120, placeholder=' …')})"
-
-
-def _fmt(value: float, unit: str) -> str:
-    """Human units for bytes and seconds (binary prefixes for bytes)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if unit == "B":
-        sign = "-" if value < 0 else ""
-        v = abs(float(value))
-        for prefix in ("B", "KiB", "MiB", "GiB"):
-            if v < 1024 or prefix == "GiB":
-                return f"{sign}{v:.0f} {prefix}" if prefix == "B" else f"{sign}{v:.1f} {prefix}"
-            v /= 1024
-    if unit == "s":
-        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.2f} s"
-    if unit == "bool":
-        return f"{value:g}"
-    return f"{value:g} {unit}".strip()
-
-
-fmt_value = _fmt

@@ -553,7 +553,7 @@ def cmd_guests(args: argparse.Namespace) -> int:
 
     from bench.guests import built_guests
     from bench.guests.cache import cache_root
-    from bench.summary import human
+    from bench.units import human
 
     found = built_guests()
     if not found:

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from bench import charts
-from bench.claims import CLAIMS, evaluate, fmt_value
+from bench.claims import CLAIMS, evaluate
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ReportOutcome, markdown_table, ratio_text
 from bench.report import verdict_markdown as claims_markdown
+from bench.units import human
 
 HOST_KEYS = ("cpu_model", "cpu_count", "mem_total_bytes", "kernel", "os")
 DIFFERENCE_KEYS = ("cpu_model", "cpu_count")  # differences here change what ratios mean
@@ -61,7 +62,7 @@ def host_table(ds: Dataset) -> pd.DataFrame:
         row: dict[str, Any] = {"host": host}
         row |= {key: _show(meta.get(key)) for key in HOST_KEYS}
         if isinstance(meta.get("mem_total_bytes"), int | float):
-            row["mem_total_bytes"] = fmt_value(meta["mem_total_bytes"], "B")
+            row["mem_total_bytes"] = human(meta["mem_total_bytes"], "B")
         row["accel"] = accel_text(ds, host)
         for engine, version in sorted(engine_versions(meta).items()):
             row[engine] = version

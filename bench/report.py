@@ -11,17 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.table import Table
 
 from bench import charts
-from bench.claims import CLAIMS, evaluate, fmt_value
+from bench.claims import CLAIMS, evaluate
 from bench.dataset import Dataset, load
-from bench.results import unit_of
-from bench.stats import median_ci
+from bench.summary import SUMMARY_KEYS, summarize
+from bench.units import accel_label, human
 
-SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]
 VERDICT_STYLE = {
     "supported": "bold green",
     "refuted": "bold red",
@@ -59,40 +57,6 @@ class ReportOutcome:
     warnings: list[str] = field(default_factory=list)
     summary: pd.DataFrame | None = None
     report_path: Path | None = None
-
-
-def summarize(ds: Dataset) -> pd.DataFrame:
-    """Per host/scenario/guest/backend/accel/phase/instances/metric: distribution + CI."""
-    records: list[dict[str, Any]] = []
-    for key, g in ds.measured.groupby(SUMMARY_KEYS, sort=True):
-        x = g.value.to_numpy(dtype=float)
-        ci = median_ci(x)
-        mean = float(np.mean(x))
-        sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
-        records.append(
-            dict(zip(SUMMARY_KEYS, key, strict=True))
-            | {
-                "unit": unit_of(key[-1]),
-                "n": len(x),
-                "median": float(np.median(x)),
-                "p25": float(np.percentile(x, 25)),
-                "p75": float(np.percentile(x, 75)),
-                "min": float(np.min(x)),
-                "max": float(np.max(x)),
-                "mean": mean,
-                "sd": sd,
-                "cv": sd / mean if mean else math.nan,
-                "ci_low": ci.low,
-                "ci_high": ci.high,
-            }
-        )
-    summary = pd.DataFrame(records)
-    if summary.empty:
-        return pd.DataFrame(columns=[*SUMMARY_KEYS, "unit", "n", "n_failed"])
-    failed = ds.failures.groupby(SUMMARY_KEYS[:-1]).size().rename("n_failed").reset_index()
-    summary = summary.merge(failed, on=SUMMARY_KEYS[:-1], how="left")
-    summary["n_failed"] = summary["n_failed"].fillna(0).astype(int)
-    return summary
 
 
 def failure_table(ds: Dataset) -> pd.DataFrame:
@@ -190,11 +154,12 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "No measured values.\n"
     table = summary[[*SUMMARY_KEYS, "n", "n_failed"]].copy()
+    table["accel"] = table.accel.map(accel_label)
     for col in ("median", "p25", "p75", "min", "max", "sd"):
-        table[col] = [fmt_value(v, u) for v, u in zip(summary[col], summary.unit, strict=True)]
+        table[col] = [human(v, u) for v, u in zip(summary[col], summary.unit, strict=True)]
     table["cv"] = summary.cv.map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
     table["median 95% CI"] = [
-        "" if pd.isna(lo) else f"{fmt_value(lo, u)} .. {fmt_value(hi, u)}"
+        "" if pd.isna(lo) else f"{human(lo, u)} .. {human(hi, u)}"
         for lo, hi, u in zip(summary.ci_low, summary.ci_high, summary.unit, strict=True)
     ]
     return markdown_table(table)

@@ -1,85 +1,104 @@
-"""The end-of-run table in the terminal: n, median, min and max per backend and metric.
+"""The one summary of measured values: n, median, spread and the median's 95% CI per group.
 
-Reads the CSV, not the runner's memory, so what is shown is exactly what was saved.
+The report's summary.csv and the end-of-run table in the terminal are this same table, read
+from the CSV (not the runner's memory), so what is shown is exactly what was saved.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from bench.results import read_rows
+from bench.dataset import Dataset, ReportInputError, load
+from bench.results import unit_of
+from bench.stats import median_ci
+from bench.units import accel_label, human
 
-KEYS = ["scenario", "guest", "backend", "accel", "phase", "metric", "unit"]
-
-
-def summarize(csv_path: Path) -> pd.DataFrame:
-    rows, _bad = read_rows(csv_path)
-    frame = pd.DataFrame(rows, columns=None if rows else [*KEYS, "value", "status"])
-    if frame.empty:
-        return pd.DataFrame(columns=[*KEYS, "n", "median", "min", "max", "failed"])
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    frame = frame[frame["phase"] != "warmup"]
-    failed = (
-        frame[(frame["status"] != "ok") & (frame["metric"] == "trial")]
-        .groupby(["scenario", "guest", "backend"])
-        .size()
-        .rename("failed")
-    )
-    ok = frame[(frame["status"] == "ok") & frame["value"].notna()]
-    table = (
-        ok.groupby(KEYS)["value"]
-        .agg(n="count", median="median", min="min", max="max")
-        .reset_index()
-    )
-    table = table.merge(failed.reset_index(), on=["scenario", "guest", "backend"], how="left")
-    table["failed"] = table["failed"].fillna(0).astype(int)
-    return table
+SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]
+STAT_COLUMNS = ["unit", "n", "median", "p25", "p75", "min", "max", "mean", "sd", "cv"]
 
 
-def human(value: float, unit: str) -> str:
-    if unit == "B":
-        for size, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-            if abs(value) >= size:
-                return f"{value / size:.1f} {suffix}"
-        return f"{value:.0f} B"
-    if unit == "s":
-        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
-    return f"{value:g}"
+def summarize(ds: Dataset) -> pd.DataFrame:
+    """Per host/scenario/guest/backend/accel/phase/instances/metric: distribution + CI.
+
+    Warmup rows and failed trials are left out of the numbers; n_failed counts the trials
+    of the group that gave no number."""
+    records = [
+        dict(zip(SUMMARY_KEYS, key, strict=True)) | _describe(key[-1], g.value)
+        for key, g in ds.measured.groupby(SUMMARY_KEYS, sort=True)
+    ]
+    if not records:
+        return pd.DataFrame(columns=[*SUMMARY_KEYS, *STAT_COLUMNS, "ci_low", "ci_high", "n_failed"])
+    summary = pd.DataFrame(records)
+    failed = ds.failures.groupby(SUMMARY_KEYS[:-1]).size().rename("n_failed").reset_index()
+    summary = summary.merge(failed, on=SUMMARY_KEYS[:-1], how="left")
+    summary["n_failed"] = summary["n_failed"].fillna(0).astype(int)
+    return summary
+
+
+def _describe(metric: str, values: pd.Series) -> dict[str, Any]:
+    x = values.to_numpy(dtype=float)
+    ci = median_ci(x)
+    mean = float(np.mean(x))
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
+    return {
+        "unit": unit_of(metric),
+        "n": len(x),
+        "median": float(np.median(x)),
+        "p25": float(np.percentile(x, 25)),
+        "p75": float(np.percentile(x, 75)),
+        "min": float(np.min(x)),
+        "max": float(np.max(x)),
+        "mean": mean,
+        "sd": sd,
+        "cv": sd / mean if mean else math.nan,
+        "ci_low": ci.low,
+        "ci_high": ci.high,
+    }
+
+
+TERMINAL_COLUMNS = {  # column title -> right-aligned?
+    "scenario/guest": False,
+    "backend": False,
+    "accel": False,
+    "phase": False,
+    "N": True,
+    "metric": False,
+    "n": True,
+    "median": True,
+    "min": True,
+    "max": True,
+    "failed": True,
+}
 
 
 def summary_table(csv_path: Path) -> Table:
-    frame = summarize(csv_path)
+    """The end-of-run table: n, median, min and max per group (N = instances running)."""
     table = Table(title=f"summary of {csv_path} (warmup excluded; time: host perf_counter)")
-    for column in (
-        "scenario/guest",
-        "backend",
-        "accel",
-        "phase",
-        "metric",
-        "n",
-        "median",
-        "min",
-        "max",
-        "failed",
-    ):
-        table.add_column(
-            column, justify="right" if column in ("n", "median", "min", "max", "failed") else "left"
-        )
-    for r in frame.itertuples(index=False):
-        accel = f"{r.accel} (emulated)" if r.accel == "tcg" else r.accel
+    for column, right in TERMINAL_COLUMNS.items():
+        table.add_column(column, justify="right" if right else "left")
+    try:
+        summary = summarize(load([csv_path]))
+    except ReportInputError as e:
+        table.caption = str(e)
+        return table
+    for r in summary.itertuples(index=False):
         table.add_row(
             f"{r.scenario}/{r.guest}",
             r.backend,
-            accel,
+            accel_label(r.accel),
             r.phase,
+            str(r.instances),
             r.metric,
             str(r.n),
             human(r.median, r.unit),
             human(r.min, r.unit),
             human(r.max, r.unit),
-            str(r.failed),
+            str(r.n_failed),
         )
     return table

@@ -14,8 +14,9 @@ from rich.console import Console
 
 from bench.claims import CLAIMS, evaluate
 from bench.dataset import ReportInputError, load
-from bench.report import summarize, verdict_table, write_report
+from bench.report import verdict_table, write_report
 from bench.stats import fit_slope, median_ci, ratio_of_medians_ci
+from bench.summary import summarize
 
 
 def claims_for(tmp_path: Path, rows: list) -> pd.DataFrame:
