@@ -1,6 +1,6 @@
 """Remove what vmbench runs left behind (after a crash or kill -9), and only that.
 
-Generic over backends: each one finds its own leftovers of a run in ``Backend.cleanup_run``
+Generic over backends: every engine the registry knows is visited, and each one finds its own leftovers of a run in ``Backend.cleanup_run``
 (docker: containers by the run label; qemu: the pid files the run wrote, checked against the
 command line, and qemu processes named after the run; vagrant: machines, domains and boxes
 with the run's prefix) and says which runs left something in ``leftover_run_ids``.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench import liveness
-from bench.backends import BACKEND_NAMES, BackendError, make_backend
+from bench.backends import BackendError, engine_names, make_backend
 
 
 @dataclass
@@ -34,7 +34,7 @@ def clean(run_id: str | None = None, own_run: str | None = None) -> CleanReport:
         report.problems.append(f"run {run_id} is still running (its lock is held): not touched")
         return report
     report.running = sorted(alive)
-    for name in BACKEND_NAMES:
+    for name in engine_names():
         try:
             backend = make_backend(name)
             available = backend.availability()

@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import host, liveness, scenario, signals
-from bench.backends import BACKEND_NAMES
+from bench.backends import engine_names
+from bench.options import hint
 from bench.results import ResultsWriteError, ResultWriter, check_run_id
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-ALL_BACKENDS = BACKEND_NAMES
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
 
 console = Console(stderr=True, soft_wrap=True)
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backends",
         type=_backend_list,
         metavar="LIST",
-        help=f"comma-separated subset of {','.join(ALL_BACKENDS)}",
+        help=f"comma-separated subset of {','.join(engine_names())}",
     )
     run.add_argument(
         "--repetitions",
@@ -199,10 +199,11 @@ def _run_id(text: str) -> str:
 
 def _backend_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
+    known = engine_names()
     for name in names:
-        if name not in ALL_BACKENDS:
+        if name not in known:
             raise argparse.ArgumentTypeError(
-                f"unknown backend {name!r}; expected some of {','.join(ALL_BACKENDS)}"
+                f"unknown backend {name!r}{hint(name, known)}; expected some of {','.join(known)}"
             )
     if not names:
         raise argparse.ArgumentTypeError("expected at least one backend")
@@ -343,20 +344,10 @@ def _write_host(run_dir: Path, extra: dict) -> None:
 
 
 def load_scenarios(files: list[Path]) -> list[scenario.Scenario]:
-    """Every scenario of ``files``, checked for what this version can run (ScenarioError)."""
-    from bench.guests import GUEST_BUILDERS, split_guest_name
-
+    """Every scenario of ``files``, and no two with one name in different files (ScenarioError)."""
     scenarios = [s for f in files for s in scenario.load(f)]
     names: dict[str, Path] = {}
     for s in scenarios:
-        for guest in s.guests:
-            if split_guest_name(guest)[0] not in GUEST_BUILDERS:  # busybox-arm64: busybox
-                raise scenario.ScenarioError(
-                    s.path,
-                    "scenario.guests",
-                    f"guest {guest!r} is not built by this version of vmbench; "
-                    f"expected one of {', '.join(sorted(GUEST_BUILDERS))}",
-                )
         if s.name in names and names[s.name] != s.path:
             raise scenario.ScenarioError(
                 s.path, "scenario.name", f"{s.name!r} is also the name in {names[s.name]}"
@@ -533,18 +524,25 @@ def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bench.backends import BackendError, make_backend
+    """One line per engine the registry knows: name, kind, whether it can run here and why."""
+    from bench.backends import BackendError, engines
 
-    for name in ALL_BACKENDS:
+    for name, cls in engines().items():
+        where = f"{name:10} {cls.kind:16}"
+        backend = None
         try:
-            available = make_backend(name).availability()
+            backend = cls()
+            available = backend.availability()
         except BackendError as e:
-            out.print(f"{name:8} no   {e}", markup=False)
+            out.print(f"{where} no   {e}", markup=False)
             continue
+        finally:
+            if backend is not None:
+                backend.close()
         if available.usable:
-            out.print(f"{name:8} yes  {available.reason}", markup=False)
+            out.print(f"{where} yes  {available.reason}", markup=False)
         else:
-            out.print(f"{name:8} no   {available.reason}; fix: {available.fix}", markup=False)
+            out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
     return EXIT_OK
 
 

@@ -14,18 +14,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from bench.backends import engine
 from bench.backends.base import Backend, BackendError, Instance, LaunchSpec, Prepared
 from bench.measure import READY, MemorySampler, mem_available_bytes, now_ns, seconds_between
 from bench.scenario import Scenario, ScenarioError
 from bench.trial import Measurement, TrialOutcome
 
 MIB = 1 << 20
-# Upper-bound estimates per instance, used before anything has been measured on this host.
-# A busybox container measured 1-2 MiB PSS plus a 3-12 MiB containerd shim; the rest is the
-# engine's bookkeeping. A VM may touch all its guest RAM, plus the hypervisor's own memory
-# (a TCG qemu: ~42 MiB translation buffer + ~50 MiB of its own).
-CONTAINER_ESTIMATE_MIB = 32
-VM_OVERHEAD_MIB = {"qemu": 128, "vagrant": 256}
 SETTLE_S = 1.0  # after the last READY, before the memory window: let engines finish their work
 DENSITY_HZ = 4.0  # summing N instances' smaps is costly; a few samples a second suffice
 MEMORY_KEYS = ("rss_bytes", "uss_bytes", "pss_bytes", "cgroup_bytes", "shim_pss_bytes")
@@ -39,15 +34,16 @@ class Estimate:
 
 
 def static_estimate(scenario: Scenario, backend: str) -> Estimate:
-    """What one instance may cost the host, from the scenario alone (nothing started)."""
-    if backend == "docker":
-        return Estimate(CONTAINER_ESTIMATE_MIB * MIB, f"{CONTAINER_ESTIMATE_MIB} MiB per container")
-    memory_mib = int(scenario.options(backend).get("memory_mib", 256))
-    overhead = VM_OVERHEAD_MIB.get(backend, 256)
-    return Estimate(
-        (memory_mib + overhead) * MIB,
-        f"memory_mib {memory_mib} + {overhead} MiB {backend} overhead per VM",
-    )
+    """What one instance may cost the host, from the scenario and the engine's declared
+    ``estimate_mib`` alone (nothing started): its guest RAM, if it has any, plus that."""
+    cls = engine(backend)
+    memory_mib = int(scenario.options(backend).get("memory_mib") or 0)
+    per_mib = memory_mib + cls.estimate_mib
+    if not memory_mib:
+        how = f"{cls.estimate_mib} MiB per {backend} instance"
+    else:
+        how = f"memory_mib {memory_mib} + {cls.estimate_mib} MiB {backend} overhead per instance"
+    return Estimate(per_mib * MIB, how)
 
 
 def check_host_memory(scenarios: Iterable[Scenario], available: int | None = None) -> None:

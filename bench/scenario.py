@@ -1,24 +1,24 @@
 """Scenario files (TOML) -> validated Scenario objects.
 
-Every key is declared once in a table below with its type, range and default, so adding a
-key is one line, and every error names the file, the key and what was expected.
+Every scenario key is declared once in a table below with its type, range and default, so
+adding a key is one line; each engine declares its own ``[backend.X]`` keys in its module
+(``Backend.options``), and the guests are the ones bench.guests can build. Every error names
+the file, the key and what was expected.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-GUESTS = ("busybox", "debian", "debian-systemd")
-# A guest name may end in -<arch> to build it for another architecture: "busybox-arm64".
-GUEST_ARCHES = ("amd64", "arm64")
+from bench.backends import engine_names, engines
+from bench.guests import ARCHES, GUEST_BUILDERS, split_guest_name
+from bench.options import Option, hint, list_of, number_in, one_of, text, whole_in
+
 WORKLOADS = ("ready", "idle")
-BACKENDS = ("docker", "qemu", "vagrant")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_REPETITIONS = 1000
 MAX_INSTANCES = 256
@@ -35,44 +35,6 @@ class ScenarioError(Exception):
         super().__init__(where + message)
 
 
-@dataclass(frozen=True)
-class Key:
-    """One allowed key: how to check it and its default (None = required)."""
-
-    check: Callable[[Any], Any]
-    default: Any = None
-    required: bool = False
-
-
-def _int_in(low: int, high: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    return check
-
-
-def _float_in(low: float, high: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number from {low} to {high}, got {value!r}")
-        if not low <= value <= high:
-            raise ValueError(f"expected a number from {low} to {high}, got {value!r}")
-        return float(value)
-
-    return check
-
-
-def _text(max_len: int = 200) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or len(value) > max_len or "\n" in value:
-            raise ValueError(f"expected one line of text of at most {max_len} characters")
-        return value
-
-    return check
-
-
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise ValueError(
@@ -81,97 +43,46 @@ def _name(value: Any) -> str:
     return value
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(
-                f"expected one of {', '.join(choices)}, got {value!r}{_hint(value, choices)}"
-            )
-        return value
-
-    return check
-
-
-def _list_of(item: Callable[[Any], Any], min_len: int = 1, max_len: int = 64) -> Callable:
-    def check(value: Any) -> tuple:
-        if not isinstance(value, list) or not min_len <= len(value) <= max_len:
-            raise ValueError(f"expected a list of {min_len} to {max_len} items, got {value!r}")
-        items = tuple(item(v) for v in value)
-        if len(set(items)) != len(items):
-            raise ValueError(f"expected no repeated items, got {value!r}")
-        return items
-
-    return check
-
-
-def _file_url(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("file://") or len(value) > 1000:
-        raise ValueError(
-            f"expected a file:// URL of a .box file (vmbench never downloads boxes), got {value!r}"
-        )
-    return value
-
-
 def _guest(value: Any) -> str:
-    if isinstance(value, str):
-        base, _, arch = value.rpartition("-")
-        if base in GUESTS and arch in GUEST_ARCHES:
-            return value
-    if value in GUESTS:
+    """A guest a builder in bench.guests makes, optionally for another architecture."""
+    if isinstance(value, str) and split_guest_name(value)[0] in GUEST_BUILDERS:
         return value
+    names = sorted(GUEST_BUILDERS)
     raise ValueError(
-        f"expected one of {', '.join(GUESTS)}, optionally ending in "
-        f"{' or '.join('-' + a for a in GUEST_ARCHES)} for another architecture, "
-        f"got {value!r}{_hint(value, GUESTS)}"
+        f"expected one of {', '.join(names)}, optionally ending in "
+        f"{' or '.join('-' + a for a in ARCHES)} for another architecture, "
+        f"got {value!r}{hint(value, names)}"
     )
 
 
-def _hint(value: Any, choices: tuple[str, ...] | list[str]) -> str:
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _backend(value: Any) -> str:
+    return one_of(engine_names())(value)
 
 
-SCENARIO_KEYS: dict[str, Key] = {
-    "name": Key(_name, required=True),
-    "description": Key(_text(), default=""),
-    "guests": Key(_list_of(_guest), required=True),
-    "workloads": Key(_list_of(_one_of(WORKLOADS)), default=("ready", "idle")),
-    "backends": Key(_list_of(_one_of(BACKENDS)), default=("docker", "qemu")),
-    "repetitions": Key(_int_in(1, MAX_REPETITIONS), default=10),
-    "warmup": Key(_int_in(0, 100), default=1),
-    "timeout_s": Key(_float_in(1, 3600), default=120.0),
-    "instances": Key(_list_of(_int_in(1, MAX_INSTANCES)), default=(1,)),
-    "memory_sample_s": Key(_float_in(0.1, 600), default=2.0),
-    "seed": Key(_int_in(0, 2**31), default=0),
+SCENARIO_KEYS: dict[str, Option] = {
+    "name": Option(_name, required=True),
+    "description": Option(text(), default=""),
+    "guests": Option(list_of(_guest), required=True),
+    "workloads": Option(list_of(one_of(WORKLOADS)), default=("ready", "idle")),
+    "backends": Option(list_of(_backend), default=("docker", "qemu")),
+    "repetitions": Option(whole_in(1, MAX_REPETITIONS), default=10),
+    "warmup": Option(whole_in(0, 100), default=1),
+    "timeout_s": Option(number_in(1, 3600), default=120.0),
+    "instances": Option(list_of(whole_in(1, MAX_INSTANCES)), default=(1,)),
+    "memory_sample_s": Option(number_in(0.1, 600), default=2.0),
+    "seed": Option(whole_in(0, 2**31), default=0),
 }
 
-# Keys every [backend.X] table accepts besides its own.
-COMMON_BACKEND_KEYS: dict[str, Key] = {
+# Keys every [backend.X] table accepts besides the ones its engine declares (its ``options``).
+COMMON_BACKEND_KEYS: dict[str, Option] = {
     # Overrides [scenario] instances for this backend (density: many containers, few VMs).
-    "instances": Key(_list_of(_int_in(1, MAX_INSTANCES)), default=None),
+    "instances": Option(list_of(whole_in(1, MAX_INSTANCES)), default=None),
 }
 
-BACKEND_KEYS: dict[str, dict[str, Key]] = {
-    "docker": {},
-    "qemu": {
-        "memory_mib": Key(_int_in(32, 65536), default=256),
-        "cpus": Key(_int_in(1, 64), default=1),
-        "machine": Key(_one_of(("pc", "q35")), default="pc"),
-        "accel": Key(_one_of(("auto", "kvm", "tcg")), default="auto"),
-        "tb_size_mib": Key(_int_in(0, 4096), default=0),
-    },
-    "vagrant": {
-        "provider": Key(_one_of(("auto", "virtualbox", "libvirt")), default="auto"),
-        "memory_mib": Key(_int_in(32, 65536), default=256),
-        "cpus": Key(_int_in(1, 64), default=1),
-        "accel": Key(_one_of(("auto", "kvm", "tcg")), default="auto"),  # libvirt only
-        # A box of your own instead of one made from the guest (VirtualBox needs one):
-        "box": Key(_text(), default=""),
-        "box_url": Key(_file_url, default=""),
-    },
-}
+
+def backend_keys() -> dict[str, dict[str, Option]]:
+    """Every engine's allowed [backend.<name>] keys: the common ones, then its declared ones."""
+    return {name: {**COMMON_BACKEND_KEYS, **cls.options} for name, cls in engines().items()}
 
 
 @dataclass(frozen=True)
@@ -270,11 +181,11 @@ def _reject_unknown(
             raise ScenarioError(
                 path,
                 prefix + str(key),
-                f"unknown key{_hint(key, list(allowed))}; allowed: {', '.join(allowed)}",
+                f"unknown key{hint(key, allowed)}; allowed: {', '.join(allowed)}",
             )
 
 
-def _check_table(path: Path, prefix: str, table: Any, keys: dict[str, Key]) -> dict[str, Any]:
+def _check_table(path: Path, prefix: str, table: Any, keys: dict[str, Option]) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ScenarioError(path, prefix.rstrip("."), "expected a table")
     _reject_unknown(path, prefix, table, list(keys))
@@ -300,12 +211,11 @@ def _parse(path: Path, data: dict) -> Scenario:
     backend_tables = data.get("backend", {})
     if not isinstance(backend_tables, dict):
         raise ScenarioError(path, "backend", "expected tables like [backend.qemu]")
-    _reject_unknown(path, "backend.", backend_tables, list(BACKEND_KEYS))
+    allowed = backend_keys()
+    _reject_unknown(path, "backend.", backend_tables, list(allowed))
     options = {
-        name: _check_table(
-            path, f"backend.{name}.", backend_tables.get(name, {}), {**COMMON_BACKEND_KEYS, **keys}
-        )
-        for name, keys in BACKEND_KEYS.items()
+        name: _check_table(path, f"backend.{name}.", backend_tables.get(name, {}), keys)
+        for name, keys in allowed.items()
     }
     scenario = Scenario(path=path, backend_options=options, **values)
     if "ready" in scenario.workloads and any(scenario.multi_instance(b) for b in scenario.backends):

@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import cli, runner
+from bench.backends import engine_names
 from bench.guests import GUEST_BUILDERS
-from bench.scenario import BACKEND_KEYS, BACKENDS, NAME_RE, SCENARIO_KEYS, WORKLOADS
+from bench.scenario import NAME_RE, SCENARIO_KEYS, WORKLOADS, backend_keys
 
 BASE = {
     "name": "ok",
@@ -93,7 +94,7 @@ not_a_list_of = {  # lists of things that are not allowed members, or not lists 
     )
     for key, allowed in (
         ("guests", tuple(GUEST_BUILDERS)),
-        ("backends", BACKENDS),
+        ("backends", engine_names()),
         ("workloads", WORKLOADS),
     )
 }
@@ -142,8 +143,8 @@ def malformed(draw) -> tuple[bytes, str | None]:
         del scenario[key]
         return render(scenario).encode(), f"scenario.{key}"
     if kind == "backend":
-        table = draw(st.sampled_from(sorted(BACKEND_KEYS)))
-        key = draw(key_name.filter(lambda k, t=table: k not in BACKEND_KEYS[t]))
+        table = draw(st.sampled_from(sorted(backend_keys())))
+        key = draw(key_name.filter(lambda k, t=table: k not in backend_keys()[t]))
         extra = f"[backend.{table}]\n{key} = 1\n"
         return render(scenario, extra).encode(), f"backend.{table}.{key}"
     if kind == "syntax":
@@ -271,3 +272,17 @@ def test_shell_like_values_are_refused_or_inert(tmp_path):
     (loaded,) = load(ok)
     assert loaded.description.startswith("$(touch")
     assert not sentinel.exists()
+
+
+@pytest.mark.parametrize("engine", ["qemu", "vagrant", "docker"])
+def test_an_unknown_engine_option_names_the_file_the_key_and_the_engines_keys(tmp_path, engine):
+    from bench.backends import engine as engine_class
+
+    path = tmp_path / "s.toml"
+    path.write_text(render(BASE, f"[backend.{engine}]\nmemroy_mib = 256\n"))
+    results = tmp_path / "results"
+    line = assert_one_line_error(*run_cli(path, results), path, results)
+    allowed = ["instances", *engine_class(engine).options]
+    assert line.startswith(f"vmbench: {path}: backend.{engine}.memroy_mib: unknown key")
+    assert line.endswith(f"allowed: {', '.join(allowed)}")
+    assert ("did you mean 'memory_mib'" in line) == ("memory_mib" in allowed)

@@ -62,7 +62,7 @@ class FakeBackend:
 
 def test_clean_leaves_live_runs_and_shared_artefacts_alone(cache_dir, monkeypatch):
     log: list[str] = []
-    monkeypatch.setattr(cleanup, "BACKEND_NAMES", ("fake",))
+    monkeypatch.setattr(cleanup, "engine_names", lambda: ("fake",))
     monkeypatch.setattr(cleanup, "make_backend", lambda name: FakeBackend(log))
     child = hold_in_child("run-live")
     try:

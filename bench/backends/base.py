@@ -1,18 +1,32 @@
-"""What every backend provides: prepare a guest's image, launch one instance, stop it.
+"""What every engine declares and provides: prepare a guest's image, launch one instance, stop it.
 
 A backend knows its engine and nothing about statistics or trials. An Instance is a context
 manager: leaving the ``with`` block stops and removes it, whatever happened inside.
+
+An engine is one module in this package with one Backend subclass that declares, as class
+attributes, its ``name``, its ``kind``, its ``options`` and ``estimate_mib``, and implements
+``availability`` and its cleanup (``cleanup_run``, ``leftover_run_ids``, ``cleanup_all``).
+The registry (``bench.backends.engines``) finds it; scenario files, ``--backends``,
+``vmbench doctor``, ``vmbench clean`` and the CSV's ``kind`` column all read that declaration.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from bench.compat import host_arch
 from bench.guests import Guest
 from bench.measure import ConsoleWatcher
+from bench.options import Option
 from bench.signals import shielded
+
+# The isolation spectrum, from the host's kernel to a kernel of its own (reports keep this order).
+KINDS = ("container", "system-container", "microvm", "vm")
+SHARED_KERNEL_KINDS = ("container", "system-container")
+# The host's Debian architecture name (amd64, arm64): a guest of another one is foreign.
+HOST_ARCH = host_arch()
 
 
 class BackendError(RuntimeError):
@@ -54,10 +68,11 @@ class Prepared:
 
     @property
     def accel(self) -> str:
-        """The accelerator its instances will run with, when the backend knows it already."""
+        """The accelerator its instances will run with, when the backend knows it already
+        (else empty: the runner writes its engine's ``unknown_accel``)."""
         if isinstance(self.handle, dict) and "accel" in self.handle:
             return str(self.handle["accel"])
-        return "none"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,7 @@ class LaunchSpec:
 class Instance(ABC):
     """One running container or VM."""
 
-    accel: str = "none"
+    accel: str = ""  # kvm | tcg | virtualbox | hvf; none for a container; empty: not known
     console: ConsoleWatcher | None = None
 
     @abstractmethod
@@ -108,7 +123,30 @@ class Instance(ABC):
 
 
 class Backend(ABC):
-    name: str = ""
+    """One engine. Its subclass declares what it is; see the module docstring."""
+
+    name: ClassVar[str] = ""  # [a-z0-9-]+: scenario files, --backends and the CSV use it
+    kind: ClassVar[str] = ""  # one of KINDS
+    # Its [backend.<name>] keys (bench.options), besides the ones every engine has.
+    options: ClassVar[dict[str, Option]] = {}
+    # Host memory one instance may cost beyond its ``memory_mib`` option (if it has one), an
+    # upper bound the density guard uses before anything was measured on this host.
+    estimate_mib: ClassVar[int] = 0
+
+    @classmethod
+    def settings(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` options completed with this engine's declared defaults."""
+        return {**{key: option.default for key, option in cls.options.items()}, **given}
+
+    @classmethod
+    def shares_host_kernel(cls) -> bool:
+        return cls.kind in SHARED_KERNEL_KINDS
+
+    @classmethod
+    def unknown_accel(cls) -> str:
+        """What a row says before the accelerator is known: a container has none; a VM's
+        is ``unknown`` (never ``none``: the report must not take it for proven hardware)."""
+        return "none" if cls.shares_host_kernel() else "unknown"
 
     @abstractmethod
     def availability(self) -> Availability:

@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from bench.backends.base import (
+    HOST_ARCH,
     Availability,
     Backend,
     BackendError,
@@ -43,6 +44,7 @@ from bench.measure import (
     now_ns,
     process_memory,
 )
+from bench.options import CPUS, MEMORY_MIB, Option, one_of, whole_in
 
 KVM_DEVICE = Path("/dev/kvm")
 KVM_PROBE_TIMEOUT_S = 20.0
@@ -71,7 +73,6 @@ MACHINES = {
         "qemu-system-arm",
     ),
 }
-HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 def run_dir(run_id: str) -> Path:
@@ -80,7 +81,22 @@ def run_dir(run_id: str) -> Path:
 
 
 class QemuBackend(Backend):
+    """A VM booted straight from the guest's kernel and initramfs (or disk): its own kernel."""
+
     name = "qemu"
+    kind = "vm"
+    options = {  # noqa: RUF012 (a declaration, never mutated)
+        "memory_mib": MEMORY_MIB,
+        "cpus": CPUS,
+        "machine": Option(one_of(("pc", "q35")), "pc", "QEMU machine type"),
+        "accel": Option(
+            one_of(("auto", "kvm", "tcg")), "auto", "auto: KVM where a probe boot works, else TCG"
+        ),
+        "tb_size_mib": Option(whole_in(0, 4096), 0, "TCG translation buffer in MiB (0: QEMU's)"),
+    }
+    # Beyond memory_mib: the hypervisor's own memory (a TCG qemu: a ~42 MiB translation
+    # buffer + ~50 MiB of its own).
+    estimate_mib = 128
 
     def availability(self) -> Availability:
         machine = MACHINES["amd64" if HOST_ARCH not in MACHINES else HOST_ARCH]
@@ -127,10 +143,9 @@ class QemuBackend(Backend):
         machine: Machine = prepared.handle["machine"]
         accel: str = prepared.handle["accel"]
         pidfile = run_dir(spec.run_id) / f"{spec.name}.pid"
-        argv = qemu_argv(
-            prepared.guest, machine, accel, spec.workload, spec.options, spec.name, pidfile
-        )
-        return QemuInstance(argv, accel, pidfile, spec.options)
+        options = self.settings(spec.options)
+        argv = qemu_argv(prepared.guest, machine, accel, spec.workload, options, spec.name, pidfile)
+        return QemuInstance(argv, accel, pidfile, options)
 
     def cleanup_run(self, run_id: str) -> list[str]:
         removed = []
@@ -169,6 +184,7 @@ def qemu_argv(
     name: str,
     pidfile: Path | None,
 ) -> list[str]:
+    """The qemu command line; ``options`` complete (``QemuBackend.settings``)."""
     accel_arg = accel
     if accel == "tcg" and options.get("tb_size_mib"):
         accel_arg = f"tcg,tb-size={int(options['tb_size_mib'])}"
@@ -187,13 +203,13 @@ def qemu_argv(
         machine.binary,
         "-name",
         name,
-        *machine.args(str(options.get("machine", "pc"))),
+        *machine.args(str(options["machine"])),
         "-accel",
         accel_arg,
         "-m",
-        str(int(options.get("memory_mib", 256))),
+        str(int(options["memory_mib"])),
         "-smp",
-        str(int(options.get("cpus", 1))),
+        str(int(options["cpus"])),
         "-nodefaults",
         "-no-user-config",
         "-display",
@@ -285,7 +301,7 @@ class QemuInstance(Instance):
         self._stderr.close()
 
     def describe(self) -> str:
-        return f"machine={self.options.get('machine', 'pc')} memory_mib={self.options.get('memory_mib', 256)}"
+        return f"machine={self.options['machine']} memory_mib={self.options['memory_mib']}"
 
 
 def _machine_for(arch: str) -> Machine:
@@ -402,8 +418,9 @@ def _local_time(unix_s: float) -> str:
 
 
 def _probe_kvm_boot(guest: Guest, machine: Machine) -> tuple[bool, str]:
-    argv = qemu_argv(guest, machine, "kvm", "ready", {}, "vmbench-kvm-probe", None)
-    instance = QemuInstance(argv, "kvm", None, {})
+    options = QemuBackend.settings({})
+    argv = qemu_argv(guest, machine, "kvm", "ready", options, "vmbench-kvm-probe", None)
+    instance = QemuInstance(argv, "kvm", None, options)
     with instance:
         instance.start()
         assert instance.console is not None

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import queue
 import re
 import shutil
@@ -31,6 +30,7 @@ import psutil
 
 from bench.backends import libvirt
 from bench.backends.base import (
+    HOST_ARCH,
     Availability,
     Backend,
     BackendError,
@@ -50,9 +50,9 @@ from bench.measure import (
     process_memory,
     seconds_between,
 )
+from bench.options import CPUS, MEMORY_MIB, Option, file_url, one_of, text
 
 PROVIDERS = ("virtualbox", "libvirt")
-HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 # Files vagrant must never find: box commands run where no Vagrantfile is.
 _NO_VAGRANTFILE = ".vmbench-no-vagrantfile"
 
@@ -280,7 +280,21 @@ class VagrantImage:
 
 
 class VagrantBackend(Backend):
+    """A VM that Vagrant brings up (libvirt here, VirtualBox on lab hosts): its own kernel."""
+
     name = "vagrant"
+    kind = "vm"
+    options = {  # noqa: RUF012 (a declaration, never mutated)
+        "provider": Option(one_of(("auto", "virtualbox", "libvirt")), "auto", "Vagrant provider"),
+        "memory_mib": MEMORY_MIB,
+        "cpus": CPUS,
+        "accel": Option(one_of(("auto", "kvm", "tcg")), "auto", "libvirt only: kvm or tcg"),
+        # A box of your own instead of one made from the guest (VirtualBox needs one):
+        "box": Option(text(), "", "a box of yours instead of one built from the guest"),
+        "box_url": Option(file_url, "", "file:// URL of that box, added on first use"),
+    }
+    # Beyond memory_mib: the hypervisor libvirt runs plus libvirt's and Vagrant's share.
+    estimate_mib = 256
 
     def __init__(self) -> None:
         self._checks: dict[str, tuple[bool, str]] = {}
@@ -465,6 +479,7 @@ class VagrantBackend(Backend):
 
     def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
         image: VagrantImage = prepared.handle["image"]
+        options = self.settings(spec.options)
         workdir = instances_dir() / spec.name
         if image.provider == "libvirt":
             try:
@@ -479,8 +494,8 @@ class VagrantBackend(Backend):
             provider=image.provider,
             box=image.box,
             box_url=image.box_url,
-            memory_mib=int(spec.options.get("memory_mib", 256)),
-            cpus=int(spec.options.get("cpus", 1)),
+            memory_mib=int(options["memory_mib"]),
+            cpus=int(options["cpus"]),
             serial_log=workdir / "serial.log",
             readiness=image.readiness,
             boot_timeout_s=int(spec.options.get("boot_timeout_s", 120)),
