@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 import pytest
 
@@ -40,26 +41,40 @@ def test_failed_build_leaves_nothing(cache_dir):
     assert not (cache_dir / "guests" / ".g.tmp").exists()
 
 
-def test_concurrent_builds_of_one_key_build_once(cache_dir):
+def test_a_second_builder_waits_for_the_first_and_reuses_its_build(cache_dir):
+    building = threading.Event()  # the first builder is inside build()
+    gate = threading.Event()  # the test lets it finish
     calls = []
-    gate = threading.Event()
 
     def slow(tmp):
-        calls.append(1)
-        gate.wait(2)
+        calls.append(threading.current_thread().name)
+        building.set()
+        assert gate.wait(10), "the test never opened the gate"
+        (tmp / "artefact").write_text("built once")
         return {}
 
-    results = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cached_build(cache_dir / "g", slow)))
-        for _ in range(3)
-    ]
-    for t in threads:
+    results = {}
+
+    def builder():
+        results[threading.current_thread().name] = cached_build(cache_dir / "g", slow)
+
+    threads = [threading.Thread(target=builder, name=f"b{i}") for i in range(3)]
+    threads[0].start()
+    assert building.wait(10)
+    for t in threads[1:]:
         t.start()
+    time.sleep(0.3)  # time enough for a builder that does not wait to build or return
+    assert calls == ["b0"] and results == {}  # the others wait on the lock
     gate.set()
     for t in threads:
-        t.join()
-    assert len(calls) == 1 and sum(r.built_now for r in results) == 1
+        t.join(10)
+    assert calls == ["b0"]
+    assert {name: r.built_now for name, r in results.items()} == {
+        "b0": True,
+        "b1": False,
+        "b2": False,
+    }
+    assert {(r.folder / "artefact").read_text() for r in results.values()} == {"built once"}
 
 
 def test_built_guests_lists_artefacts_not_bookkeeping(cache_dir):

@@ -49,19 +49,6 @@ def test_failed_trial_has_empty_value(tmp_path):
     assert r["value"] == "" and r["status"] == "timeout"
 
 
-def test_half_line_from_a_crash_is_cut_before_appending(tmp_path):
-    path = tmp_path / "results.csv"
-    with ResultWriter(path) as w:
-        w.write([row()])
-    with path.open("a") as f:
-        f.write("r1,h,s,busybox,docker,none,1,2,warm,ready")  # crash mid-line
-    with ResultWriter(path) as w:
-        w.write([row(trial=3)])
-    good, bad = read_rows(path)
-    assert [r["trial"] for r in good] == ["1", "3"]
-    assert bad == []
-
-
 def test_reader_names_bad_lines_and_keeps_good_ones(tmp_path):
     path = tmp_path / "results.csv"
     with ResultWriter(path) as w:
