@@ -4,7 +4,6 @@ user's machine and a failure under CI (CI=true), so a daemon that did not start 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -41,16 +40,20 @@ def qemu_backend():
     return usable_backend("qemu")
 
 
+def built_guest(name: str):
+    """The guest ``name``, built (cached); a host without the tools to build it is an engine
+    missing (see engine_missing). Any other failure of the build fails the test."""
+    from bench.guests import HostToolMissing, build_guest
+
+    try:
+        return build_guest(name)
+    except HostToolMissing as e:
+        engine_missing(f"{name} guest cannot be built on this host: {e}")
+
+
 @pytest.fixture(scope="session")
 def busybox_guest():
-    from bench.guests import build_guest
-
-    if not shutil.which("apt-get"):
-        engine_missing("apt-get not found: guests are built from Debian packages")
-    try:
-        return build_guest("busybox")
-    except Exception as e:
-        engine_missing(f"busybox guest could not be built: {e}")
+    return built_guest("busybox")
 
 
 @pytest.fixture

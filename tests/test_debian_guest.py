@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 import platform
 import secrets
-import shutil
 
 import pytest
-from conftest import engine_missing
+from conftest import built_guest
 
 from bench.backends.base import LaunchSpec
 from bench.measure import file_chunks
@@ -27,14 +26,7 @@ VM_INIT = {"debian": "init", "debian-systemd": "systemd"}
 
 @pytest.fixture(scope="module", params=FLAVOURS)
 def debian_guest(request):
-    from bench.guests import build_guest
-
-    if not shutil.which("apt-get"):
-        engine_missing("apt-get not found: the debian guest is bootstrapped from Debian's archive")
-    try:
-        return build_guest(request.param)
-    except Exception as e:
-        engine_missing(f"{request.param} guest could not be built: {e}")
+    return built_guest(request.param)
 
 
 def spec(workload: str, backend: str) -> LaunchSpec:

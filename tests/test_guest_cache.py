@@ -1,10 +1,12 @@
 import json
+import shutil
 import threading
 import time
 
 import pytest
+from conftest import engine_missing
 
-from bench.guests import built_guests
+from bench.guests import DebError, HostToolMissing, build_guest, built_guests, debian, debs
 from bench.guests.cache import cached_build, content_key
 
 
@@ -90,3 +92,21 @@ def test_built_guests_lists_artefacts_not_bookkeeping(cache_dir):
     assert guest["artefacts"]["rootfs"] == 5000
     assert set(guest["artefacts"]) == {"rootfs", "initramfs.gz"}
     assert guest["artefacts"]["initramfs.gz"] >= 3000
+
+
+def test_a_host_without_the_build_tools_is_told_so_by_a_type_of_its_own(cache_dir, monkeypatch):
+    """HostToolMissing: the tests' fixtures skip (off CI) on it, and on nothing else."""
+    monkeypatch.setenv("PATH", str(cache_dir))  # an empty folder: no apt-cache, no cpio
+    with pytest.raises(HostToolMissing, match=r"^(dpkg|apt-cache|apt-get) not found"):
+        build_guest("busybox")
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
+    with pytest.raises(HostToolMissing, match="needs root"):
+        debian._need_root("debootstrap")
+
+
+def test_a_failing_build_step_is_not_a_missing_tool():
+    if not shutil.which("apt-cache"):
+        engine_missing("apt-cache not found: guests are built from Debian packages")
+    with pytest.raises(DebError) as failed:
+        debs.candidate("vmbench-no-such-package", "amd64")
+    assert not isinstance(failed.value, HostToolMissing)

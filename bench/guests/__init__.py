@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.guests import busybox, debian
 from bench.guests.cache import cache_root
-from bench.guests.debs import DebError, host_arch
+from bench.guests.debs import DebError, HostToolMissing, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
 from bench.measure import allocated_bytes, apparent_bytes, tree_bytes
 
@@ -21,6 +21,7 @@ __all__ = [
     "GUEST_BUILDERS",
     "DebError",
     "Guest",
+    "HostToolMissing",
     "build_guest",
     "built_guests",
     "host_arch",

@@ -335,7 +335,7 @@ def _debs_cache() -> Path:
 
 def _need_root(what: str) -> None:
     if os.geteuid() != 0:
-        raise debs.DebError(
+        raise debs.HostToolMissing(
             f"building the debian guest needs root ({what}); run as root, e.g. sudo vmbench run"
         )
 
@@ -343,7 +343,9 @@ def _need_root(what: str) -> None:
 def _tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if not found:
-        raise debs.DebError(f"{name} not found: run make setup (installs debootstrap, e2fsprogs)")
+        raise debs.HostToolMissing(
+            f"{name} not found: run make setup (installs debootstrap, e2fsprogs)"
+        )
     return found
 
 

@@ -19,6 +19,11 @@ class DebError(RuntimeError):
     pass
 
 
+class HostToolMissing(DebError):
+    """This host lacks a program or privilege that building guests needs (apt-get,
+    debootstrap, cpio, root): set-up is incomplete, not a fault of the build."""
+
+
 @dataclass(frozen=True)
 class Package:
     name: str
@@ -32,7 +37,9 @@ class Package:
 
 def _apt(argv: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
     if not shutil.which(argv[0]):
-        raise DebError(f"{argv[0]} not found: vmbench builds guests from Debian packages (apt)")
+        raise HostToolMissing(
+            f"{argv[0]} not found: vmbench builds guests from Debian packages (apt)"
+        )
     try:
         out = subprocess.run(
             argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False

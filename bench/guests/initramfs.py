@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from bench.guests.debs import HostToolMissing
+
 
 def write_initramfs(tree: Path, out: Path) -> Path:
     """Archive ``tree`` as root-owned files, sorted so the bytes depend only on the content."""
     if not shutil.which("cpio"):
-        raise RuntimeError("cpio not found: install Debian's cpio package (make setup does)")
+        raise HostToolMissing("cpio not found: install Debian's cpio package (make setup does)")
     names = sorted(_relative_paths(tree))
     listing = "".join(f"{name}\n" for name in names).encode()
     proc = subprocess.run(
