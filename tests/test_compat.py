@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench import cli, compat
-from bench.guests import split_guest_name
+from bench.guests import build_guest, split_guest_name
 from bench.results import read_rows
 from bench.scenario import ScenarioError, load
 
@@ -102,11 +102,73 @@ def test_compat_scenario_kernel_and_foreign_arch_facts(
     assert "cloud-arm64" in facts[("busybox-arm64", "qemu", "kernel_matches_host")]["detail"]
     container = facts[("busybox-arm64", "docker", "runs_foreign_arch")]
     assert container["status"] == "ok"
-    if compat.binfmt_emulator("arm64"):
-        assert container["value"] == "1.0" and "user-mode emulation" in container["detail"]
+    arm64_busybox = build_guest("busybox", "arm64").rootfs / "bin" / "busybox"
+    emulator = binfmt_handler(arm64_busybox)
+    if emulator:  # this host's kernel hands arm64 binaries to qemu-user, containers included
+        assert container["value"] == "1.0", emulator
+        assert "user-mode emulation" in container["detail"]
     else:
-        assert container["value"] == "0.0" and "exec format error" in container["detail"]
+        assert container["value"] == "0.0", container["detail"]
+        assert "exec format error" in container["detail"]
+        mounted = (BINFMT / "status").exists()
+        assert ("binfmt_misc is not mounted" in container["detail"]) is not mounted
     left = docker_backend.client.containers.list(
         all=True, filters={"label": f"vmbench.run={run.name}"}
     )
     assert left == []
+
+
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+
+
+def binfmt_handler(binary: Path, folder: Path = BINFMT) -> str:
+    """The binfmt_misc entry under which this host's kernel would run ``binary`` in a container,
+    or "". Read from /proc directly (not through bench.compat): each enabled entry's offset,
+    magic and mask against the file's first bytes; only an entry with the F flag (interpreter
+    opened when registered) works inside a container, whose tree has no qemu-user of its own."""
+    status = folder / "status"
+    if not status.exists() or status.read_text().strip() != "enabled":
+        return ""
+    header = binary.read_bytes()[:128]
+    for entry in sorted(folder.iterdir()):
+        if entry.name in ("status", "register"):
+            continue
+        lines = entry.read_text().splitlines()
+        words = dict(line.replace("flags:", "flags", 1).split(" ", 1) for line in lines[1:])
+        if lines[0] != "enabled" or "magic" not in words or "F" not in words.get("flags", ""):
+            continue
+        magic = bytes.fromhex(words["magic"])
+        mask = bytes.fromhex(words.get("mask", "ff" * len(magic)))
+        start = int(words.get("offset", "0"))
+        window = header[start : start + len(magic)]
+        if len(window) == len(magic) and all(
+            b & m == x & m for b, x, m in zip(window, magic, mask, strict=True)
+        ):
+            return f"{entry.name}: {words.get('interpreter', '?')}"
+    return ""
+
+
+def test_binfmt_handler_of_these_tests_matches_by_magic_and_needs_the_f_flag(tmp_path):
+    """The oracle above, on Debian's qemu-user-static entry for aarch64."""
+    text = (
+        "enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\nflags: {flags}\n"
+        "offset 0\nmagic 7f454c460201010000000000000000000200b700\n"
+        "mask ffffffffffffff00fffffffffffffffffeffffff\n"
+    )
+    binfmt = tmp_path / "binfmt_misc"
+    binfmt.mkdir()
+    entry = binfmt / "qemu-aarch64"
+    arm64, amd64 = tmp_path / "arm64", tmp_path / "amd64"
+    arm64.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\xb7\x00" + bytes(40))
+    amd64.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00\x3e\x00" + bytes(40))
+    entry.write_text(text.format(flags="POCF"))
+    assert binfmt_handler(arm64, binfmt) == ""  # no status: binfmt_misc is not mounted
+    (binfmt / "status").write_text("enabled\n")
+    assert (
+        binfmt_handler(arm64, binfmt) == "qemu-aarch64: /usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+    )
+    assert binfmt_handler(amd64, binfmt) == ""
+    entry.write_text(text.format(flags="PO"))  # no F: the container has no interpreter to open
+    assert binfmt_handler(arm64, binfmt) == ""
+    entry.write_text(text.format(flags="POCF").replace("enabled", "disabled", 1))
+    assert binfmt_handler(arm64, binfmt) == ""
