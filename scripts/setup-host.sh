@@ -21,6 +21,14 @@ APT_PACKAGES=(
   e2fsprogs            # mkfs.ext4 -d for disk images
   debootstrap          # the debian guest
   zstd
+  # Bootable disks (bench/guests/bootdisk.py), built from image files, no root or loop device:
+  fdisk                # sfdisk writes the MBR/GPT partition table into the image
+  dosfstools           # mkfs.vfat: the boot partition / EFI system partition
+  mtools               # mcopy into a FAT image without mounting it
+  syslinux             # BIOS: syslinux --install on the unmounted FAT image
+  syslinux-common      # BIOS: the MBR code (mbr.bin) and ldlinux.c32
+  grub-efi-amd64-bin   # UEFI: GRUB's x86_64-efi modules (grub-mkimage from grub-common)
+  ovmf                 # UEFI firmware for QEMU
   # The vagrant backend (libvirt provider here; VirtualBox on lab machines is the user's).
   # Not libvirt-daemon-system: it brings a NAT network that autostarts.
   vagrant

@@ -34,6 +34,7 @@ from bench.backends.base import (
     SizeRecord,
 )
 from bench.guests import Guest
+from bench.guests.bootdisk import BootDisk, workload_serial
 from bench.guests.cache import cache_root, file_lock
 from bench.measure import (
     READY,
@@ -49,6 +50,11 @@ from bench.options import CPUS, MEMORY_MIB, Option, one_of, whole_in
 KVM_DEVICE = Path("/dev/kvm")
 KVM_PROBE_TIMEOUT_S = 20.0
 KVM_PROBE_MAX_AGE_S = 24 * 3600.0
+# Debian's OVMF (package ovmf): firmware code and the template of a VM's variable store.
+OVMF_FILES = (
+    (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd")),
+    (Path("/usr/share/OVMF/OVMF_CODE.fd"), Path("/usr/share/OVMF/OVMF_VARS.fd")),
+)
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,10 @@ def qemu_argv(
     options: dict[str, Any],
     name: str,
     pidfile: Path | None,
+    bootdisk: BootDisk | None = None,
 ) -> list[str]:
-    """The qemu command line; ``options`` complete (``QemuBackend.settings``)."""
+    """The qemu command line: direct kernel boot, or through firmware from ``bootdisk``;
+    ``options`` complete (``QemuBackend.settings``)."""
     accel_arg = accel
     if accel == "tcg" and options.get("tb_size_mib"):
         accel_arg = f"tcg,tb-size={int(options['tb_size_mib'])}"
@@ -221,19 +229,43 @@ def qemu_argv(
         "-nic",
         "none",
         "-no-reboot",
-        "-kernel",
-        str(guest.kernel.vmlinuz),
-        "-initrd",
-        str(guest.initramfs),
-        "-append",
-        append,
     ]
-    if guest.disk is not None:
-        # snapshot=on: writes go to a temporary overlay, the cached image never changes.
-        argv += ["-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on"]
+    if bootdisk is not None:
+        argv += disk_boot_args(bootdisk, workload)
+    else:
+        argv += ["-kernel", str(guest.kernel.vmlinuz), "-initrd", str(guest.initramfs)]
+        argv += ["-append", append]
+        if guest.disk is not None:
+            # snapshot=on: writes go to a temporary overlay, the cached image never changes.
+            argv += ["-drive", f"file={guest.disk},format=raw,if=virtio,snapshot=on"]
     if pidfile is not None:
         argv += ["-pidfile", str(pidfile)]
     return argv
+
+
+def disk_boot_args(bootdisk: BootDisk, workload: str) -> list[str]:
+    """Firmware, the boot disk and the workload (SMBIOS system serial) for a disk boot.
+
+    BIOS is QEMU's own SeaBIOS; UEFI is Debian's OVMF with a variable store of the VM's own.
+    Both the disk and the variable store are opened with snapshot=on: the VM's writes go to a
+    temporary overlay, so every instance starts from the same bytes.
+    """
+    argv = []
+    if bootdisk.firmware == "uefi":
+        code, variables = ovmf_files()
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=1,snapshot=on,file={variables}"]
+    argv += ["-drive", f"file={bootdisk.path},format=raw,if=virtio,snapshot=on"]
+    argv += ["-smbios", f"type=1,serial={workload_serial(workload)}"]
+    return argv
+
+
+def ovmf_files() -> tuple[Path, Path]:
+    """OVMF's code and variable-store template, or BackendError naming the package."""
+    for code, variables in OVMF_FILES:
+        if code.is_file() and variables.is_file():
+            return code, variables
+    raise BackendError("qemu: boot = 'uefi' needs OVMF; sudo apt-get install ovmf")
 
 
 class QemuInstance(Instance):

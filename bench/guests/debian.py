@@ -39,8 +39,16 @@ HOST_FILES = {"etc/hostname": "vmbench\n", "etc/resolv.conf": ""}
 ROOT_INIT = {"debian": "/vmbench/init", "debian-systemd": "/lib/systemd/systemd"}
 # The modules a virtio disk boot needs (their dependencies come from the .ko files themselves).
 DISK_MODULES = ("virtio_pci", "virtio_blk")
-INITRAMFS_APPLETS = ("sh", "mount", "insmod", "usleep", "mkdir", "cat", "echo", "switch_root")
+# Loaded only when no virtio disk shows up: an IDE disk (VirtualBox's PIIX4 controller; the
+# cloud kernel has no AHCI driver for SATA).
+ATA_MODULES = ("ata_piix", "sd_mod")
+INITRAMFS_APPLETS = (
+    *("sh", "mount", "insmod", "usleep", "mkdir", "cat", "echo", "switch_root"),
+    "findfs",  # a boot disk's root partition, by its label
+)
 DEBOOTSTRAP_TIMEOUT_S = 1800.0
+# The ext4 label of the root file system (a boot disk's initramfs finds its partition by it).
+ROOT_LABEL = "vmbench"
 
 
 def bootstrap(arch: str, include: tuple[str, ...]) -> CacheEntry:
@@ -144,7 +152,11 @@ def build(name: str, arch: str, kernel: KernelTree) -> tuple[Path, dict]:
     busybox = debs.candidate("busybox-static", arch)
     files = [file_bytes(n) for n in _guest_files(name)]
     key = content_key(
-        [BUILD_VERSION, name, base.folder.name, kernel.package.spec, busybox.spec, *files]
+        [
+            *(BUILD_VERSION, name, base.folder.name, kernel.package.spec, busybox.spec),
+            ",".join((*DISK_MODULES, *ATA_MODULES, *INITRAMFS_APPLETS)),
+            *files,
+        ]
     )
     folder = cache_root() / "guests" / f"{name}-{arch}-{key}"
 
@@ -239,7 +251,7 @@ def make_disk(rootfs: Path, disk: Path) -> int:
             "-N",
             str(inodes),
             "-L",
-            "vmbench",
+            ROOT_LABEL,
             "-d",
             str(rootfs),
             str(disk),
@@ -259,9 +271,12 @@ def make_initramfs(tree: Path, out: Path, kernel: KernelTree, busybox: debs.Pack
     for applet in INITRAMFS_APPLETS:
         os.symlink("busybox", tree / "bin" / applet)
     order = module_load_order(kernel.modules, DISK_MODULES)
-    for module in order:
-        shutil.copy2(module, tree / "modules" / module.name)
-    (tree / "modules" / "order").write_text("".join(f"{m.name}\n" for m in order))
+    # The ATA group after the virtio group: only the modules not loaded already.
+    ata = [m for m in module_load_order(kernel.modules, ATA_MODULES) if m not in order]
+    for group, modules in (("order", order), ("order-ata", ata)):
+        for module in modules:
+            shutil.copy2(module, tree / "modules" / module.name)
+        (tree / "modules" / group).write_text("".join(f"{m.name}\n" for m in modules))
     shutil.copy2(FILES_DIR / "disk-init", tree / "init")
     (tree / "init").chmod(0o755)
     write_initramfs(tree, out)

@@ -1,0 +1,183 @@
+"""Bootable disks: their layout (read back with sfdisk and mtools), and real boots under QEMU.
+
+Four boots in all for the fast path (busybox and debian, BIOS and UEFI; TCG: 5-20 s each),
+one more (slow) for the IDE disk path that VirtualBox takes. Every boot chooses a workload
+name through SMBIOS only, and the guest must print it back: that proves the channel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import engine_missing
+
+from bench.guests.bootdisk import (
+    ESP_TYPE,
+    MIB,
+    SYSLINUX_MBR,
+    build_bootdisk,
+    kernel_command_line,
+    workload_serial,
+)
+from bench.measure import DONE, READY, file_chunks, now_ns
+
+# A workload name that no guest knows: the workload answers with a RESULT line naming it,
+# so the name must have travelled from the host to the guest.
+PROBE_WORKLOAD = "smbios-probe"
+BOOT_TIMEOUT_S = 180
+
+
+def need_tools() -> None:
+    for tool in ("sfdisk", "mkfs.vfat", "mcopy", "syslinux", "grub-mkimage"):
+        if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")):
+            engine_missing(f"{tool} not found: make setup installs the boot disk tools")
+
+
+@pytest.fixture(scope="module")
+def debian_guest():
+    from bench.guests import build_guest
+
+    if not shutil.which("apt-get"):
+        engine_missing("apt-get not found: the debian guest is bootstrapped from Debian's archive")
+    try:
+        return build_guest("debian")
+    except Exception as e:
+        engine_missing(f"debian guest could not be built: {e}")
+
+
+def partitions(disk) -> dict:
+    out = subprocess.run(
+        ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout)["partitiontable"]
+
+
+def fat_file(disk, start_bytes: int, name: str) -> bytes:
+    """A file from the FAT file system at ``start_bytes`` in ``disk``, read with mtools."""
+    out = subprocess.run(
+        ["mtype", "-i", f"{disk}@@{start_bytes}", f"::{name}"],
+        capture_output=True,
+        check=True,
+        env={"MTOOLS_SKIP_CHECK": "1", "PATH": "/usr/bin:/bin"},
+    )
+    return out.stdout
+
+
+def test_the_cloud_kernel_exposes_the_smbios_serial_to_the_guest(busybox_guest):
+    """The guest reads the workload from /sys/class/dmi/id/product_serial: CONFIG_DMIID."""
+    config = busybox_guest.kernel.folder / "boot" / f"config-{busybox_guest.kernel.release}"
+    assert "CONFIG_DMIID=y" in config.read_text().splitlines()
+
+
+def test_workload_serial_is_the_command_line_word():
+    assert workload_serial("idle") == "VMBENCH_WORKLOAD=idle"
+    with pytest.raises(ValueError):
+        workload_serial("idle,serial=x")  # would smuggle another -smbios field
+
+
+def test_bios_disk_mbr_syslinux_serial_console(busybox_guest):
+    need_tools()
+    disk = build_bootdisk(busybox_guest, "bios")
+    table = partitions(disk.path)
+    assert table["label"] == "dos"
+    (boot,) = table["partitions"]  # busybox: the initramfs is the whole userland
+    assert boot["start"] == 2048 and boot.get("bootable") is True and boot["type"] == "e"
+    assert disk.path.read_bytes()[:440] == SYSLINUX_MBR.read_bytes()[:440]
+    config = fat_file(disk.path, MIB, "/syslinux.cfg").decode()
+    assert config.splitlines()[0] == "SERIAL 0 115200"
+    assert f"APPEND {kernel_command_line(busybox_guest)}" in config
+    assert "console=ttyS0" in config and "VMBENCH_WORKLOAD" not in config
+    kernel = fat_file(disk.path, MIB, "/vmlinuz")
+    assert kernel == busybox_guest.kernel.vmlinuz.read_bytes()
+    assert fat_file(disk.path, MIB, "/ldlinux.sys")  # written by syslinux --install, no mount
+    assert 50_000 < disk.bootloader_bytes < 1_000_000
+    # Sparse: the allocated bytes are the files, not the partition's size.
+    assert disk.allocated_bytes < disk.virtual_bytes
+
+
+def test_uefi_disk_gpt_esp_grub(busybox_guest):
+    need_tools()
+    disk = build_bootdisk(busybox_guest, "uefi")
+    table = partitions(disk.path)
+    assert table["label"] == "gpt"
+    (esp,) = table["partitions"]
+    assert esp["type"] == ESP_TYPE
+    grub = fat_file(disk.path, esp["start"] * 512, "/EFI/BOOT/BOOTX64.EFI")
+    assert grub[:2] == b"MZ" and len(grub) == disk.bootloader_bytes  # a PE image
+    assert (
+        fat_file(disk.path, esp["start"] * 512, "/initrd.gz")
+        == busybox_guest.initramfs.read_bytes()
+    )
+    # The backup GPT at the end is valid (sfdisk --verify checks both headers).
+    verify = subprocess.run(["sfdisk", "--verify", str(disk.path)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_debian_disk_holds_the_guest_ext4_byte_for_byte(debian_guest):
+    need_tools()
+    disk = build_bootdisk(debian_guest, "bios")
+    _boot, root = partitions(disk.path)["partitions"]
+    assert root["type"] == "83"
+    assert root["size"] * 512 >= debian_guest.disk.stat().st_size
+    with open(disk.path, "rb") as whole:
+        whole.seek(root["start"] * 512)
+        for chunk in file_chunks(debian_guest.disk):
+            assert whole.read(len(chunk)) == chunk
+    assert "VMBENCH_ROOT=LABEL=vmbench" in disk.meta["kernel_command_line"]
+
+
+def boot(guest, firmware: str, interface: str = "virtio") -> list:
+    """Boot the disk in QEMU (TCG) with the probe workload; the console lines up to the end."""
+    from bench.backends import qemu
+
+    if not shutil.which("qemu-system-x86_64"):
+        engine_missing("qemu-system-x86_64 not found")
+    need_tools()
+    disk = build_bootdisk(guest, firmware)
+    argv = qemu.qemu_argv(
+        guest,
+        qemu.MACHINES["amd64"],
+        "tcg",
+        PROBE_WORKLOAD,
+        {"memory_mib": 256},
+        "vmbench-test-bootdisk",
+        None,
+        disk,
+    )
+    if interface != "virtio":
+        argv = [a.replace("if=virtio", f"if={interface}") for a in argv]
+    instance = qemu.QemuInstance(argv, "tcg", None, {})
+    with instance:
+        instance.start()
+        deadline = now_ns() + int(BOOT_TIMEOUT_S * 1e9)
+        banner = instance.console.wait_for(disk.bootloader.banner, deadline)
+        ready = instance.console.wait_for(READY, deadline)
+        done = instance.console.wait_for(DONE, deadline)
+        assert ready is not None, instance.console.tail(8)
+        assert banner is not None and banner.t_ns < ready.t_ns, instance.console.tail(20)
+        assert done is not None, instance.console.tail(8)
+        assert ready.fields()["kernel"] == guest.kernel.release
+        assert instance.console.results().get("workload") == PROBE_WORKLOAD
+    return [banner, ready]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_busybox_disk_boots_to_ready(busybox_guest, firmware):
+    boot(busybox_guest, firmware)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("firmware", ["bios", "uefi"])
+def test_debian_disk_boots_to_ready(debian_guest, firmware):
+    boot(debian_guest, firmware)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_debian_disk_boots_from_ide_as_virtualbox_attaches_it(debian_guest):
+    """No virtio disk: the initramfs loads ata_piix and finds the root partition by label."""
+    boot(debian_guest, "bios", interface="ide")
