@@ -142,7 +142,7 @@ def boot(guest, firmware: str, interface: str = "virtio") -> list:
         qemu.MACHINES["amd64"],
         "tcg",
         PROBE_WORKLOAD,
-        {"memory_mib": 256},
+        qemu.QemuBackend.settings({}),
         "vmbench-test-bootdisk",
         None,
         disk,
