@@ -12,8 +12,9 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import engine_missing
+from conftest import built_guest, engine_missing
 
+from bench.guests import HostToolMissing
 from bench.guests.bootdisk import (
     ESP_TYPE,
     MIB,
@@ -30,22 +31,17 @@ PROBE_WORKLOAD = "smbios-probe"
 BOOT_TIMEOUT_S = 180
 
 
-def need_tools() -> None:
-    for tool in ("sfdisk", "mkfs.vfat", "mcopy", "syslinux", "grub-mkimage"):
-        if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")):
-            engine_missing(f"{tool} not found: make setup installs the boot disk tools")
-
-
 @pytest.fixture(scope="module")
 def debian_guest():
-    from bench.guests import build_guest
+    return built_guest("debian")
 
-    if not shutil.which("apt-get"):
-        engine_missing("apt-get not found: the debian guest is bootstrapped from Debian's archive")
+
+def disk_of(guest, firmware: str):
+    """The guest's boot disk; a host without the tools to build it is an engine missing."""
     try:
-        return build_guest("debian")
-    except Exception as e:
-        engine_missing(f"debian guest could not be built: {e}")
+        return build_bootdisk(guest, firmware)
+    except HostToolMissing as e:
+        engine_missing(f"boot disk cannot be built on this host: {e}")
 
 
 def partitions(disk) -> dict:
@@ -79,8 +75,7 @@ def test_workload_serial_is_the_command_line_word():
 
 
 def test_bios_disk_mbr_syslinux_serial_console(busybox_guest):
-    need_tools()
-    disk = build_bootdisk(busybox_guest, "bios")
+    disk = disk_of(busybox_guest, "bios")
     table = partitions(disk.path)
     assert table["label"] == "dos"
     (boot,) = table["partitions"]  # busybox: the initramfs is the whole userland
@@ -99,8 +94,7 @@ def test_bios_disk_mbr_syslinux_serial_console(busybox_guest):
 
 
 def test_uefi_disk_gpt_esp_grub(busybox_guest):
-    need_tools()
-    disk = build_bootdisk(busybox_guest, "uefi")
+    disk = disk_of(busybox_guest, "uefi")
     table = partitions(disk.path)
     assert table["label"] == "gpt"
     (esp,) = table["partitions"]
@@ -117,8 +111,7 @@ def test_uefi_disk_gpt_esp_grub(busybox_guest):
 
 
 def test_debian_disk_holds_the_guest_ext4_byte_for_byte(debian_guest):
-    need_tools()
-    disk = build_bootdisk(debian_guest, "bios")
+    disk = disk_of(debian_guest, "bios")
     _boot, root = partitions(disk.path)["partitions"]
     assert root["type"] == "83"
     assert root["size"] * 512 >= debian_guest.disk.stat().st_size
@@ -135,8 +128,7 @@ def boot(guest, firmware: str, interface: str = "virtio") -> list:
 
     if not shutil.which("qemu-system-x86_64"):
         engine_missing("qemu-system-x86_64 not found")
-    need_tools()
-    disk = build_bootdisk(guest, firmware)
+    disk = disk_of(guest, firmware)
     argv = qemu.qemu_argv(
         guest,
         qemu.MACHINES["amd64"],

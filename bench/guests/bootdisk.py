@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from bench.guests.cache import cache_root, cached_build, content_key
 from bench.guests.debian import ROOT_LABEL
-from bench.guests.debs import DebError
+from bench.guests.debs import DebError, HostToolMissing
 
 if TYPE_CHECKING:
     from bench.guests import Guest
@@ -382,7 +382,7 @@ def _package_version(package: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         out = None
     if out is None or out.returncode != 0 or not out.stdout:
-        raise BootDiskError(
+        raise HostToolMissing(
             f"Debian package {package} is not installed: boot disks need it (make setup installs it)"
         )
     return out.stdout.strip()
@@ -391,19 +391,19 @@ def _package_version(package: str) -> str:
 def _tool(name: str, package: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if not found:
-        raise BootDiskError(f"{name} not found: install Debian's {package} (make setup does)")
+        raise HostToolMissing(f"{name} not found: install Debian's {package} (make setup does)")
     return found
 
 
 def _need_file(path: Path, package: str) -> Path:
     if not path.is_file():
-        raise BootDiskError(f"{path} not found: install Debian's {package} (make setup does)")
+        raise HostToolMissing(f"{path} not found: install Debian's {package} (make setup does)")
     return path
 
 
 def _need_dir(path: Path, package: str) -> Path:
     if not path.is_dir():
-        raise BootDiskError(f"{path} not found: install Debian's {package} (make setup does)")
+        raise HostToolMissing(f"{path} not found: install Debian's {package} (make setup does)")
     return path
 
 
