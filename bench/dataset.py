@@ -13,10 +13,18 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results import COLUMNS, METRIC_UNITS, read_rows
+from bench.results import (
+    COLUMNS,
+    KINDS,
+    METRIC_UNITS,
+    OPTIONAL_COLUMNS,
+    ResultsFile,
+    ResultsSchemaError,
+    read_results,
+)
 
-# Which side of the comparison a backend is on. Unknown engines are reported but kept
-# out of the claims, because we cannot tell which side they belong to.
+# Which side of the comparison a backend is on, for CSVs without a ``kind`` column. Unknown
+# engines are reported but kept out of the claims: we cannot tell which side they are on.
 CONTAINER_BACKENDS = ("docker", "podman", "nerdctl", "lxc")
 VM_BACKENDS = ("qemu", "vagrant", "firecracker", "cloud-hypervisor", "virtualbox", "libvirt")
 
@@ -26,7 +34,8 @@ class ReportInputError(ValueError):
 
 
 def kind_of(backend: str) -> str:
-    """'container', 'vm' or '' for a backend name."""
+    """'container', 'vm' or '' for a backend name: the kind of a row from a CSV that predates
+    the ``kind`` column (newer CSVs carry each engine's own declaration)."""
     if backend in CONTAINER_BACKENDS:
         return "container"
     if backend in VM_BACKENDS:
@@ -78,15 +87,20 @@ def load(csv_paths: list[Path]) -> Dataset:
     paths = [Path(p) for p in csv_paths]
     if not paths:
         raise ReportInputError("no results CSV given")
+    read: list[ResultsFile] = []
     for path in paths:
         if not path.is_file():
             raise ReportInputError(f"{path}: no such results file")
-        good, bad = read_rows(path)
-        warnings.extend(str(b) for b in bad)
-        if not good:
+        try:
+            results = read_results(path)
+        except ResultsSchemaError as e:
+            raise ReportInputError(str(e)) from None
+        read.append(results)
+        warnings.extend(str(b) for b in results.bad)
+        if not results.rows:
             warnings.append(f"{path}: no usable rows")
             continue
-        frame = pd.DataFrame(good, columns=list(COLUMNS))
+        frame = pd.DataFrame(results.rows, columns=list(COLUMNS))
         frame["source"] = str(path)
         frames.append(frame)
         meta = _read_host_json(path.parent / "host.json", warnings)
@@ -94,6 +108,7 @@ def load(csv_paths: list[Path]) -> Dataset:
             merged = hosts.setdefault(host_id, {})
             for key, value in meta.items():
                 merged.setdefault(key, value)
+    warnings[:0] = column_warnings(read)
     if not frames:
         raise ReportInputError("no usable rows in " + ", ".join(str(p) for p in paths))
     rows = _typed(pd.concat(frames, ignore_index=True), warnings)
@@ -101,6 +116,33 @@ def load(csv_paths: list[Path]) -> Dataset:
     for host_id in rows.host_id.unique():
         hosts.setdefault(host_id, {})
     return Dataset(rows=rows, hosts=hosts, warnings=warnings, sources=paths)
+
+
+def column_warnings(read: list[ResultsFile]) -> list[str]:
+    """One warning per optional column some CSVs lack and per unknown column some CSVs have,
+    naming those files: CSVs from older and newer versions are read, and the reader says so."""
+    warnings = []
+    for column, optional in OPTIONAL_COLUMNS.items():
+        lacking = [r.path for r in read if column in r.missing]
+        if lacking:
+            warnings.append(
+                f"no column {column!r} in {_files(lacking, len(read))} (an older vmbench CSV?): "
+                f"read as {optional.filled_with}"
+            )
+    unknown = dict.fromkeys(c for r in read for c in r.unknown)
+    for column in unknown:
+        having = [r.path for r in read if column in r.unknown]
+        warnings.append(
+            f"column {column!r} in {_files(having, len(read))} is not in this vmbench's schema "
+            "(a newer vmbench CSV?): ignored"
+        )
+    return warnings
+
+
+def _files(paths: list[Path], total: int, shown: int = 3) -> str:
+    """'a.csv', or '3 of 50 CSVs (a.csv, b.csv, c.csv, ...)' when there are many."""
+    names = ", ".join(str(p) for p in paths[:shown]) + (", ..." if len(paths) > shown else "")
+    return names if total == 1 else f"{len(paths)} of {total} CSVs ({names})"
 
 
 # One trial's identity: every schema column before the measured metric, plus the file.
@@ -135,10 +177,16 @@ def _typed(rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     rows["value"] = pd.to_numeric(rows["value"], errors="coerce")
     rows["instances"] = rows["instances"].astype(int)
     rows["trial"] = rows["trial"].astype(int)
-    rows["kind"] = rows["backend"].map(kind_of)
+    # A CSV names each row's kind (the engine's own declaration); an older one does not.
+    rows["kind"] = rows["kind"].where(rows["kind"] != "", rows["backend"].map(kind_of))
     for backend in sorted(rows.loc[rows.kind == "", "backend"].unique()):
         warnings.append(
             f"backend {backend!r} is neither a known container nor VM engine; "
+            "shown in the summary, left out of the claims"
+        )
+    for kind in sorted(set(rows.kind) - {"", *KINDS}):
+        warnings.append(
+            f"kind {kind!r} is not one of {', '.join(KINDS)}; "
             "shown in the summary, left out of the claims"
         )
     for metric in sorted(set(rows.metric) - set(METRIC_UNITS)):

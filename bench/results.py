@@ -11,7 +11,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -33,11 +33,31 @@ COLUMNS = (
     "status",
     "detail",
     "started_at",
+    "kind",
+)
+
+# What a reader needs from a CSV written by any vmbench version, old or new ...
+REQUIRED_COLUMNS = (
+    "run_id",
+    "host_id",
+    "scenario",
+    "guest",
+    "backend",
+    "accel",
+    "instances",
+    "trial",
+    "phase",
+    "metric",
+    "value",
+    "status",
 )
 
 PHASES = ("build", "cold", "warm", "warmup")
 STATUSES = ("ok", "failed", "timeout", "interrupted", "unsupported")
 ACCELS = ("kvm", "tcg", "virtualbox", "hvf", "none")
+# Where an engine sits on the isolation spectrum (DESIGN.md); the claims compare the
+# container kind with the vm kind.
+KINDS = ("container", "system-container", "microvm", "vm")
 
 # metric -> SI unit. Extend, never rename: CSVs from other hosts depend on these names.
 METRIC_UNITS: dict[str, str] = {
@@ -101,13 +121,14 @@ class Row:
     status: str = "ok"
     detail: str = ""
     started_at: str = ""
+    kind: str = ""  # empty: the reading side derives it from the backend name
 
-    def as_csv(self) -> list[str]:
+    def as_csv(self, columns: tuple[str, ...] = COLUMNS) -> list[str]:
         values = asdict(self)
         value = values["value"]
         values["value"] = "" if value is None else repr(float(value))
         values["detail"] = " ".join(str(values["detail"]).split())  # one line, always
-        return [str(values[c]) for c in COLUMNS]
+        return [str(values[c]) for c in columns]
 
 
 assert tuple(f.name for f in fields(Row)) == COLUMNS
@@ -120,9 +141,10 @@ def unit_of(metric: str) -> str:
 class ResultsWriteError(Exception):
     """Rows could not be written (disk full, ...); what was written before is kept intact."""
 
-    def __init__(self, path: Path, error: OSError) -> None:
-        self.errno = error.errno
-        super().__init__(f"cannot write results to {path}: {error.strerror or error}")
+    def __init__(self, path: Path, error: OSError | str) -> None:
+        self.errno = error.errno if isinstance(error, OSError) else None
+        reason = error.strerror or error if isinstance(error, OSError) else error
+        super().__init__(f"cannot write results to {path}: {reason}")
 
 
 class ResultWriter:
@@ -131,20 +153,22 @@ class ResultWriter:
     Each trial is written with one ``write`` call and fsynced; a file that a previous crash
     left with a half line is cut back to its last complete line before appending. A write
     that fails half-way (ENOSPC) is cut back too, so the file always ends with a whole row.
+    Rows appended to a CSV an older version started follow that file's header.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        if not new:
+        if self.path.exists():
             _cut_partial_line(self.path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._columns = COLUMNS if new else _columns_of(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new:
             self._write_text(_to_csv_text([list(COLUMNS)]))
 
     def write(self, rows: Iterable[Row]) -> None:
-        text = _to_csv_text(row.as_csv() for row in rows)
+        text = _to_csv_text(row.as_csv(self._columns) for row in rows)
         if text:
             self._write_text(text)
 
@@ -181,11 +205,49 @@ def _to_csv_text(rows: Iterable[list[str]]) -> str:
     return buffer.getvalue()
 
 
+def _columns_of(path: Path) -> tuple[str, ...]:
+    """The known columns of an existing CSV's header, in its order."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    try:
+        known = _check_header(path, header)
+    except ResultsSchemaError as e:
+        raise ResultsWriteError(path, str(e).removeprefix(f"{path}: ")) from None
+    if len(known) != len(header):
+        unknown = ", ".join(c for c in header if c not in known)
+        raise ResultsWriteError(
+            path, f"its header has columns this vmbench does not know: {unknown}"
+        )
+    return tuple(header)
+
+
 def _cut_partial_line(path: Path) -> None:
     with open(path, "rb+") as f:
         data = f.read()
         if data and not data.endswith(b"\n"):
             f.truncate(data.rfind(b"\n") + 1)
+
+
+@dataclass(frozen=True)
+class OptionalColumn:
+    """A column an older or hand-made CSV may lack: how each row is filled without it."""
+
+    default: Callable[[dict[str, str]], str]  # the row (other columns read) -> the value
+    filled_with: str  # how the missing column is filled, for the one warning that says so
+
+
+# ... and what it can do without: a CSV lacking one of these is read with the default.
+OPTIONAL_COLUMNS: dict[str, OptionalColumn] = {
+    "unit": OptionalColumn(lambda row: unit_of(row["metric"]), "the metric's SI unit"),
+    "detail": OptionalColumn(lambda row: "", "empty"),
+    "started_at": OptionalColumn(lambda row: "", "empty (trial start times unknown)"),
+    "kind": OptionalColumn(lambda row: "", "each backend's kind, derived from its name"),
+}
+assert set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS) == set(COLUMNS)
+
+
+class ResultsSchemaError(ValueError):
+    """A CSV the reader refuses: its message names the file, the column and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -198,33 +260,81 @@ class BadLine:
         return f"{self.path}:{self.line}: skipped: {self.reason}"
 
 
-def read_rows(path: Path) -> tuple[list[dict[str, str]], list[BadLine]]:
-    """Read a results CSV, keeping good rows and naming every bad line.
+@dataclass
+class ResultsFile:
+    """The good rows of one CSV (as this version's COLUMNS), and what the reader had to adapt."""
 
-    Tolerant by design: a truncated or hand-edited CSV still yields its good rows.
+    path: Path
+    rows: list[dict[str, str]]
+    bad: list[BadLine]
+    missing: list[str]  # optional columns the file lacks (an older or hand-made CSV)
+    unknown: list[str]  # columns this version does not know (a newer CSV): ignored
+
+
+def read_results(path: Path) -> ResultsFile:
+    """Read a results CSV written by any vmbench version, keeping good rows, naming bad lines.
+
+    Tolerant by design: a truncated or hand-edited CSV still yields its good rows, an older
+    one gets defaults for the optional columns it lacks, a newer one has its unknown columns
+    ignored. Raises ResultsSchemaError when a required column is missing.
     """
     path = Path(path)
-    good: list[dict[str, str]] = []
-    bad: list[BadLine] = []
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header is None or tuple(header) != COLUMNS:
-            return [], [BadLine(path, 1, f"header is not the vmbench schema ({','.join(COLUMNS)})")]
+        if not header:
+            raise ResultsSchemaError(
+                f"{path}: empty file: expected a vmbench results CSV with the header "
+                + ",".join(COLUMNS)
+            )
+        known = _check_header(path, header)
+        missing = [c for c in OPTIONAL_COLUMNS if c not in known]
+        good: list[dict[str, str]] = []
+        bad: list[BadLine] = []
         for record in reader:
-            line = reader.line_num
-            reason = _row_problem(record)
+            if len(record) != len(header):
+                reason = (
+                    f"expected {len(header)} fields (the header's columns), found {len(record)}"
+                )
+                bad.append(BadLine(path, reader.line_num, reason))
+                continue
+            row = {column: record[i] for column, i in known.items()}
+            for column in missing:
+                row[column] = OPTIONAL_COLUMNS[column].default(row)
+            reason = _row_problem(row)
             if reason:
-                bad.append(BadLine(path, line, reason))
+                bad.append(BadLine(path, reader.line_num, reason))
             else:
-                good.append(dict(zip(COLUMNS, record, strict=True)))
-    return good, bad
+                good.append({c: row[c] for c in COLUMNS})
+    unknown = [c for c in header if c not in COLUMNS]
+    return ResultsFile(path, good, bad, missing, unknown)
 
 
-def _row_problem(record: list[str]) -> str:
-    if len(record) != len(COLUMNS):
-        return f"expected {len(COLUMNS)} fields, found {len(record)}"
-    row = dict(zip(COLUMNS, record, strict=True))
+def read_rows(path: Path) -> tuple[list[dict[str, str]], list[BadLine]]:
+    """The good rows and the bad lines of a CSV; a refused header is one bad line (line 1)."""
+    try:
+        results = read_results(path)
+    except ResultsSchemaError as e:
+        return [], [BadLine(Path(path), 1, str(e).removeprefix(f"{path}: "))]
+    return results.rows, results.bad
+
+
+def _check_header(path: Path, header: list[str]) -> dict[str, int]:
+    """Known column -> its position in this file; ResultsSchemaError naming what is wrong."""
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled:
+        raise ResultsSchemaError(f"{path}: column {doubled[0]!r} appears more than once")
+    absent = [c for c in REQUIRED_COLUMNS if c not in header]
+    needs = "a vmbench results CSV needs the columns " + ",".join(REQUIRED_COLUMNS)
+    if len(absent) == len(REQUIRED_COLUMNS):
+        raise ResultsSchemaError(f"{path}: header is not a vmbench results CSV header: {needs}")
+    if absent:
+        what = f"column {absent[0]!r}" if len(absent) == 1 else "columns " + ", ".join(absent)
+        raise ResultsSchemaError(f"{path}: header has no {what}: {needs}")
+    return {c: header.index(c) for c in COLUMNS if c in header}
+
+
+def _row_problem(row: dict[str, str]) -> str:
     if row["value"]:
         try:
             float(row["value"])

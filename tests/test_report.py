@@ -15,6 +15,7 @@ from rich.console import Console
 from bench.claims import CLAIMS, evaluate
 from bench.dataset import ReportInputError, load
 from bench.report import verdict_table, write_report
+from bench.results import COLUMNS
 from bench.stats import fit_slope, median_ci, ratio_of_medians_ci
 from bench.summary import summarize
 
@@ -193,7 +194,10 @@ def test_verdict_table_has_a_row_per_claim(tmp_path: Path) -> None:
 def test_missing_file_and_empty_csv_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(ReportInputError, match="no such results file"):
         load([tmp_path / "nope.csv"])
-    (tmp_path / "empty.csv").write_text("not,a,header\n")
+    (tmp_path / "foreign.csv").write_text("not,a,header\n")
+    with pytest.raises(ReportInputError, match=r"foreign\.csv: header is not a vmbench results"):
+        load([tmp_path / "foreign.csv"])
+    (tmp_path / "empty.csv").write_text(",".join(COLUMNS) + "\n")
     with pytest.raises(ReportInputError, match="no usable rows"):
         load([tmp_path / "empty.csv"])
 

@@ -62,7 +62,7 @@ def test_reader_names_bad_lines_and_keeps_good_ones(tmp_path):
     good, bad = read_rows(path)
     assert [r["trial"] for r in good] == ["1", "9"]
     assert [b.line for b in bad] == [3, 4, 5]
-    assert "expected 15 fields" in bad[0].reason
+    assert "expected 16 fields" in bad[0].reason
     assert "not a number" in bad[1].reason
     assert "status 'weird'" in bad[2].reason
     assert str(bad[0]).startswith(f"{path}:3: skipped:")
