@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,14 @@ class Dataset:
     warnings: list[str] = field(default_factory=list)
     sources: list[Path] = field(default_factory=list)
 
-    @property
+    # Computed once: the claims ask for these many times per host.
+    @cached_property
     def measured(self) -> pd.DataFrame:
         """Numbers that count: status ok, a value, and not warmup."""
         r = self.rows
         return r[(r.status == "ok") & r.value.notna() & (r.phase != "warmup")]
 
-    @property
+    @cached_property
     def failures(self) -> pd.DataFrame:
         """Trials that produced no number (failed, timeout, ...), warmup excluded."""
         r = self.rows
@@ -77,6 +79,13 @@ class Dataset:
     @property
     def host_ids(self) -> list[str]:
         return sorted(self.rows.host_id.unique())
+
+    def by_host(self) -> dict[str, Dataset]:
+        """One Dataset per host, so per-host work costs its own rows, not the whole lab's."""
+        return {
+            host: Dataset(rows, {host: self.hosts.get(host, {})}, [], self.sources)
+            for host, rows in self.rows.groupby("host_id", sort=True)
+        }
 
 
 def load(csv_paths: list[Path]) -> Dataset:

@@ -1,0 +1,123 @@
+"""How long `vmbench report` and `vmbench compare` take as a lab grows: 1, 5, 20, 50 hosts.
+
+Builds N hosts from one real results CSV (default: the committed default-suite run) by
+rewriting host_id and run_id, with host.json beside each. Each host's values are scaled by
+a small seeded factor, and every tenth host's VM start times are tripled, so the hosts are
+not identical and the comparison has hosts that differ. Then it times the commands as a
+user runs them: a fresh `python -m bench.cli` process each (interpreter start and imports
+included), wall clock (time.perf_counter), and prints the load average around each, because
+these are 2-core machines shared with other work.
+
+    .venv/bin/python benchmarks/reading_scale.py [--csv CSV] [--hosts 1,5,20,50] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CSV = ROOT / "tests" / "data" / "default-suite.csv"
+VM_BACKENDS = ("qemu", "vagrant")
+
+
+def build_host(source: Path, index: int, out_root: Path) -> Path:
+    """Copy source as host lab-NN (its own host_id, run_id and host.json); returns the CSV."""
+    host_id = f"lab-{index:02d}"
+    rng = np.random.default_rng(index)
+    factor = float(rng.lognormal(0.0, 0.05))
+    slow_vm = index % 10 == 3
+    with open(source, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        row["host_id"] = host_id
+        row["run_id"] = f"20261127T000000Z-{host_id}"
+        if row["value"] and row["phase"] != "build":
+            value = float(row["value"]) * factor
+            if slow_vm and row["metric"] == "ready_s" and row["backend"] in VM_BACKENDS:
+                value *= 3
+            row["value"] = repr(value)
+    out = out_root / host_id / "results.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    meta_file = source.with_name(source.stem + ".host.json")
+    if not meta_file.is_file():
+        meta_file = source.parent / "host.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta["hostname"] = host_id
+    (out.parent / "host.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def timed(argv: list[str]) -> tuple[float, int, str]:
+    """Seconds a fresh vmbench process takes, its exit code and its last stderr line."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cli", *argv], capture_output=True, text=True, cwd=ROOT
+    )
+    seconds = time.perf_counter() - start
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    return seconds, done.returncode, last
+
+
+def measure(label: str, argv: list[str], repeat: int) -> None:
+    runs = []
+    for _ in range(repeat):
+        load_before = os.getloadavg()[0]
+        seconds, code, last = timed(argv)
+        runs.append(seconds)
+        if code != 0:
+            print(f"{label}: exit {code}: {last}")
+            return
+    spread = f" (min {min(runs):.1f}, max {max(runs):.1f})" if repeat > 1 else ""
+    print(
+        f"{label:<22} {statistics.median(runs):6.1f} s{spread}   "
+        f"load before {load_before:.2f}, after {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="a real results CSV")
+    parser.add_argument("--hosts", default="1,5,20,50", help="host counts to compare")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement")
+    parser.add_argument("--keep", type=Path, help="build the hosts here and keep them")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.hosts.split(",")]
+    with tempfile.TemporaryDirectory(prefix="vmbench-reading-") as tmp:
+        work = args.keep or Path(tmp)
+        csvs = [build_host(args.csv, i, work / "hosts") for i in range(max(counts))]
+        rows = args.csv.read_text(encoding="utf-8").count("\n") - 1
+        print(f"source: {args.csv} ({rows} rows per host); cpus: {os.cpu_count()}")
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        measure(
+            "report, 1 CSV", ["report", str(csvs[0]), "--out", str(work / "report")], args.repeat
+        )
+        for n in counts:
+            out = work / f"compare-{n}"
+            measure(
+                f"compare, {n} host(s)",
+                ["compare", *map(str, csvs[:n]), "--out", str(out)],
+                args.repeat,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
