@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from markdown_it import MarkdownIt
 from report_fixtures import full_host, host_meta, write_csv
 
-from bench.compare import GAP, write_comparison
+from bench.claims import evaluate
+from bench.compare import GAP, evaluate_by_host, write_comparison
+from bench.dataset import load
 from bench.report import ReportOutcome
 
 
@@ -44,11 +49,14 @@ def test_compare_names_both_hosts_and_their_differences(compared: tuple) -> None
 
 def test_missing_backend_is_a_gap_not_a_crash(compared: tuple) -> None:
     out, where = compared
-    ratios = pd.read_csv(where / "ratios.csv").fillna("")
-    vagrant_speed = ratios[(ratios.claim == "speed") & (ratios.vm == "vagrant")].iloc[0]
-    assert vagrant_speed["laptop-tcg"] == GAP
-    assert vagrant_speed["lab-kvm"].startswith("supported")
-    assert any("laptop-tcg has no measurements for vagrant" in w for w in out.warnings)
+    ratios = pd.read_csv(where / "ratios.csv", keep_default_na=False)
+    vagrant_speed = ratios[(ratios.claim == "speed") & (ratios.vm == "vagrant")]
+    by_host = vagrant_speed.set_index("host_id").verdict
+    assert by_host["laptop-tcg"] == GAP and by_host["lab-kvm"] == "supported"
+    assert any(
+        "no measurements for vagrant (busybox/busybox) on 1 of 2 hosts: laptop-tcg" in w
+        for w in out.warnings
+    )
 
 
 def test_ratios_per_host_reflect_each_host(compared: tuple) -> None:
@@ -73,8 +81,9 @@ def test_host_with_only_containers_is_not_measured(tmp_path: Path) -> None:
     b = write_csv(tmp_path / "b" / "results.csv", full_host("b", vms=()))
     out = write_comparison([a, b], tmp_path / "cmp")
     assert set(out.claims[out.claims.host_id == "b"].verdict) == {"not-measured"}
-    ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv").fillna("")
-    assert set(ratios["b"]) == {"not-measured"}
+    ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv", keep_default_na=False)
+    assert set(ratios[ratios.host_id == "b"].verdict) == {"not-measured"}
+    assert set(ratios[ratios.host_id == "a"].verdict) == {"supported"}
 
 
 def test_ratio_chart_is_drawn_and_titled(compared: tuple) -> None:
@@ -82,3 +91,102 @@ def test_ratio_chart_is_drawn_and_titled(compared: tuple) -> None:
     pixels = mpimg.imread(where / "ratios_by_host.png")
     assert float(np.var(pixels[..., :3])) > 0.005
     assert "lie" in (where / "ratios_by_host.svg").read_text()  # "... intervals lie above 1"
+
+
+# --- host ids are data, and a lab has many hosts -----------------------------------------------
+
+ODD_HOSTS = ["vm", "container", "claim", "lab 3 (Zürich)", "a,b", "a|b", "back`tick"]
+
+
+def md_table(md: str, heading: str) -> list[list[str]]:
+    """The cells (as a reader sees them) of the first table after a heading, rendered by a
+    CommonMark parser with GFM tables: what a viewer of compare.md gets."""
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    start = next(
+        i
+        for i, t in enumerate(tokens)
+        if t.type == "inline" and t.content == heading and tokens[i - 1].type == "heading_open"
+    )
+    rows: list[list[str]] = []
+    for t in tokens[start:]:
+        if t.type == "tr_open":
+            rows.append([])
+        elif t.type == "inline" and rows:
+            rows[-1].append("".join(c.content for c in t.children or []))
+        elif t.type == "table_close":
+            return rows
+    raise AssertionError(f"no table after {heading!r}")
+
+
+def test_host_ids_that_look_like_columns_stay_data(tmp_path: Path) -> None:
+    paths = [
+        write_csv(tmp_path / f"h{i}" / "results.csv", full_host(h, seed=i), host_meta(h))
+        for i, h in enumerate(ODD_HOSTS)
+    ]
+    write_comparison(paths, tmp_path / "cmp")
+    ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv", keep_default_na=False)
+    assert list(ratios.columns).count("vm") == 1 and "host_id" in ratios.columns
+    assert sorted(set(ratios.host_id)) == sorted(ODD_HOSTS)
+    assert set(ratios.vm) == {"qemu", "vagrant"} and set(ratios.container) == {"docker"}
+    speed = ratios[(ratios.claim == "speed") & (ratios.vm == "qemu")].set_index("host_id")
+    assert set(speed.verdict) == {"supported"} and len(speed) == len(ODD_HOSTS)
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    hosts = md_table(md, "Hosts")
+    assert hosts[0][0] == "host_id" and [row[0] for row in hosts[1:]] == sorted(ODD_HOSTS)
+    across = md_table(md, "Across hosts")
+    assert across[0] == [
+        "claim",
+        "comparison",
+        "verdicts",
+        "median ratio",
+        "range",
+        "hosts that differ",
+    ]
+    assert {row[1].split(",")[0] for row in across[1:] if row[1]} == {
+        "qemu vs docker",
+        "vagrant vs docker",
+    }
+    per_host = md_table(md, "Claims per host")
+    assert {row[0] for row in per_host[1:]} == set(ODD_HOSTS)
+
+
+def test_fifty_hosts_one_line_per_comparison_and_the_odd_ones_named(tmp_path: Path) -> None:
+    slow = {f"lab-{i:02d}" for i in (3, 17, 41)}  # their VMs start 3x slower
+    paths = []
+    for i in range(50):
+        host = f"lab-{i:02d}"
+        rows = full_host(host, seed=i, vm_ready=15.0 if host in slow else 5.0, vms=("qemu",))
+        paths.append(write_csv(tmp_path / host / "results.csv", rows, host_meta(host)))
+    out = tmp_path / "cmp"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "compare", *map(str, paths), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    ratios = pd.read_csv(out / "ratios.csv", keep_default_na=False)
+    comparisons = ratios[["claim", "scenario", "guest", "vm", "container"]].drop_duplicates()
+    assert len(ratios) == 50 * len(comparisons)
+    md = (out / "compare.md").read_text()
+    across = md_table(md, "Across hosts")[1:]
+    assert [row[0] for row in across] == list(comparisons.claim)  # one line per comparison
+    assert sorted(row[0] for row in md_table(md, "Hosts")[1:]) == sorted(
+        p.parent.name for p in paths
+    )
+    assert set(ratios.host_id[ratios.outlier]) == slow
+    speed = next(row for row in across if row[0] == "speed")
+    assert speed[2] == "50 supported (of 50)"
+    assert all(h in speed[5] for h in slow) and speed[5].count("lab-") == len(slow)
+    assert (out / "ratios_across_hosts.png").is_file() and not (out / "density.png").exists()
+    assert "lab-03, lab-17, lab-41 differ" in md  # the chart title
+
+
+def test_evaluating_host_by_host_gives_the_same_claims(tmp_path: Path) -> None:
+    paths = [
+        write_csv(tmp_path / h / "results.csv", full_host(h, seed=i, vms=vms))
+        for i, (h, vms) in enumerate([("a", ("qemu",)), ("b", ("qemu", "vagrant")), ("c", ())])
+    ]
+    ds = load(paths)
+    pd.testing.assert_frame_equal(evaluate_by_host(ds), evaluate(ds))
