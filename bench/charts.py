@@ -109,7 +109,9 @@ def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Cha
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.suptitle("\n".join(textwrap.wrap(title, 70)), fontweight="bold")
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, dpi=DPI)
+    # zlib level 3, not 6: 40 ms less per chart for a PNG ~15% larger.
+    fig.savefig(png, dpi=DPI, pil_kwargs={"compress_level": 3})
+    fig.set_layout_engine("none")  # the PNG's layout holds for the SVG: not computed twice
     fig.savefig(svg)
     plt.close(fig)
     return Chart(name, title, claim, png, svg)

@@ -5,8 +5,9 @@ rewriting host_id and run_id, with host.json beside each. Each host's values are
 a small seeded factor, and every tenth host's VM start times are tripled, so the hosts are
 not identical and the comparison has hosts that differ. Then it times the commands as a
 user runs them: a fresh `python -m bench.cli` process each (interpreter start and imports
-included), wall clock (time.perf_counter), and prints the load average around each, because
-these are 2-core machines shared with other work.
+included), wall clock (time.perf_counter) and the CPU time of that process and its children
+(user + system, getrusage), with the load average around each: on a 2-core machine shared
+with other work the wall clock stretches with the load, the CPU time much less.
 
     .venv/bin/python benchmarks/reading_scale.py [--csv CSV] [--hosts 1,5,20,50] [--repeat 1]
 """
@@ -17,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,29 +66,35 @@ def build_host(source: Path, index: int, out_root: Path) -> Path:
     return out
 
 
-def timed(argv: list[str]) -> tuple[float, int, str]:
-    """Seconds a fresh vmbench process takes, its exit code and its last stderr line."""
+def timed(argv: list[str]) -> tuple[float, float, int, str]:
+    """Wall seconds and CPU seconds (user + system) a fresh vmbench process takes, its exit
+    code and its last stderr line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bench.cli", *argv], capture_output=True, text=True, cwd=ROOT
     )
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-    return seconds, done.returncode, last
+    return seconds, cpu, done.returncode, last
 
 
 def measure(label: str, argv: list[str], repeat: int) -> None:
-    runs = []
+    runs, cpus = [], []
     for _ in range(repeat):
         load_before = os.getloadavg()[0]
-        seconds, code, last = timed(argv)
+        seconds, cpu, code, last = timed(argv)
         runs.append(seconds)
+        cpus.append(cpu)
         if code != 0:
             print(f"{label}: exit {code}: {last}")
             return
     spread = f" (min {min(runs):.1f}, max {max(runs):.1f})" if repeat > 1 else ""
     print(
-        f"{label:<22} {statistics.median(runs):6.1f} s{spread}   "
+        f"{label:<22} {statistics.median(runs):6.1f} s wall{spread}, "
+        f"{statistics.median(cpus):5.1f} s CPU   "
         f"load before {load_before:.2f}, after {os.getloadavg()[0]:.2f}",
         flush=True,
     )
