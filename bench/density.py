@@ -9,22 +9,28 @@ the per-instance figure measured at a smaller N says will not fit is skipped (``
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from bench.backends import engine
-from bench.backends.base import Backend, BackendError, Instance, LaunchSpec, Prepared
-from bench.measure import READY, MemorySampler, mem_available_bytes, now_ns, seconds_between
+from bench.backends.base import Backend, Instance, LaunchSpec, Prepared
+from bench.measure import mem_available_bytes
 from bench.scenario import Scenario, ScenarioError
-from bench.trial import Measurement, TrialOutcome
+from bench.trial import (
+    MEM_AVAILABLE,
+    ForeignArchRefused,
+    Measurement,
+    TrialOutcome,
+    TrialStopped,
+    launched,
+    sample_memory,
+)
 
 MIB = 1 << 20
 SETTLE_S = 1.0  # after the last READY, before the memory window: let engines finish their work
 DENSITY_HZ = 4.0  # summing N instances' smaps is costly; a few samples a second suffice
 MEMORY_KEYS = ("rss_bytes", "uss_bytes", "pss_bytes", "cgroup_bytes", "shim_pss_bytes")
-_AVAILABLE = "mem_available"
 
 
 @dataclass(frozen=True)
@@ -111,64 +117,35 @@ def run_density(
     guard_key: tuple[str, ...] = (),
     hz: float = DENSITY_HZ,
 ) -> TrialOutcome:
-    """Start ``n`` idle instances back to back, wait for every READY, measure, stop them all.
-
-    Every instance is entered into one ExitStack, so all are stopped on success, failure,
-    timeout or Ctrl-C, in reverse order of creation.
-    """
-    accel = prepared.accel
+    """Start ``n`` idle instances back to back, wait for every READY, measure, stop them all
+    (``trial.launched``: on success, failure, timeout or Ctrl-C alike)."""
     if guard is not None:
         why = guard.refusal(guard_key, n, mem_available_bytes())
         if why:
-            return TrialOutcome("unsupported", why, accel)
-    outcome = TrialOutcome("ok", accel=accel)
+            return TrialOutcome("unsupported", why, prepared.accel)
+    outcome = TrialOutcome("ok", accel=prepared.accel)
     available_before = mem_available_bytes()
-    with contextlib.ExitStack() as stack:
-        instances: list[Instance] = []
-        for i in range(n):
-            try:
-                instance = backend.create(prepared, replace(spec, name=f"{spec.name}-{i + 1}"))
-            except BackendError as e:
-                return _fail(outcome, "failed", f"instance {i + 1}/{n}: {e}")
-            stack.enter_context(instance)
-            instances.append(instance)
-        outcome.accel = instances[0].accel
-        first_ns = now_ns()
-        deadline_ns = first_ns + int(timeout_s * 1e9)
-        start_ns: list[int] = []
-        for i, instance in enumerate(instances):
-            start_ns.append(now_ns())
-            try:
-                instance.start()
-            except BackendError as e:
-                return _fail(outcome, "failed", f"instance {i + 1}/{n} did not start: {e}")
-        ready_ns: list[int] = []
-        for i, instance in enumerate(instances):
-            assert instance.console is not None
-            line = instance.console.wait_for(READY, deadline_ns)
-            if line is None:
-                status = "failed" if instance.console.ended else "timeout"
-                why = "output ended" if instance.console.ended else f"no READY in {timeout_s:g} s"
-                return _fail(
-                    outcome,
-                    status,
-                    f"instance {i + 1}/{n}: {why} ({len(ready_ns)} ready so far); "
-                    f"last output: {instance.console.tail()}",
+    try:
+        with launched(backend, prepared, spec, n, timeout_s) as group:
+            outcome.accel = group.accel
+            for k in range(n):
+                outcome.measurements.append(
+                    Measurement("ready_s", group.ready_s(k), f"instance={k + 1}/{n}")
                 )
-            ready_ns.append(line.t_ns)
-        for i, (started, ready) in enumerate(zip(start_ns, ready_ns, strict=True)):
             outcome.measurements.append(
-                Measurement("ready_s", seconds_between(started, ready), f"instance={i + 1}/{n}")
+                Measurement(
+                    "all_ready_s",
+                    group.all_ready_s(),
+                    f"first start to last READY; {n} instances started back to back",
+                )
             )
-        outcome.measurements.append(
-            Measurement(
-                "all_ready_s",
-                seconds_between(first_ns, max(ready_ns)),
-                f"first start to last READY; {n} instances started back to back",
-            )
-        )
-        time.sleep(SETTLE_S)
-        _measure_together(instances, available_before, sample_s, hz, outcome)
+            time.sleep(SETTLE_S)
+            _measure_together(group.instances, available_before, sample_s, hz, outcome)
+    except TrialStopped as e:
+        outcome.status, outcome.detail = e.status, e.detail
+        outcome.accel = outcome.accel or e.accel
+    except ForeignArchRefused as e:
+        return TrialOutcome("ok", accel=e.accel, measurements=[e.measurement])
     _note_drift(outcome, available_before, mem_available_bytes())
     if guard is not None and outcome.status == "ok":
         guard.learn(guard_key, n, outcome)
@@ -182,28 +159,17 @@ def _measure_together(
     hz: float,
     outcome: TrialOutcome,
 ) -> None:
+    """The N instances' memory summed, and the host's MemAvailable change, over one window.
+    Every tick full (USS/PSS too): at a few Hz that costs little even for 32 instances."""
     n = len(instances)
-    # Every tick full (USS/PSS too): at a few Hz that costs little even for 32 instances.
-    with MemorySampler(lambda full: _sum_memory(instances, full), hz=hz, full_every=1) as sampler:
-        stop_at = now_ns() + int(sample_s * 1e9)
-        while now_ns() < stop_at and not any(i.console and i.console.ended for i in instances):
-            time.sleep(min(0.1, max(0.0, (stop_at - now_ns()) / 1e9)))
-    gone = [str(k + 1) for k, i in enumerate(instances) if i.console and i.console.ended]
-    if gone:
-        _fail(
-            outcome, "failed", f"instance(s) {', '.join(gone)}/{n} ended while memory was sampled"
-        )
-        return
-    medians = sampler.medians()
-    if _AVAILABLE not in medians or "pss_bytes" not in medians:
-        why = sampler.error or "an instance was gone"
-        _fail(outcome, "failed", f"no complete memory sample of all {n} instances: {why}")
-        return
-    window = f"median of {len(sampler.samples)} samples at {hz:g} Hz after a {SETTLE_S:g} s settle"
+    medians, window = sample_memory(instances, sample_s, hz, full_every=1, with_host=True)
+    if MEM_AVAILABLE not in medians or "pss_bytes" not in medians:
+        raise TrialStopped("failed", f"no complete memory sample of all {n} instances (no PSS)")
+    window += f" after a {SETTLE_S:g} s settle"
     outcome.measurements.append(
         Measurement(
             "host_used_delta_bytes",
-            available_before - medians.pop(_AVAILABLE),
+            available_before - medians.pop(MEM_AVAILABLE),
             f"MemAvailable before the first start minus while {n} ran ({window}); "
             "host-wide, so anything else starting or stopping meanwhile is in it",
         )
@@ -221,27 +187,6 @@ def _note_drift(outcome: TrialOutcome, before: int, after: int) -> None:
                 "vs before (drift: other activity or memory not yet returned)"
             )
             outcome.measurements[k] = replace(m, detail=m.detail + drift)
-
-
-def _sum_memory(instances: list[Instance], full: bool = True) -> dict[str, int]:
-    """One sample: each metric summed over all instances (only metrics every instance has)."""
-    total: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    for instance in instances:
-        sample = instance.memory(full)
-        if not sample:
-            raise RuntimeError("an instance had no memory to read (gone?)")
-        for metric, value in sample.items():
-            total[metric] = total.get(metric, 0) + value
-            counts[metric] = counts.get(metric, 0) + 1
-    summed = {k: v for k, v in total.items() if counts[k] == len(instances)}
-    summed[_AVAILABLE] = mem_available_bytes()
-    return summed
-
-
-def _fail(outcome: TrialOutcome, status: str, detail: str) -> TrialOutcome:
-    outcome.status, outcome.detail = status, detail
-    return outcome
 
 
 def _mib(value: float) -> str:

@@ -1,17 +1,37 @@
-"""One trial: launch an instance, time it to READY, then exit or sample memory, then stop it.
+"""One trial: launch N instances (N = 1 for a single trial), time each to READY, measure, stop.
 
-The measuring protocol is the same for every backend; only the Instance differs. The ready
-clock starts just before ``Instance.start`` and stops when the READY line's bytes are read.
+``launched`` is the one launch path for every backend and every N: it creates the instances,
+starts them back to back, waits for each READY line, and stops them all however the trial
+ends (done, failed, timed out, Ctrl-C). Each ready clock starts just before that instance's
+``start`` and stops when its READY line's bytes are read. What is measured once they are
+ready is the trial's own: ``run_trial`` (one instance: its facts, then its exit or its
+memory) and ``density.run_density`` (N idle instances: their memory together).
+
+A trial that cannot go on raises ``TrialStopped`` (failed or timeout, with the reason) and
+``ForeignArchRefused`` when a foreign-architecture guest could not execute at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 from bench import compat
-from bench.backends.base import Backend, BackendError, LaunchSpec, Prepared
-from bench.measure import DONE, READY, MemorySampler, now_ns, seconds_between
+from bench.backends.base import Backend, BackendError, Instance, LaunchSpec, Prepared
+from bench.measure import (
+    DONE,
+    READY,
+    ConsoleLine,
+    MemorySampler,
+    mem_available_bytes,
+    now_ns,
+    seconds_between,
+)
+
+SINGLE_HZ = 20.0  # one instance: RSS at 20 Hz, USS and PSS every 10th tick (2 Hz)
+MEM_AVAILABLE = "mem_available"  # the host's MemAvailable, sampled beside the instances
 
 
 @dataclass(frozen=True)
@@ -23,11 +43,118 @@ class Measurement:
 
 @dataclass
 class TrialOutcome:
-    status: str  # ok | failed | timeout | interrupted
+    status: str  # ok | failed | timeout | interrupted | unsupported
     detail: str = ""
-    accel: str = "none"
+    accel: str = ""  # empty: not known (the runner writes the engine's unknown_accel)
     measurements: list[Measurement] = field(default_factory=list)
     ready_fields: dict[str, str] = field(default_factory=dict)
+
+
+class TrialStopped(Exception):
+    """The trial cannot go on: ``status`` (failed | timeout) and why, in one line."""
+
+    def __init__(self, status: str, detail: str, accel: str = "") -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.accel = status, detail, accel
+
+
+class ForeignArchRefused(Exception):
+    """A foreign-architecture guest the engine could not execute (``exec format error``):
+    an expected result, the fact ``runs_foreign_arch`` = 0, not a failure."""
+
+    def __init__(self, measurement: Measurement, accel: str) -> None:
+        super().__init__(measurement.detail)
+        self.measurement, self.accel = measurement, accel
+
+
+@dataclass
+class Launched:
+    """Instances that all printed READY, with the host clock of each start and READY line."""
+
+    instances: list[Instance]
+    start_ns: list[int]  # just before each instance's start
+    ready: list[ConsoleLine]
+    deadline_ns: int  # the first start + the trial's timeout
+
+    @property
+    def accel(self) -> str:
+        return self.instances[0].accel
+
+    def ready_s(self, k: int) -> float:
+        return seconds_between(self.start_ns[k], self.ready[k].t_ns)
+
+    def all_ready_s(self) -> float:
+        """From just before the first start to the last READY."""
+        return seconds_between(self.start_ns[0], max(line.t_ns for line in self.ready))
+
+
+@contextlib.contextmanager
+def launched(
+    backend: Backend, prepared: Prepared, spec: LaunchSpec, n: int, timeout_s: float
+) -> Iterator[Launched]:
+    """Create ``n`` instances, start them back to back, wait for each READY (TrialStopped if
+    one fails or times out); every instance is stopped on leaving, in reverse order."""
+    with contextlib.ExitStack() as stack:
+        instances: list[Instance] = []
+        for k in range(n):
+            name = spec.name if n == 1 else f"{spec.name}-{k + 1}"
+            try:
+                instance = backend.create(prepared, replace(spec, name=name))
+            except BackendError as e:
+                accel = instances[0].accel if instances else ""
+                raise TrialStopped("failed", f"{_which(k, n)}{e}", accel) from None
+            stack.enter_context(instance)
+            instances.append(instance)
+        accel = instances[0].accel
+        start_ns: list[int] = []
+        for k, instance in enumerate(instances):
+            start_ns.append(now_ns())
+            try:
+                instance.start()
+            except BackendError as e:
+                _refused(prepared, str(e), accel)
+                raise TrialStopped("failed", f"{_which(k, n)}{e}", accel) from None
+        deadline_ns = start_ns[0] + int(timeout_s * 1e9)
+        ready: list[ConsoleLine] = []
+        for k, instance in enumerate(instances):
+            ready.append(_wait_ready(instance, deadline_ns, timeout_s, prepared, k, n, len(ready)))
+        yield Launched(instances, start_ns, ready, deadline_ns)
+
+
+def _wait_ready(
+    instance: Instance,
+    deadline_ns: int,
+    timeout_s: float,
+    prepared: Prepared,
+    k: int,
+    n: int,
+    ready_so_far: int,
+) -> ConsoleLine:
+    assert instance.console is not None, "an instance has a console once started"
+    line = instance.console.wait_for(READY, deadline_ns)
+    if line is not None:
+        return line
+    tail = instance.console.tail()
+    so_far = f" ({ready_so_far} ready so far)" if n > 1 else ""
+    if instance.console.ended:
+        _refused(prepared, tail, instance.accel)
+        why = f"{_which(k, n)}guest output ended before READY{so_far}: {tail}"
+        raise TrialStopped("failed", why, instance.accel)
+    why = f"{_which(k, n)}no READY line within {timeout_s:g} s{so_far}; last output: {tail}"
+    raise TrialStopped("timeout", why, instance.accel)
+
+
+def _which(k: int, n: int) -> str:
+    return f"instance {k + 1}/{n}: " if n > 1 else ""
+
+
+def _refused(prepared: Prepared, evidence: str, accel: str) -> None:
+    """ForeignArchRefused if a foreign guest's engine output shows it could not execute."""
+    if not compat.is_foreign(prepared.guest.arch):
+        return
+    fact = compat.foreign_arch_refused(prepared.guest.arch, evidence)
+    if fact is not None:
+        raise ForeignArchRefused(Measurement("runs_foreign_arch", *fact), accel)
 
 
 def run_trial(
@@ -37,102 +164,103 @@ def run_trial(
     timeout_s: float,
     memory_sample_s: float,
     host_kernel: str,
-    sample_hz: float = 20.0,
+    sample_hz: float = SINGLE_HZ,
 ) -> TrialOutcome:
     """Measure one instance; never leaves it running, whatever happens (also on Ctrl-C).
 
-    A foreign-architecture guest that cannot execute (``exec format error``) is an expected
-    result, ``runs_foreign_arch`` = 0 with status ok, not a failed trial.
+    Workload ``ready``: ready_s, the guest's facts, then exit_s; ``idle``: ready_s, the facts,
+    then the median memory over ``memory_sample_s``.
     """
-    outcome = TrialOutcome(status="ok")
-    foreign = compat.is_foreign(prepared.guest.arch)
+    outcome = TrialOutcome("ok")
     try:
-        instance = backend.create(prepared, spec)
-    except BackendError as e:
-        return TrialOutcome("failed", str(e))
-    outcome.accel = instance.accel
-    with instance:  # stops and removes it on every way out
-        start_ns = now_ns()
-        deadline_ns = start_ns + int(timeout_s * 1e9)
-        try:
-            instance.start()
-        except BackendError as e:
-            return _refused(prepared, str(e), instance.accel) or TrialOutcome(
-                "failed", str(e), instance.accel
-            )
-        assert instance.console is not None
-        ready = instance.console.wait_for(READY, deadline_ns)
-        if ready is None:
-            if instance.console.ended:
-                refused = _refused(prepared, instance.console.tail(), instance.accel)
-                if refused:
-                    return refused
-                why = f"guest output ended before READY: {instance.console.tail()}"
-                return TrialOutcome("failed", why, instance.accel)
-            why = f"no READY line within {timeout_s:g} s; last output: {instance.console.tail()}"
-            return TrialOutcome("timeout", why, instance.accel)
-        fields = ready.fields()
-        outcome.ready_fields = fields
-        described = " ".join(
-            w for w in (instance.describe(), f"guest_init={fields.get('init', '?')}") if w
-        )
-        outcome.measurements.append(
-            Measurement("ready_s", seconds_between(start_ns, ready.t_ns), described)
-        )
-        for metric, seconds in instance.extra_timings().items():
-            outcome.measurements.append(Measurement(metric, seconds, described))
-        if "uptime" in fields and instance.accel != "none":
-            # A container's /proc/uptime is the host kernel's: only a VM has an uptime of its own.
-            outcome.measurements.append(Measurement("guest_uptime_s", float(fields["uptime"])))
-        kernel = compat.kernel_fact(fields, host_kernel)
-        if kernel is not None:
-            outcome.measurements.append(Measurement("kernel_matches_host", *kernel))
-        if foreign:
-            ran = compat.foreign_arch_ran(
-                prepared.guest.arch, fields, container=instance.accel == "none"
-            )
-            outcome.measurements.append(Measurement("runs_foreign_arch", *ran))
-        if spec.workload == "ready":
-            _measure_exit(instance, start_ns, deadline_ns, outcome)
-        elif spec.workload == "idle":
-            _measure_memory(instance, memory_sample_s, sample_hz, outcome)
+        with launched(backend, prepared, spec, 1, timeout_s) as group:
+            outcome.accel = group.accel
+            _ready_facts(backend, prepared, group, host_kernel, outcome)
+            if spec.workload == "ready":
+                _measure_exit(group, outcome)
+            elif spec.workload == "idle":
+                medians, detail = sample_memory(group.instances, memory_sample_s, sample_hz)
+                outcome.measurements += [
+                    Measurement(metric, value, detail) for metric, value in medians.items()
+                ]
+    except TrialStopped as e:
+        outcome.status, outcome.detail = e.status, e.detail
+        outcome.accel = outcome.accel or e.accel
+    except ForeignArchRefused as e:
+        return TrialOutcome("ok", accel=e.accel, measurements=[e.measurement])
     return outcome
 
 
-def _refused(prepared: Prepared, evidence: str, accel: str) -> TrialOutcome | None:
-    """A foreign guest that the engine could not execute: the fact 0, an ok outcome."""
-    if not compat.is_foreign(prepared.guest.arch):
-        return None
-    fact = compat.foreign_arch_refused(prepared.guest.arch, evidence)
-    if fact is None:
-        return None
-    return TrialOutcome("ok", accel=accel, measurements=[Measurement("runs_foreign_arch", *fact)])
+def _ready_facts(
+    backend: Backend, prepared: Prepared, group: Launched, host_kernel: str, outcome: TrialOutcome
+) -> None:
+    """ready_s and what the READY line says: uptime (a VM's own), kernel, architecture."""
+    instance, fields = group.instances[0], group.ready[0].fields()
+    outcome.ready_fields = fields
+    described = " ".join(
+        w for w in (instance.describe(), f"guest_init={fields.get('init', '?')}") if w
+    )
+    outcome.measurements.append(Measurement("ready_s", group.ready_s(0), described))
+    for metric, seconds in instance.extra_timings().items():
+        outcome.measurements.append(Measurement(metric, seconds, described))
+    shared_kernel = backend.shares_host_kernel()
+    if "uptime" in fields and not shared_kernel:
+        # A container's /proc/uptime is the host kernel's: only a VM has an uptime of its own.
+        outcome.measurements.append(Measurement("guest_uptime_s", float(fields["uptime"])))
+    kernel = compat.kernel_fact(fields, host_kernel)
+    if kernel is not None:
+        outcome.measurements.append(Measurement("kernel_matches_host", *kernel))
+    if compat.is_foreign(prepared.guest.arch):
+        ran = compat.foreign_arch_ran(prepared.guest.arch, fields, container=shared_kernel)
+        outcome.measurements.append(Measurement("runs_foreign_arch", *ran))
 
 
-def _measure_exit(instance, start_ns: int, deadline_ns: int, outcome: TrialOutcome) -> None:
+def _measure_exit(group: Launched, outcome: TrialOutcome) -> None:
+    """exit_s: launch to the instance's end after its DONE line (workload ``ready``)."""
+    instance = group.instances[0]
     assert instance.console is not None
-    if instance.console.wait_for(DONE, deadline_ns) is None:
-        outcome.status, outcome.detail = "timeout", "READY seen but no DONE line before the timeout"
-        return
-    if not instance.wait_exited(max(0.0, (deadline_ns - now_ns()) / 1e9)):
-        outcome.status, outcome.detail = (
-            "timeout",
-            "DONE seen but the instance did not exit in time",
-        )
-        return
-    outcome.measurements.append(Measurement("exit_s", seconds_between(start_ns, now_ns())))
+    if instance.console.wait_for(DONE, group.deadline_ns) is None:
+        raise TrialStopped("timeout", "READY seen but no DONE line before the timeout")
+    if not instance.wait_exited(max(0.0, (group.deadline_ns - now_ns()) / 1e9)):
+        raise TrialStopped("timeout", "DONE seen but the instance did not exit in time")
+    outcome.measurements.append(Measurement("exit_s", seconds_between(group.start_ns[0], now_ns())))
 
 
-def _measure_memory(instance, sample_s: float, hz: float, outcome: TrialOutcome) -> None:
-    with MemorySampler(instance.memory, hz=hz) as sampler:
-        stop_at = now_ns() + int(sample_s * 1e9)
-        while now_ns() < stop_at and not (instance.console and instance.console.ended):
-            time.sleep(min(0.2, max(0.0, (stop_at - now_ns()) / 1e9)))
+def sample_memory(
+    instances: list[Instance],
+    seconds: float,
+    hz: float,
+    full_every: int = 10,
+    with_host: bool = False,
+) -> tuple[dict[str, float], str]:
+    """Each metric summed over ``instances`` (only metrics every one of them has), sampled
+    at ``hz`` for ``seconds``, as medians; with ``with_host`` also MemAvailable under
+    ``MEM_AVAILABLE``. TrialStopped if an instance ends meanwhile or nothing could be read."""
+
+    def summed(full: bool) -> dict[str, int]:
+        samples = [instance.memory(full) for instance in instances]
+        if not all(samples):
+            raise RuntimeError("an instance had no memory to read (gone?)")
+        common = set.intersection(*(set(s) for s in samples))
+        total = {metric: sum(s[metric] for s in samples) for metric in common}
+        if with_host:
+            total[MEM_AVAILABLE] = mem_available_bytes()
+        return total
+
+    def any_ended() -> bool:
+        return any(i.console is not None and i.console.ended for i in instances)
+
+    with MemorySampler(summed, hz=hz, full_every=full_every) as sampler:
+        stop_at = now_ns() + int(seconds * 1e9)
+        while now_ns() < stop_at and not any_ended():
+            time.sleep(min(0.1, max(0.0, (stop_at - now_ns()) / 1e9)))
+    n = len(instances)
+    gone = [str(k + 1) for k, i in enumerate(instances) if i.console and i.console.ended]
+    if gone:
+        which = f"instance(s) {', '.join(gone)}/{n}" if n > 1 else "the instance"
+        raise TrialStopped("failed", f"{which} ended while memory was sampled")
     medians = sampler.medians()
     if not medians:
-        outcome.status = "failed"
-        outcome.detail = f"no memory sample could be taken: {sampler.error or 'instance gone'}"
-        return
-    detail = f"median of {len(sampler.samples)} samples at {hz:g} Hz"
-    for metric, value in medians.items():
-        outcome.measurements.append(Measurement(metric, value, detail))
+        why = sampler.error or "instance gone"
+        raise TrialStopped("failed", f"no memory sample could be taken: {why}")
+    return medians, f"median of {len(sampler.samples)} samples at {hz:g} Hz"

@@ -162,6 +162,7 @@ def _then_block(lines):
 
 class FakeBackend(Backend):
     name = "fake"
+    kind = "vm"
 
     def __init__(self, ready_pattern):
         self.ready_pattern = ready_pattern

@@ -1,6 +1,7 @@
 """Runner logic against a fake backend boundary (the real engines are in test_*_backend.py)."""
 
 import itertools
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,26 @@ from bench.scenario import load
 
 
 class FakeInstance(Instance):
-    def __init__(self, lines, accel):
+    """Prints ``lines``; with the ``ready`` workload it then exits, with ``idle`` it prints
+    no DONE and its console stays open until it is stopped, like a real guest."""
+
+    def __init__(self, lines, accel, workload="ready"):
         self.lines = lines
         self.accel = accel
+        self.workload = workload
         self.stopped = False
+        self._gone = threading.Event()
 
     def start(self):
-        self.console = ConsoleWatcher(iter(self.lines))
+        self.console = ConsoleWatcher(self._output())
+
+    def _output(self):
+        if self.workload == "ready":
+            yield from self.lines
+            return
+        yield from (line for line in self.lines if b"VMBENCH DONE" not in line)
+        if self.lines:  # a guest with no output at all is one that ended at once
+            self._gone.wait()
 
     def memory(self, full=True):
         return {"pss_bytes": 1000, "rss_bytes": 2000, "uss_bytes": 900}
@@ -31,11 +45,13 @@ class FakeInstance(Instance):
 
     def stop(self):
         self.stopped = True
+        self._gone.set()
 
 
 class FakeBackend(Backend):
     def __init__(self, name, lines, built_now=True):
         self.name = name
+        self.kind = "container" if name == "docker" else "vm"
         self.lines = lines
         self.built_now = built_now
         self.instances = []
@@ -48,7 +64,7 @@ class FakeBackend(Backend):
 
     def create(self, prepared, spec):
         accel = "none" if self.name == "docker" else "tcg"
-        instance = FakeInstance(self.lines, accel)
+        instance = FakeInstance(self.lines, accel, spec.workload)
         self.instances.append(instance)
         return instance
 

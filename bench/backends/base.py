@@ -138,15 +138,13 @@ class Backend(ABC):
         """``given`` options completed with this engine's declared defaults."""
         return {**{key: option.default for key, option in cls.options.items()}, **given}
 
-    @classmethod
-    def shares_host_kernel(cls) -> bool:
-        return cls.kind in SHARED_KERNEL_KINDS
+    def shares_host_kernel(self) -> bool:
+        return self.kind in SHARED_KERNEL_KINDS
 
-    @classmethod
-    def unknown_accel(cls) -> str:
+    def unknown_accel(self) -> str:
         """What a row says before the accelerator is known: a container has none; a VM's
         is ``unknown`` (never ``none``: the report must not take it for proven hardware)."""
-        return "none" if cls.shares_host_kernel() else "unknown"
+        return "none" if self.shares_host_kernel() else "unknown"
 
     @abstractmethod
     def availability(self) -> Availability:
