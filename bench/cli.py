@@ -13,15 +13,25 @@ import json
 import os
 import secrets
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from bench import host, liveness, scenario, signals
 from bench.backends import engine_names
 from bench.options import hint
 from bench.results import ResultsWriteError, ResultWriter, check_run_id
+from bench.runner import PlannedTrial, RunConfig, Runner, RunStats, effective
+from bench.trial import TrialOutcome
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
@@ -215,9 +225,58 @@ def new_run_id(host_id: str) -> str:
     return f"{stamp}-{host_id}-{secrets.token_hex(2)}"
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``vmbench run`` will do, every input checked before anything starts."""
+
+    config: RunConfig
+    files: list[Path]
+    scenarios: list[scenario.Scenario]
+    done: frozenset | set  # trials an earlier attempt finished (--resume)
+    results_dir: Path
+    resuming: bool
+    report: bool
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results_dir / self.config.run_id
+
+    @property
+    def csv(self) -> Path:
+        return self.run_dir / "results.csv"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    plan = _plan_run(args)
+    console.print(f"vmbench: run {plan.config.run_id} -> {plan.run_dir}", markup=False)
+    signals.install()  # Ctrl-C and SIGTERM stop the run; a second one cannot skip cleanup
+    try:
+        with liveness.hold(plan.config.run_id):  # `vmbench clean` leaves a live run alone
+            _open_run_dir(plan)
+            stats = _measure(plan)
+            _finish(plan, stats)
+    except ResultsWriteError as e:
+        console.print(
+            f"vmbench: {e}; the rows written before are kept; free space, then: "
+            f"vmbench run --resume {plan.config.run_id}",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        where = f" --results-dir {plan.results_dir}" if plan.results_dir != Path("results") else ""
+        console.print(
+            f"vmbench: interrupted; finished trials are in {plan.csv}; "
+            f"continue with: vmbench run --resume {plan.config.run_id}{where}",
+            markup=False,
+        )
+        return 130
+    return stats.exit_code
+
+
+def _plan_run(args: argparse.Namespace) -> RunPlan:
+    """The run's files, scenarios and options; bad input raises (exit 2), nothing started."""
     from bench.density import check_host_memory
-    from bench.runner import RunConfig, effective
 
     if args.cold and os.geteuid() != 0:
         raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
@@ -232,105 +291,104 @@ def cmd_run(args: argparse.Namespace) -> int:
             "quick": args.quick,
             "cold": args.cold,
         }
-    scenarios = load_scenarios(files)  # all bad input is refused here, before anything starts
+    scenarios = load_scenarios(files)
     host_id = host.host_id()
     config = RunConfig(run_id=run_id or new_run_id(host_id), host_id=host_id, **config_args)
-    # Before anything starts: a density size this host cannot hold is bad input (exit 2).
+    # A density size this host cannot hold is bad input too.
     check_host_memory(effective(s, config) for s in scenarios)
-    run_dir = results_dir / config.run_id
-    console.print(f"vmbench: run {config.run_id} -> {run_dir}", markup=False)
-
-    signals.install()  # Ctrl-C and SIGTERM stop the run; a second one cannot skip cleanup
-    try:
-        with liveness.hold(config.run_id):  # `vmbench clean` leaves a live run alone
-            return _run(args, config, files, scenarios, run_dir, results_dir, done)
-    except ResultsWriteError as e:
-        console.print(
-            f"vmbench: {e}; the rows written before are kept; free space, then: "
-            f"vmbench run --resume {config.run_id}",
-            markup=False,
-            highlight=False,
-        )
-        return EXIT_FAILURES
+    return RunPlan(
+        config, files, scenarios, done, results_dir, bool(args.resume), not args.no_report
+    )
 
 
-def _run(args, config, files, scenarios, run_dir: Path, results_dir: Path, done) -> int:
-    from bench.runner import Runner
-    from bench.summary import summary_table
+def _open_run_dir(plan: RunPlan) -> None:
+    """A new run writes its record (what --resume needs); a resumed one first removes what
+    its interrupted attempt left running (this run holds the lock now)."""
+    if not plan.resuming:
+        _write_run_record(plan.run_dir, plan.config, plan.files, plan.scenarios)
+        return
+    from bench.cleanup import clean
 
-    if args.resume:
-        from bench.cleanup import clean
+    for line in clean(plan.config.run_id, own_run=plan.config.run_id).removed:
+        console.print(f"vmbench: removed {line} (left by the earlier attempt)", markup=False)
 
-        # What the interrupted attempt left running (this run holds the lock now).
-        for line in clean(config.run_id, own_run=config.run_id).removed:
-            console.print(f"vmbench: removed {line} (left by the earlier attempt)", markup=False)
-    else:
-        _write_run_record(run_dir, config, files, scenarios)
-    with ResultWriter(run_dir / "results.csv") as writer, _progress() as progress:
-        skipped: set[str] = set()
 
-        def on_trial(trial, outcome):
-            label = f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
-            down = runner.stats.down.get(trial.backend)
-            if down and outcome is not None and outcome.status == "failed":
-                if trial.backend not in skipped:  # one line for an engine that died mid-run
-                    skipped.add(trial.backend)
-                    progress.console.print(
-                        f"vmbench: backend {trial.backend} stopped working: {down}; its "
-                        "remaining trials are written as failed, the other backends go on",
-                        markup=False,
-                    )
-            elif outcome is not None and outcome.status == "unsupported":
-                if trial.backend not in skipped:  # one line per backend, not per trial
-                    skipped.add(trial.backend)
-                    progress.console.print(
-                        f"vmbench: backend {trial.backend} skipped: "
-                        f"{runner.stats.unavailable.get(trial.backend, outcome.detail)}",
-                        markup=False,
-                    )
-            elif outcome is not None and outcome.status != "ok":
-                progress.console.print(
-                    f"  {label}: {outcome.status}: {outcome.detail}", markup=False
-                )
-            progress.update(task, advance=1, description=label)
-
-        runner = Runner(config, writer, on_trial, done=done)
-        total = len(runner.pending(scenarios))
-        task = progress.add_task("starting", total=total)
-        progress.console.print(
-            f"vmbench: {len(scenarios)} scenario(s), {total} trials"
-            + (f" still to do ({len(done)} done before)" if args.resume else ""),
-            markup=False,
-        )
-        _write_host(run_dir, {"run_id": config.run_id})
+def _measure(plan: RunPlan) -> RunStats:
+    """Every pending trial, its rows appended to the CSV as it ends, progress on the terminal."""
+    with ResultWriter(plan.csv) as writer, _progress() as progress:
+        display = TrialDisplay(progress)
+        runner = Runner(plan.config, writer, display.trial_done, done=plan.done)
+        total = len(runner.pending(plan.scenarios))
+        before = f" still to do ({len(plan.done)} done before)" if plan.resuming else ""
+        display.start(total, f"vmbench: {len(plan.scenarios)} scenario(s), {total} trials{before}")
+        _write_host(plan.run_dir, {"run_id": plan.config.run_id})
         try:
-            stats = runner.run(scenarios)
+            return runner.run(plan.scenarios)
         except KeyboardInterrupt:
             progress.stop()
-            console.print(
-                f"vmbench: interrupted; finished trials are in {run_dir / 'results.csv'}; "
-                f"continue with: vmbench run --resume {config.run_id}"
-                + (f" --results-dir {results_dir}" if results_dir != Path("results") else ""),
-                markup=False,
-            )
-            return 130
+            raise
+
+
+def _finish(plan: RunPlan, stats: RunStats) -> None:
+    """host.json with the accelerators that ran, the summary, the report, the last line."""
+    from bench.summary import summary_table
+
     with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
-        _write_host(run_dir, {"run_id": config.run_id, "accel": stats.accels})
-    out.print(summary_table(run_dir / "results.csv"))
-    if not args.no_report:
+        _write_host(plan.run_dir, {"run_id": plan.config.run_id, "accel": stats.accels})
+    out.print(summary_table(plan.csv))
+    if plan.report:
         try:
-            _write_report([run_dir / "results.csv"], run_dir / "report", deck=True)
+            _write_report([plan.csv], plan.run_dir / "report", deck=True)
         except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
             console.print(f"vmbench: no report: {e}", markup=False)
-    skipped_note = (
-        f", backends skipped: {', '.join(sorted(stats.unavailable))}" if stats.unavailable else ""
-    )
+    skipped = ", ".join(sorted(stats.unavailable))
     console.print(
-        f"vmbench: {stats.ok} trials ok, {stats.failed} failed{skipped_note}; "
-        f"results: {run_dir / 'results.csv'}",
+        f"vmbench: {stats.ok} trials ok, {stats.failed} failed"
+        + (f", backends skipped: {skipped}" if skipped else "")
+        + f"; results: {plan.csv}",
         markup=False,
     )
-    return EXIT_FAILURES if stats.failed or stats.unavailable else EXIT_OK
+
+
+class TrialDisplay:
+    """The progress bar, and a line for each trial that did not end ok: one per backend that
+    was skipped or stopped working, one per other failure. Called after each trial's rows
+    are written, never while a trial measures."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.told: set[str] = set()  # backends already reported as skipped or stopped
+
+    def start(self, total: int, line: str) -> None:
+        self.task = self.progress.add_task("starting", total=total)
+        self.progress.console.print(line, markup=False)
+
+    def trial_done(self, trial: PlannedTrial, outcome: TrialOutcome, stats: RunStats) -> None:
+        label = (
+            f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
+        )
+        line = self._line(trial.backend, label, outcome, stats)
+        if line:
+            self.progress.console.print(line, markup=False)
+        assert self.task is not None
+        self.progress.update(self.task, advance=1, description=label)
+
+    def _line(self, backend: str, label: str, outcome: TrialOutcome, stats: RunStats) -> str:
+        down = stats.down.get(backend) if outcome.status == "failed" else None
+        if down or outcome.status == "unsupported":
+            if backend in self.told:
+                return ""
+            self.told.add(backend)
+            if down:
+                return (
+                    f"vmbench: backend {backend} stopped working: {down}; its remaining "
+                    "trials are written as failed, the other backends go on"
+                )
+            return f"vmbench: backend {backend} skipped: {stats.unavailable.get(backend, outcome.detail)}"
+        if outcome.status != "ok":
+            return f"  {label}: {outcome.status}: {outcome.detail}"
+        return ""
 
 
 RUN_RECORD = "run.json"

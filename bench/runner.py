@@ -1,7 +1,9 @@
 """Trials: build once, warm up, repeat, interleave backends, write every outcome as rows.
 
-The runner knows trials and rows, not engines: it asks a Backend to prepare and create
-instances and hands each one to ``trial.run_trial``.
+The runner knows trials and rows, not engines: it asks a Backend to prepare images and
+hands them to ``trial.run_trial`` (one instance) or ``density.run_density`` (N at once).
+What cannot run travels as exceptions (EngineUnavailable, EngineDown, GuestBuildError and the
+backends' BackendError/BackendUnsupported), each written as the trial's rows.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class RunStats:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """The run's exit code: 1 when a trial failed or a backend could not run here."""
+        return 1 if self.failed or self.unavailable else 0
 
 
 def effective(scenario: Scenario, config: RunConfig) -> Scenario:
@@ -150,81 +153,108 @@ def plan(scenario: Scenario) -> Iterator[PlannedTrial]:
                         )
 
 
+class EngineUnavailable(BackendUnsupported):
+    """The engine cannot run on this host at all (``vmbench doctor`` says why): its trials
+    are ``unsupported`` rows, and the run exits 1."""
+
+
+class EngineDown(BackendError):
+    """The engine stopped answering earlier in this run: its remaining trials fail at once."""
+
+
+class GuestBuildError(Exception):
+    """A guest could not be built: every trial on it fails with this reason."""
+
+
+@dataclass
+class InFlight:
+    """The trial being run, until its rows are written (Ctrl-C writes it as interrupted)."""
+
+    trial: PlannedTrial
+    started_at: str  # when the trial started: the same for every row of it
+    accel: str = ""  # once known
+
+
+OnTrial = Callable[[PlannedTrial, TrialOutcome, RunStats], None]
+
+
 class Runner:
     def __init__(
         self,
         config: RunConfig,
         writer: ResultWriter,
-        on_trial: Callable[[PlannedTrial, TrialOutcome | None], None] = lambda t, o: None,
+        on_trial: OnTrial = lambda trial, outcome, stats: None,
         done: set[TrialKey] | frozenset[TrialKey] = frozenset(),
     ) -> None:
         self.config = config
         self.done = done  # trials (and builds) an earlier attempt of this run finished
         self.writer = writer
-        self.on_trial = on_trial
+        self.on_trial = on_trial  # called after each trial's rows are written
         self.stats = RunStats()
         self.host_kernel = platform.release()
-        self._backends: dict[str, Backend] = {}
-        self._guests: dict[str, Guest | str] = {}  # a str is the reason it could not be built
-        self._prepared: dict[tuple[str, str], Prepared | str] = {}
-        self._fresh: set[tuple[str, str]] = set()
-        self._unsupported_pairs: set[tuple[str, str]] = (
-            set()
-        )  # (guest, backend) it cannot run  # (guest, backend) whose next trial is cold
+        self._backends: dict[str, Backend] = {}  # every engine made, usable or not
+        self._guests: dict[str, Guest | GuestBuildError] = {}
+        self._prepared: dict[tuple[str, str], Prepared | BackendError | GuestBuildError] = {}
+        self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
         self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
-        self._in_flight: tuple[PlannedTrial, str] | None = None  # trial and accel, until written
+        self._in_flight: InFlight | None = None
         self._memory_guard = MemoryGuard()  # density: per-instance cost measured at smaller N
 
     # -- backends and images -------------------------------------------------------------
 
-    def backend(self, name: str) -> Backend | None:
-        if name in self.stats.unavailable:
-            return None
-        if name not in self._backends:
+    def backend(self, name: str) -> Backend:
+        """Engine ``name``, checked once per run; EngineUnavailable when it cannot run here,
+        EngineDown when it stopped answering earlier in this run."""
+        if name not in self._backends and name not in self.stats.unavailable:
             try:
-                backend = make_backend(name)
-                available = backend.availability()
+                self._backends[name] = make_backend(name)
+                available = self._backends[name].availability()
             except BackendError as e:
                 self.stats.unavailable[name] = str(e)
-                return None
-            if not available.usable:
-                self.stats.unavailable[name] = f"{available.reason}; fix: {available.fix}"
-                return None
-            self._backends[name] = backend
+            else:
+                if not available.usable:
+                    self.stats.unavailable[name] = f"{available.reason}; fix: {available.fix}"
+        if name in self.stats.unavailable:
+            raise EngineUnavailable(self.stats.unavailable[name])
+        if name in self.stats.down:
+            raise EngineDown(self.stats.down[name])
         return self._backends[name]
 
-    def prepared(self, scenario: Scenario, guest_name: str, backend_name: str) -> Prepared | str:
+    def prepared(self, scenario: Scenario, guest_name: str, backend_name: str) -> Prepared:
+        """The backend's image of the guest, made once per run (its size rows written then).
+        What made it fail (BackendError, BackendUnsupported, GuestBuildError) is raised again
+        for every trial that asks for it."""
         key = (guest_name, backend_name)
-        if key in self._prepared:
-            return self._prepared[key]
-        guest = self.guest(scenario, guest_name)
+        if key not in self._prepared:
+            try:
+                self._prepared[key] = self._prepare(scenario, guest_name, backend_name)
+            except (BackendError, GuestBuildError) as e:
+                self._prepared[key] = e
+        found = self._prepared[key]
+        if isinstance(found, Exception):
+            raise found.with_traceback(None)
+        return found
+
+    def _prepare(self, scenario: Scenario, guest_name: str, backend_name: str) -> Prepared:
+        guest = self.guest(guest_name)
         backend = self._backends[backend_name]
-        if isinstance(guest, str):
-            self._prepared[key] = guest
-            return guest
+        started_at = _now()
         start = time.perf_counter()
-        try:
-            # The run id lets a backend name what it imports per run (vagrant boxes).
-            options = {**scenario.options(backend_name), "run_id": self.config.run_id}
-            prepared = backend.prepare(guest, options)
-        except BackendError as e:
-            if isinstance(e, BackendUnsupported):
-                self._unsupported_pairs.add(key)
-            self._prepared[key] = str(e)
-            return str(e)
+        # The run id lets a backend name what it imports per run (vagrant boxes).
+        options = {**scenario.options(backend_name), "run_id": self.config.run_id}
+        prepared = backend.prepare(guest, options)
         prepare_s = time.perf_counter() - start
-        self._prepared[key] = prepared
         built_now = guest.built_now or prepared.built_now
         if built_now:
-            self._fresh.add(key)
-        accel = prepared.accel
+            self._fresh.add((guest_name, backend_name))
         rootfs = SizeRecord(
             "rootfs_bytes",
             guest.rootfs_bytes,
             "rootfs",
             "apparent bytes of the userland tree; the same files in every backend's image",
         )
-        row = self._row_maker(scenario, guest_name, backend_name, accel, 1, 0, "build")
+        build = PlannedTrial(scenario, guest_name, backend_name, "", 1, 0, "build")
+        row = self._row_maker(build, prepared.accel, started_at)
         rows = [
             row(s.metric, s.value, f"artefact={s.artefact} {s.detail}".strip())
             for s in [rootfs, *prepared.sizes]
@@ -242,13 +272,17 @@ class Runner:
             self.writer.write(rows)
         return prepared
 
-    def guest(self, scenario: Scenario, name: str) -> Guest | str:
+    def guest(self, name: str) -> Guest:
+        """Guest ``name``, built (or found in the cache) once per run; GuestBuildError."""
         if name not in self._guests:
             try:
                 self._guests[name] = build_guest(name)
             except (DebError, OSError, RuntimeError, ValueError) as e:
-                self._guests[name] = f"guest {name} could not be built: {e}"
-        return self._guests[name]
+                self._guests[name] = GuestBuildError(f"guest {name} could not be built: {e}")
+        found = self._guests[name]
+        if isinstance(found, GuestBuildError):
+            raise found.with_traceback(None)
+        return found
 
     # -- trials ----------------------------------------------------------------------------
 
@@ -264,56 +298,60 @@ class Runner:
     def run(self, scenarios: list[Scenario]) -> RunStats:
         try:
             for trial in self.pending(scenarios):
-                self._in_flight = (trial, "none")
                 try:
                     self.run_one(trial)
                 except KeyboardInterrupt:
                     # Building, booting or sampling: the trial in flight gets its row.
                     if self._in_flight is not None:
-                        trial, accel = self._in_flight
-                        self._write_outcome(
-                            trial,
-                            TrialOutcome(
-                                "interrupted", "stopped by the user (Ctrl-C/SIGTERM)", accel
-                            ),
-                        )
+                        why = "stopped by the user (Ctrl-C/SIGTERM)"
+                        self._write_outcome(TrialOutcome("interrupted", why))
                     raise
         finally:
             self.close()
         return self.stats
 
     def run_one(self, trial: PlannedTrial) -> None:
-        scenario = trial.scenario
-        backend = self.backend(trial.backend)
-        if backend is None:
-            self._unsupported(trial, self.stats.unavailable[trial.backend])
+        flight = self._in_flight = InFlight(trial, _now())
+        try:
+            backend = self.backend(trial.backend)
+            prepared = self.prepared(trial.scenario, trial.guest, trial.backend)
+        except BackendUnsupported as e:  # this engine, or this guest on it, cannot run here
+            unsupported = TrialOutcome("unsupported", f"{trial.backend} not usable here: {e}")
+            self._write_outcome(unsupported, count_failure=False)
             return
-        if trial.backend in self.stats.down:  # its engine died earlier: no call, no wait
-            known = self._prepared.get((trial.guest, trial.backend))
-            accel = known.accel if isinstance(known, Prepared) else "none"
-            self._write_outcome(
-                trial, TrialOutcome("failed", self.stats.down[trial.backend], accel)
-            )
+        except EngineDown as e:  # no call, no wait
+            flight.accel = self._known_accel(trial)
+            self._write_outcome(TrialOutcome("failed", str(e)))
             return
-        prepared = self.prepared(scenario, trial.guest, trial.backend)
-        if isinstance(prepared, str) and (trial.guest, trial.backend) in self._unsupported_pairs:
-            self._unsupported(trial, prepared)
+        except (BackendError, GuestBuildError) as e:
+            self._write_outcome(self._after_failure(trial.backend, TrialOutcome("failed", str(e))))
             return
-        if isinstance(prepared, str):
-            outcome = self._after_failure(trial.backend, backend, TrialOutcome("failed", prepared))
-            self._write_outcome(trial, outcome)
-            return
-        phase = trial.phase
-        if phase != "warmup" and (trial.guest, trial.backend) in self._fresh:
-            self._fresh.discard((trial.guest, trial.backend))
-            phase = "cold"
+        flight.trial = trial = replace(trial, phase=self._phase(trial))
+        flight.accel = prepared.accel
+        outcome = self._measure(backend, prepared, trial)
+        if outcome.status == "failed":
+            outcome = self._after_failure(trial.backend, outcome)
+        # A density size the memory guard refused is not a measurement failure.
+        self._write_outcome(outcome, count_failure=outcome.status != "unsupported")
+
+    def _phase(self, trial: PlannedTrial) -> str:
+        """warmup stays warmup; the first measured trial after a fresh build (or, with --cold,
+        after dropping the page cache) is cold; the rest are warm."""
         pair = (trial.guest, trial.backend)
-        if phase != "warmup" and self.config.cold and pair not in self._dropped:
+        if trial.phase == "warmup":
+            return trial.phase
+        phase = trial.phase
+        if pair in self._fresh:
+            self._fresh.discard(pair)
+            phase = "cold"
+        if self.config.cold and pair not in self._dropped:
             self._dropped.add(pair)
             drop_page_cache()
             phase = "cold"
-        trial = replace(trial, phase=phase)
-        self._in_flight = (trial, prepared.accel)
+        return phase
+
+    def _measure(self, backend: Backend, prepared: Prepared, trial: PlannedTrial) -> TrialOutcome:
+        scenario = trial.scenario
         spec = LaunchSpec(
             run_id=self.config.run_id,
             name=f"vmbench-{self.config.run_id}-{trial.backend}-{trial.guest}-{trial.trial}",
@@ -322,7 +360,7 @@ class Runner:
         )
         try:
             if scenario.multi_instance(trial.backend):
-                outcome = run_density(
+                return run_density(
                     backend,
                     prepared,
                     spec,
@@ -332,32 +370,23 @@ class Runner:
                     self._memory_guard,
                     (scenario.name, trial.guest, trial.backend),
                 )
-            else:
-                outcome = run_trial(
-                    backend,
-                    prepared,
-                    spec,
-                    scenario.timeout_s,
-                    scenario.memory_sample_s,
-                    self.host_kernel,
-                )
-        except Exception as e:  # an engine fault fails this trial, not the run
-            outcome = TrialOutcome(
-                "failed", f"{trial.backend}: {type(e).__name__}: {e}", prepared.accel
+            return run_trial(
+                backend,
+                prepared,
+                spec,
+                scenario.timeout_s,
+                scenario.memory_sample_s,
+                self.host_kernel,
             )
-        if outcome.status == "failed":
-            outcome = self._after_failure(trial.backend, backend, outcome)
-        # A density size the memory guard refused is not a measurement failure.
-        self._write_outcome(trial, outcome, count_failure=outcome.status != "unsupported")
-        if outcome.status == "ok":
-            self.stats.accels[trial.backend] = outcome.accel
+        except Exception as e:  # an engine fault fails this trial, not the run
+            return TrialOutcome("failed", f"{trial.backend}: {type(e).__name__}: {e}")
 
-    def _after_failure(self, name: str, backend: Backend, outcome: TrialOutcome) -> TrialOutcome:
+    def _after_failure(self, name: str, outcome: TrialOutcome) -> TrialOutcome:
         """Was it the engine itself? Then this and every later trial of it say so, and those
         later ones fail at once (a dead daemon would otherwise cost each its own timeout)."""
         broken = ""
         with contextlib.suppress(Exception):  # a failing check must not end the run
-            broken = backend.health()
+            broken = self._backends[name].health()
         if not broken:
             return outcome
         self.stats.down[name] = (
@@ -366,23 +395,21 @@ class Runner:
         )
         return replace(outcome, detail=f"{self.stats.down[name]} (this trial: {outcome.detail})")
 
-    def _unsupported(self, trial: PlannedTrial, reason: str) -> None:
-        outcome = TrialOutcome("unsupported", f"{trial.backend} not usable here: {reason}", "none")
-        self._write_outcome(trial, outcome, count_failure=False)
+    def _known_accel(self, trial: PlannedTrial) -> str:
+        known = self._prepared.get((trial.guest, trial.backend))
+        return known.accel if isinstance(known, Prepared) else ""
 
-    def _write_outcome(
-        self, trial: PlannedTrial, outcome: TrialOutcome, count_failure: bool = True
-    ) -> None:
+    # -- rows ------------------------------------------------------------------------------
+
+    def _write_outcome(self, outcome: TrialOutcome, count_failure: bool = True) -> None:
+        """The in-flight trial's rows: one per measurement, plus a ``trial`` row saying why
+        when it did not end ok."""
+        assert self._in_flight is not None
+        flight = self._in_flight
+        trial = flight.trial
+        accel = self._accel(trial.backend, outcome.accel or flight.accel)
+        row = self._row_maker(trial, accel, flight.started_at)
         base = f"workload={trial.workload}"
-        row = self._row_maker(
-            trial.scenario,
-            trial.guest,
-            trial.backend,
-            outcome.accel,
-            trial.instances,
-            trial.trial,
-            trial.phase,
-        )
         rows = [
             row(m.metric, m.value, f"{base} {m.detail}".strip(), outcome.status)
             for m in outcome.measurements
@@ -393,42 +420,58 @@ class Runner:
                 self.stats.failed += 1
         else:
             self.stats.ok += 1
+            self.stats.accels[trial.backend] = accel
         self.writer.write(rows)
         self._in_flight = None
-        self.on_trial(trial, outcome)
+        self.on_trial(trial, outcome, self.stats)
 
-    def _row_maker(self, scenario, guest, backend, accel, instances, trial, phase):
+    def _accel(self, name: str, known: str) -> str:
+        """``known``, else the engine's ``unknown_accel``: never ``none`` for a VM."""
+        if known:
+            return known
+        backend = self._backends.get(name)
+        return backend.unknown_accel() if backend is not None else "unknown"
+
+    def _row_maker(self, trial: PlannedTrial, accel: str, started_at: str) -> Callable[..., Row]:
         """Rows of one trial (or one build): only metric, value, detail and status vary."""
+        accel = self._accel(trial.backend, accel)
 
         def make(metric: str, value: float | None, detail: str = "", status: str = "ok") -> Row:
             return Row(
                 run_id=self.config.run_id,
                 host_id=self.config.host_id,
-                scenario=scenario.name,
-                guest=guest,
-                backend=backend,
+                scenario=trial.scenario.name,
+                guest=trial.guest,
+                backend=trial.backend,
                 accel=accel,
-                instances=instances,
-                trial=trial,
-                phase=phase,
+                instances=trial.instances,
+                trial=trial.trial,
+                phase=trial.phase,
                 metric=metric,
                 value=value,
                 unit=unit_of(metric),
                 status=status,
                 detail=detail,
-                started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                started_at=started_at,
             )
 
         return make
 
     def close(self) -> None:
         with shielded():  # a second Ctrl-C must not skip this
-            for backend in self._backends.values():
+            for name, backend in self._backends.items():
+                if name in self.stats.unavailable:
+                    continue
                 # Best effort here; `vmbench clean` reports what is left.
                 with contextlib.suppress(Exception):
                     backend.cleanup_run(self.config.run_id)
                 with contextlib.suppress(Exception):
                     backend.close()
+
+
+def _now() -> str:
+    """Wall-clock time for the ``started_at`` column (UTC, seconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 DROP_CACHES = "/proc/sys/vm/drop_caches"

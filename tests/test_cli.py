@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench.cli import main
 from bench.results import read_rows
@@ -106,3 +107,37 @@ def test_report_of_a_csv_without_vmbench_rows_is_usage_error(tmp_path):
     result = vmbench("report", str(other))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("qemu_usable", "expected"), [(True, 0), (False, 1)], ids=["all-ok", "qemu-unavailable"]
+)
+def test_run_exits_with_the_runs_own_exit_code(
+    tmp_path,
+    monkeypatch,
+    fake_guest,  # noqa: F811
+    qemu_usable,
+    expected,
+):
+    """`vmbench run` returns RunStats.exit_code, the one place that decides it."""
+    from test_runner import OK_LINES, FakeBackend, scenario_file
+
+    from bench import runner as runner_mod
+    from bench.backends.base import Availability
+
+    class Qemu(FakeBackend):
+        def availability(self):
+            return Availability(qemu_usable, "fake", "nothing")
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": Qemu("qemu", OK_LINES)}
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    seen = []
+    real_run = runner_mod.Runner.run
+    monkeypatch.setattr(
+        runner_mod.Runner, "run", lambda self, s: seen.append(real_run(self, s)) or seen[-1]
+    )
+    results = tmp_path / "results"
+    code = main(["run", str(scenario_file(tmp_path)), "--results-dir", str(results), "--no-report"])
+    [stats] = seen
+    assert code == stats.exit_code == expected
+    assert stats.ok == (16 if qemu_usable else 8) and stats.failed == 0

@@ -1,7 +1,9 @@
 """Runner logic against a fake backend boundary (the real engines are in test_*_backend.py)."""
 
+import datetime as dt
 import itertools
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,66 @@ def test_a_guest_the_backend_cannot_run_gives_unsupported_rows_not_failures(
     assert qemu and {r["status"] for r in qemu} == {"unsupported"}
     assert "no libvirtd" in qemu[0]["detail"]
     assert {r["status"] for r in rows if r["backend"] == "docker"} == {"ok"}
+
+
+def test_an_unknown_accelerator_is_unknown_for_a_vm_and_none_only_for_a_container(
+    tmp_path, monkeypatch, fake_guest
+):
+    class Missing(FakeBackend):
+        def availability(self):
+            return Availability(False, "not installed", "install it")
+
+    class Unknown(FakeBackend):
+        """A VM whose engine never says which accelerator ran."""
+
+        def create(self, prepared, spec):
+            instance = super().create(prepared, spec)
+            instance.accel = ""
+            return instance
+
+    backends = {"docker": Missing("docker", OK_LINES), "qemu": Missing("qemu", OK_LINES)}
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    assert {r["accel"] for r in rows if r["backend"] == "docker"} == {"none"}
+    assert {r["accel"] for r in rows if r["backend"] == "qemu"} == {"unknown"}
+    assert stats.exit_code == 1 and stats.failed == 0  # a backend that cannot run: exit 1
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": Unknown("qemu", OK_LINES)}
+    (tmp_path / "results.csv").unlink()
+    _stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    qemu = [r for r in rows if r["backend"] == "qemu"]
+    assert qemu and {r["accel"] for r in qemu} == {"unknown"}
+    assert {r["accel"] for r in rows if r["backend"] == "docker"} == {"none"}
+
+
+def test_started_at_is_the_trials_start_for_every_row_of_it(tmp_path, monkeypatch, fake_guest):
+    """Trials that take 2 s: their rows say when they started, not when they were written."""
+    created: list[dt.datetime] = []
+
+    class SlowToBoot(FakeBackend):
+        def create(self, prepared, spec):
+            created.append(dt.datetime.now(dt.UTC))
+            instance = super().create(prepared, spec)
+
+            def late(output=instance._output):
+                time.sleep(2.0)
+                yield from output()
+
+            instance._output = late
+            return instance
+
+    path = tmp_path / "slow.toml"
+    path.write_text(
+        '[scenario]\nname = "slow"\nguests = ["busybox"]\nworkloads = ["ready"]\n'
+        'backends = ["qemu"]\nrepetitions = 2\nwarmup = 0\ntimeout_s = 10\n'
+    )
+    backends = {"qemu": SlowToBoot("qemu", OK_LINES)}
+    _stats, rows = run_with(tmp_path, monkeypatch, backends, path)
+    stamps: dict[str, set[str]] = {}
+    for r in rows:
+        if r["phase"] != "build":
+            stamps.setdefault(r["trial"], set()).add(r["started_at"])
+    assert sorted(stamps) == ["1", "2"] and len(rows) > 4
+    for k, trial in enumerate(sorted(stamps)):
+        [stamp] = stamps[trial]  # the same for every row of the trial
+        # Whole seconds, taken before its instance was created, not 2 s later when written.
+        assert dt.datetime.fromisoformat(stamp) <= created[k], (stamp, created[k])
