@@ -54,7 +54,9 @@ REQUIRED_COLUMNS = (
 
 PHASES = ("build", "cold", "warm", "warmup")
 STATUSES = ("ok", "failed", "timeout", "interrupted", "unsupported")
-ACCELS = ("kvm", "tcg", "virtualbox", "hvf", "none")
+# none: a container (no hypervisor); unknown: a VM whose accelerator is not known, which
+# reports never count as proven hardware virtualization.
+ACCELS = ("kvm", "tcg", "virtualbox", "hvf", "none", "unknown")
 # Where an engine sits on the isolation spectrum (DESIGN.md); the claims compare the
 # container kind with the vm kind.
 KINDS = ("container", "system-container", "microvm", "vm")

@@ -433,8 +433,11 @@ class Runner:
         return backend.unknown_accel() if backend is not None else "unknown"
 
     def _row_maker(self, trial: PlannedTrial, accel: str, started_at: str) -> Callable[..., Row]:
-        """Rows of one trial (or one build): only metric, value, detail and status vary."""
+        """Rows of one trial (or one build): only metric, value, detail and status vary.
+        Its kind is the one its engine declares."""
         accel = self._accel(trial.backend, accel)
+        backend = self._backends.get(trial.backend)
+        kind = backend.kind if backend is not None else ""
 
         def make(metric: str, value: float | None, detail: str = "", status: str = "ok") -> Row:
             return Row(
@@ -453,6 +456,7 @@ class Runner:
                 status=status,
                 detail=detail,
                 started_at=started_at,
+                kind=kind,
             )
 
         return make

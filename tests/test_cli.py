@@ -63,6 +63,7 @@ def test_run_writes_csv_host_json_and_summary(
         assert {(backend, "ready_s"), (backend, "pss_bytes"), (backend, "image_bytes")} <= ok
     accels = {r["backend"]: r["accel"] for r in rows if r["metric"] == "ready_s"}
     assert accels["docker"] == "none" and accels["qemu"] in ("kvm", "tcg")
+    assert {(r["backend"], r["kind"]) for r in rows} == {("docker", "container"), ("qemu", "vm")}
     meta = json.loads((run_dir / "host.json").read_text())
     assert meta["run_id"] == run_dir.name and meta["accel"]["qemu"] == accels["qemu"]
     assert "summary of" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The engine registry: engines are found from their modules, and a new engine declared in one
-module shows up everywhere (scenario validation, --backends, doctor, the density guard)."""
+module shows up everywhere: scenario validation, --backends, doctor, the density guard, the
+CSV's kind column and the report's classification."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench import backends, cli, scenario
 from bench.backends.base import KINDS, Backend
@@ -18,7 +20,10 @@ from bench.options import DEFAULT_MEMORY_MIB
 FAKE_ENGINE_MODULE = '''
 """fakevm: a microVM engine that exists only in this test."""
 
-from bench.backends.base import Availability, Backend, BackendError
+import threading
+
+from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
+from bench.measure import ConsoleWatcher
 from bench.options import MEMORY_MIB, Option, one_of, whole_in
 
 
@@ -33,13 +38,40 @@ class FakeVmBackend(Backend):
     estimate_mib = 64
 
     def availability(self):
-        return Availability(False, "fakevm exists only in a test", "nothing to install")
+        return Availability(True, "fakevm: a test double")
 
     def prepare(self, guest, options):
-        raise BackendError("fakevm: cannot prepare")
+        return Prepared(guest, [SizeRecord("image_bytes", 1e6, "fake")], 0.0, False)
 
     def create(self, prepared, spec):
-        raise BackendError("fakevm: cannot create")
+        return FakeVmInstance(spec.workload)
+
+
+class FakeVmInstance(Instance):
+    accel = "tcg"
+
+    def __init__(self, workload):
+        self.workload = workload
+        self.gone = threading.Event()
+
+    def start(self):
+        self.console = ConsoleWatcher(self._console())
+
+    def _console(self):
+        yield b"VMBENCH READY uptime=0.5 kernel=fake-1.0 arch=x86_64\\n"
+        if self.workload == "ready":
+            yield b"VMBENCH DONE\\n"
+            self.gone.set()
+        self.gone.wait()
+
+    def memory(self, full=True):
+        return {"rss_bytes": 3 << 20, "pss_bytes": 2 << 20, "uss_bytes": 1 << 20}
+
+    def wait_exited(self, timeout_s):
+        return self.gone.wait(timeout_s)
+
+    def stop(self):
+        self.gone.set()
 '''
 
 
@@ -136,9 +168,37 @@ def test_a_fake_engine_in_one_module_is_in_scenario_validation(tmp_path, fake_en
 def test_a_fake_engine_in_one_module_is_in_doctor_and_backends(fake_engine, capsys):
     assert cli.main(["doctor"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert lines["fakevm"].split()[1:3] == ["microvm", "no"]
-    assert "fakevm exists only in a test; fix: nothing to install" in lines["fakevm"]
+    assert lines["fakevm"].split()[1:3] == ["microvm", "yes"]
+    assert lines["fakevm"].endswith("fakevm: a test double")
     assert cli._backend_list("docker,fakevm") == ("docker", "fakevm")
+
+
+def test_a_fake_engine_in_one_module_is_classified_by_the_report(
+    tmp_path,
+    monkeypatch,
+    fake_engine,
+    fake_guest,  # noqa: F811
+):
+    """Its rows carry the kind it declares, and the reading side classifies it by that alone
+    (its name is in no list there)."""
+    from bench import dataset
+    from bench.results import ResultWriter
+    from bench.runner import RunConfig, Runner
+
+    path = write_scenario(tmp_path, 'backends = ["fakevm"]\nrepetitions = 2\nwarmup = 0')
+    csv = tmp_path / "results.csv"
+    with ResultWriter(csv) as writer:
+        stats = Runner(RunConfig("run1", "host1"), writer).run(scenario.load(path))
+    assert stats.ok == 2 and stats.exit_code == 0
+    ds = dataset.load([csv])
+    rows = ds.rows[ds.rows.backend == "fakevm"]
+    assert set(rows.kind) == {"microvm"}
+    # Its image rows come before any instance said which accelerator it runs with.
+    assert set(rows[rows.phase == "build"].accel) == {"unknown"}
+    assert set(rows[rows.phase != "build"].accel) == {"tcg"}
+    assert {"ready_s", "pss_bytes", "guest_uptime_s"} <= set(rows.metric)
+    assert dataset.kind_of("fakevm") == ""  # not from a list of names: from the CSV
+    assert not [w for w in ds.warnings if "fakevm" in w]
 
 
 def test_a_fake_engine_in_one_module_is_in_the_memory_guard(tmp_path, fake_engine):

@@ -16,14 +16,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bench import results
 from bench.compat import host_arch
 from bench.guests import Guest
 from bench.measure import ConsoleWatcher
 from bench.options import Option
 from bench.signals import shielded
 
-# The isolation spectrum, from the host's kernel to a kernel of its own (reports keep this order).
-KINDS = ("container", "system-container", "microvm", "vm")
+# The isolation spectrum, from the host's kernel to a kernel of its own: the CSV's kinds.
+KINDS = results.KINDS
 SHARED_KERNEL_KINDS = ("container", "system-container")
 # The host's Debian architecture name (amd64, arm64): a guest of another one is foreign.
 HOST_ARCH = host_arch()

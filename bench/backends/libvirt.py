@@ -134,7 +134,8 @@ def domain_type(name: str) -> str:
 
 
 def accel_of(domain_kind: str) -> str:
-    return {"qemu": "tcg", "kvm": "kvm"}.get(domain_kind, domain_kind or "none")
+    """The accelerator of a libvirt domain type; a VM's is never ``none``."""
+    return {"qemu": "tcg", "kvm": "kvm"}.get(domain_kind, domain_kind or "unknown")
 
 
 def qemu_pid(name: str) -> int | None:
