@@ -19,10 +19,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from bench import compat
-from bench.backends.base import Backend, BackendError, Instance, LaunchSpec, Prepared
+from bench.backends.base import (
+    Backend,
+    BackendError,
+    BackendUnsupported,
+    Instance,
+    LaunchSpec,
+    Prepared,
+)
 from bench.measure import (
     DONE,
-    READY,
     ConsoleLine,
     MemorySampler,
     mem_available_bytes,
@@ -51,7 +57,8 @@ class TrialOutcome:
 
 
 class TrialStopped(Exception):
-    """The trial cannot go on: ``status`` (failed | timeout) and why, in one line."""
+    """The trial cannot go on: ``status`` (failed | timeout, or unsupported when the engine
+    cannot run this here) and why, in one line."""
 
     def __init__(self, status: str, detail: str, accel: str = "") -> None:
         super().__init__(detail)
@@ -101,8 +108,9 @@ def launched(
             try:
                 instance = backend.create(prepared, replace(spec, name=name))
             except BackendError as e:
+                status = "unsupported" if isinstance(e, BackendUnsupported) else "failed"
                 accel = instances[0].accel if instances else ""
-                raise TrialStopped("failed", f"{_which(k, n)}{e}", accel) from None
+                raise TrialStopped(status, f"{_which(k, n)}{e}", accel) from None
             stack.enter_context(instance)
             instances.append(instance)
         accel = instances[0].accel
@@ -131,7 +139,7 @@ def _wait_ready(
     ready_so_far: int,
 ) -> ConsoleLine:
     assert instance.console is not None, "an instance has a console once started"
-    line = instance.console.wait_for(READY, deadline_ns)
+    line = instance.console.wait_for(instance.ready_marker, deadline_ns)
     if line is not None:
         return line
     tail = instance.console.tail()

@@ -262,3 +262,39 @@ def test_started_at_is_the_trials_start_for_every_row_of_it(tmp_path, monkeypatc
         [stamp] = stamps[trial]  # the same for every row of the trial
         # Whole seconds, taken before its instance was created, not 2 s later when written.
         assert dt.datetime.fromisoformat(stamp) <= created[k], (stamp, created[k])
+
+
+def test_an_instance_the_engine_cannot_create_here_is_unsupported_not_failed(
+    tmp_path, monkeypatch, fake_guest
+):
+    from bench.backends.base import BackendUnsupported
+
+    class NoSuchProvider(FakeBackend):
+        def create(self, prepared, spec):
+            raise BackendUnsupported("vagrant: this box needs VirtualBox")
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": NoSuchProvider("qemu", [])}
+    stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
+    trials = [r for r in rows if r["backend"] == "qemu" and r["phase"] != "build"]
+    assert trials and {r["status"] for r in trials} == {"unsupported"}
+    assert all("needs VirtualBox" in r["detail"] for r in trials)
+    assert stats.failed == 0 and stats.exit_code == 0
+
+
+def test_an_instance_is_ready_at_its_own_marker(tmp_path, monkeypatch, fake_guest):
+    """A user's box runs no vmbench workload: it is ready when its engine says so."""
+    up = b"==> default: Machine booted and ready!\n"
+
+    class OwnMarker(FakeBackend):
+        def create(self, prepared, spec):
+            instance = super().create(prepared, spec)
+            instance.ready_marker = "Machine booted and ready!"
+            return instance
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": OwnMarker("qemu", [up])}
+    path = scenario_file(tmp_path).read_text().replace('["ready", "idle"]', '["idle"]')
+    (tmp_path / "s.toml").write_text(path)
+    stats, rows = run_with(tmp_path, monkeypatch, backends, tmp_path / "s.toml")
+    ready = [r for r in rows if r["backend"] == "qemu" and r["metric"] == "ready_s"]
+    assert stats.failed == 0 and len(ready) == 4 and {r["status"] for r in ready} == {"ok"}
+    assert not [r for r in rows if r["backend"] == "qemu" and r["metric"] == "guest_uptime_s"]

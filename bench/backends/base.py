@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from bench import results
 from bench.compat import host_arch
 from bench.guests import Guest
-from bench.measure import ConsoleWatcher
+from bench.measure import READY, ConsoleWatcher
 from bench.options import Option
 from bench.signals import shielded
 
@@ -89,6 +89,9 @@ class Instance(ABC):
 
     accel: str = ""  # kvm | tcg | virtualbox | hvf; none for a container; empty: not known
     console: ConsoleWatcher | None = None
+    # The console line that means ready: the guest's own READY, unless the instance runs
+    # something else (a user's box: what its engine prints once it is up).
+    ready_marker: str = READY
 
     @abstractmethod
     def start(self) -> None:
