@@ -616,13 +616,14 @@ def cmd_guests(args: argparse.Namespace) -> int:
         out.print("no guests built yet: `vmbench run` builds them on first use")
         return EXIT_OK
     table = Table(title=f"built guests in {cache_root()}")
-    for column in ("guest folder", "from", "artefacts (bytes on disk)", "build_s"):
+    for column in ("guest folder", "from", "built by", "artefacts (bytes on disk)", "build_s"):
         table.add_column(column)
     for g in found:
         artefacts = ", ".join(f"{k} {human(v, 'B')}" for k, v in g["artefacts"].items())
         table.add_row(
             Path(g["folder"]).name,
             str(g.get("package", "")),
+            str(g.get("builder", "")),
             artefacts,
             f"{g.get('build_s', 0):.1f}",
         )

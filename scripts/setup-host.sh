@@ -19,7 +19,10 @@ APT_PACKAGES=(
   qemu-utils           # qemu-img
   cpio                 # initramfs archives
   e2fsprogs            # mkfs.ext4 -d for disk images
-  debootstrap          # the debian guest
+  debootstrap          # the debian guest, built as root
+  mmdebstrap           # the debian guest, built by a regular user (--mode=unshare)
+  uidmap               # newuidmap/newgidmap: mmdebstrap's user namespace
+  python3-venv         # `make venv` with Debian's python3 (a regular user's)
   zstd
   # Bootable disks (bench/guests/bootdisk.py), built from image files, no root or loop device:
   fdisk                # sfdisk writes the MBR/GPT partition table into the image

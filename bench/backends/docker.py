@@ -14,9 +14,7 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import tarfile
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -167,39 +165,25 @@ class DockerBackend(Backend):
         return image
 
     def _import(self, guest: Guest, tag: str):
-        """``docker import`` of a tar stream of the rootfs (GNU tar: owners, modes, hard links)."""
+        """``docker import`` of the guest's rootfs.tar (its owners, modes and hard links)."""
+        if guest.rootfs_tar is None:
+            raise BackendError(f"docker: guest {guest.name} has no rootfs.tar to import")
         repository, _, version = tag.rpartition(":")
         changes = [
             f"ENTRYPOINT {json.dumps(ENTRYPOINT)}",
             f'LABEL {LABEL}="1" vmbench.guest="{guest.name}"',
         ]
-        argv = ["tar", "--numeric-owner", "--sort=name", "-C", str(guest.rootfs), "-cf", "-", "."]
-        errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
         try:
-            tar = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+            with open(guest.rootfs_tar, "rb") as tar:
+                self.client.api.import_image_from_data(
+                    _chunks(tar), repository=repository, tag=version, changes=changes
+                )
         except OSError as e:
-            errors.close()
-            raise BackendError(f"docker: cannot run tar to import {tag}: {e.strerror}") from None
-        assert tar.stdout is not None
-        try:
-            self.client.api.import_image_from_data(
-                _chunks(tar.stdout), repository=repository, tag=version, changes=changes
-            )
-            tar.wait(timeout=60)
+            raise BackendError(f"docker: cannot read {guest.rootfs_tar}: {e.strerror}") from None
         except Exception as e:
-            raise BackendError(f"docker: importing {tag} failed: {_short(e)}") from None
-        finally:
-            if tar.poll() is None:
-                tar.kill()  # its own pid
-                tar.wait()
-            tar.stdout.close()
-            errors.seek(0)
-            stderr = errors.read().decode(errors="replace")
-            errors.close()
-        if tar.returncode != 0:
             with contextlib.suppress(Exception):
                 self.client.images.remove(tag, force=True)
-            raise BackendError(f"docker: tar of {guest.rootfs} failed: {' '.join(stderr.split())}")
+            raise BackendError(f"docker: importing {tag} failed: {_short(e)}") from None
         return self.client.images.get(tag)
 
     def _compressed_size(self, image, cache_folder: Path) -> int:

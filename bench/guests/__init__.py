@@ -38,6 +38,8 @@ class Guest:
     kernel: KernelTree
     initramfs: Path
     disk: Path | None = None
+    # The tree as a tar with the guest's owners (docker imports it); None: only rootfs/.
+    rootfs_tar: Path | None = None
     build_s: float = 0.0
     built_now: bool = False
     meta: dict = field(default_factory=dict)
@@ -82,6 +84,7 @@ def _build_debian(name: str, arch: str) -> Guest:
         kernel=kernel,
         initramfs=folder / "initramfs.gz",
         disk=folder / "disk.img",
+        rootfs_tar=folder / "rootfs.tar",
         build_s=float(meta.get("build_s", 0.0)) + (kernel.build_s if kernel.built_now else 0.0),
         built_now=bool(meta.get("built_now")) or kernel.built_now,
         meta=meta,
@@ -131,6 +134,8 @@ def built_guests() -> list[dict]:
         artefacts = {}
         if (folder / "rootfs").is_dir():
             artefacts["rootfs"] = apparent_bytes(folder / "rootfs")
+        elif "rootfs_bytes" in meta:
+            artefacts["rootfs"] = int(meta["rootfs_bytes"])
         for path in sorted(folder.iterdir()):
             if path.is_file() and not path.name.startswith(".") and path.suffix != ".json":
                 artefacts[path.name] = allocated_bytes(path)

@@ -6,6 +6,7 @@ that dies half-way leaves only a temporary folder that the next build removes.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -67,16 +68,28 @@ def cached_build(
             meta = json.loads((folder / meta_name).read_text())
             return CacheEntry(folder, False, float(meta.get("build_s", 0.0)), meta)
         tmp = folder.parent / f".{folder.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
         tmp.mkdir(parents=True)
         start = time.perf_counter()
         try:
             meta = dict(build(tmp))
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             raise
         meta["build_s"] = round(time.perf_counter() - start, 3)
         (tmp / meta_name).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
         return CacheEntry(folder, True, meta["build_s"], meta)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path``, also what a build killed inside a user namespace left there (files of
+    subordinate ids, which only such a namespace can delete)."""
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists() and os.geteuid() != 0:
+        from bench.guests import userns
+
+        with contextlib.suppress(userns.UserNamespaceUnavailable):
+            userns.remove_tree(path)
+        shutil.rmtree(path, ignore_errors=True)

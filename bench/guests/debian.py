@@ -1,22 +1,27 @@
-"""The debian guests: one debootstrap (minbase) tree, as a container image and as a VM disk.
+"""The debian guests: one minbase Debian tree, as a container image and as a VM disk.
 
 ``debian`` is plain minbase; ``debian-systemd`` adds systemd-sysv and boots systemd in the VM.
-The tree is bootstrapped once per suite, mirror and package set (cached), trimmed of apt's
-package lists and download caches, and then given the vmbench files. The VM boots that same
-tree from an ext4 disk image with the Debian kernel and a small busybox initramfs that loads
-the virtio modules from the same kernel package, mounts the disk and switches root.
+The tree is bootstrapped once per builder, suite, mirror and package set (cached as a tar),
+then trimmed of apt's package lists and download caches and given the vmbench files. Root
+bootstraps with debootstrap; a regular user with ``mmdebstrap --mode=unshare``, set up to
+make debootstrap's tree (merged /usr by symlinks, logs kept), and does every step that needs
+root as root of a user namespace (userns.py). The VM boots that same tree from an ext4 disk
+image with the Debian kernel and a small busybox initramfs that loads the virtio modules from
+the same kernel package, mounts the disk and switches root.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-from bench.guests import debs
+from bench.guests import debs, tree, userns
 from bench.guests.aptsources import debian_mirror
 from bench.guests.cache import CacheEntry, cache_root, cached_build, content_key, file_lock
 from bench.guests.files import FILES_DIR, file_bytes
@@ -24,8 +29,15 @@ from bench.guests.initramfs import write_initramfs
 from bench.guests.kernel import KernelTree
 from bench.measure import tree_allocated_bytes, tree_bytes
 
-BOOTSTRAP_VERSION = "1"
-BUILD_VERSION = "1"
+BOOTSTRAP_VERSION = "2"  # the builder's tree as tree.tar, untrimmed
+BUILD_VERSION = "2"  # rootfs.tar, disk.img, initramfs.gz; no rootfs/ folder
+# Who bootstraps the tree: root runs debootstrap, anyone else mmdebstrap in a user namespace.
+BUILDERS = {"debootstrap": "debootstrap (root)", "mmdebstrap": "mmdebstrap --mode=unshare"}
+# mmdebstrap options that make debootstrap's tree: merged /usr by symlinks (debootstrap's own
+# function) with usr-is-merged, not the usrmerge package (which pulls in perl), and the logs
+# and caches debootstrap leaves (/var/log/dpkg.log, ldconfig's aux-cache) kept.
+MMDEBSTRAP_HOOKS = Path("/usr/share/mmdebstrap/hooks/merged-usr")
+MMDEBSTRAP_OPTIONS = (f"--hook-dir={MMDEBSTRAP_HOOKS}", "--skip=cleanup/reproducible")
 VARIANT = "minbase"
 # Extra packages per flavour, on top of minbase.
 FLAVOURS: dict[str, tuple[str, ...]] = {"debian": (), "debian-systemd": ("systemd-sysv",)}
@@ -51,62 +63,105 @@ DEBOOTSTRAP_TIMEOUT_S = 1800.0
 ROOT_LABEL = "vmbench"
 
 
+def builder() -> str:
+    """The bootstrapper for this user: a key of BUILDERS."""
+    return "debootstrap" if os.geteuid() == 0 else "mmdebstrap"
+
+
 def bootstrap(arch: str, include: tuple[str, ...]) -> CacheEntry:
-    """The trimmed debootstrap tree (``<folder>/tree``) for this host's suite and mirror."""
+    """The builder's whole tree as ``<folder>/tree.tar`` (owners as in the guest) for this
+    host's suite and mirror."""
     mirror, suite = debian_mirror()
-    key = content_key(
-        [BOOTSTRAP_VERSION, suite, mirror, arch, VARIANT, ",".join(include), *TRIM_GLOBS]
-    )
+    name = builder()
+    key = content_key([BOOTSTRAP_VERSION, name, suite, mirror, arch, VARIANT, ",".join(include)])
     label = "+".join(include) or VARIANT
-    folder = cache_root() / "debootstrap" / f"{suite}-{arch}-{label}-{key}"
+    folder = cache_root() / "bootstrap" / f"{suite}-{arch}-{label}-{name}-{key}"
+    log = folder.parent / f"{folder.name}.log"
 
     def build(tmp: Path) -> dict:
-        _need_root("debootstrap")
-        tree = tmp / "tree"
-        argv = [
-            _tool("debootstrap"),
-            f"--variant={VARIANT}",
-            f"--arch={arch}",
-            "--components=main",
-            f"--cache-dir={_debs_cache()}",
-        ]
-        if include:
-            argv.append(f"--include={','.join(include)}")
-        argv += [suite, str(tree), mirror]
-        log = folder.parent / f"{folder.name}.log"
-        # The .deb cache is shared: one debootstrap at a time writes to it.
-        with file_lock(cache_root() / ".debootstrap-debs.lock"), open(log, "w") as out:
-            try:
-                proc = subprocess.run(
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    timeout=DEBOOTSTRAP_TIMEOUT_S,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise debs.DebError(
-                    f"debootstrap took longer than {DEBOOTSTRAP_TIMEOUT_S:.0f} s; log: {log}"
-                ) from None
-            finally:
-                # A debootstrap killed half-way leaves its /proc and /sys mounts in the tree;
-                # they must go before anything removes the tree.
-                unmount_under(tree)
-        if proc.returncode != 0:
-            last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
-            raise debs.DebError(f"debootstrap {suite} from {mirror} failed: {last} (log: {log})")
-        trimmed = trim(tree)
+        if name == "debootstrap":
+            _debootstrap(arch, include, suite, mirror, tmp, log)
+        else:
+            _mmdebstrap(arch, include, suite, mirror, tmp / "tree.tar", log)
         return {
             "suite": suite,
             "mirror": mirror,
             "arch": arch,
             "variant": VARIANT,
             "include": list(include),
-            "trimmed_bytes": trimmed,
-            "packages": _package_count(tree),
+            "builder": BUILDERS[name],
         }
 
     return cached_build(folder, build)
+
+
+def _debootstrap(
+    arch: str, include: tuple[str, ...], suite: str, mirror: str, tmp: Path, log: Path
+) -> None:
+    argv = [
+        _tool("debootstrap"),
+        f"--variant={VARIANT}",
+        f"--arch={arch}",
+        "--components=main",
+        f"--cache-dir={_debs_cache()}",
+    ]
+    if include:
+        argv.append(f"--include={','.join(include)}")
+    folder = tmp / "tree"
+    argv += [suite, str(folder), mirror]
+    # The .deb cache is shared: one debootstrap at a time writes to it.
+    with file_lock(cache_root() / ".debootstrap-debs.lock"):
+        try:
+            _run_logged(argv, log, f"debootstrap {suite} from {mirror}")
+        finally:
+            # A debootstrap killed half-way leaves its /proc and /sys mounts in the tree;
+            # they must go before anything removes the tree.
+            unmount_under(folder)
+    tree.write_tar(folder, tmp / "tree.tar", [])
+    shutil.rmtree(folder)
+
+
+def _mmdebstrap(
+    arch: str, include: tuple[str, ...], suite: str, mirror: str, out: Path, log: Path
+) -> None:
+    if not shutil.which("mmdebstrap") or not MMDEBSTRAP_HOOKS.is_dir():
+        raise debs.HostToolMissing(
+            "building the debian guest without root needs mmdebstrap; "
+            "fix, once as root: apt-get install mmdebstrap uidmap (make setup does)"
+        )
+    userns.check()
+    argv = [
+        "mmdebstrap",
+        "--mode=unshare",
+        f"--variant={VARIANT}",
+        f"--arch={arch}",
+        "--components=main",
+        "--format=tar",
+        *MMDEBSTRAP_OPTIONS,
+    ]
+    if include:
+        argv.append(f"--include={','.join(include)}")
+    argv += [suite, str(out), mirror]
+    _run_logged(argv, log, f"mmdebstrap {suite} from {mirror}")
+
+
+def _run_logged(argv: list[str], log: Path, what: str) -> None:
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=DEBOOTSTRAP_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise debs.DebError(
+                f"{what} took longer than {DEBOOTSTRAP_TIMEOUT_S:.0f} s; log: {log}"
+            ) from None
+    if proc.returncode != 0:
+        last = (log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise debs.DebError(f"{what} failed: {last} (log: {log})")
 
 
 def unmount_under(tree: Path) -> list[str]:
@@ -146,7 +201,8 @@ def trim(tree: Path) -> int:
 
 
 def build(name: str, arch: str, kernel: KernelTree) -> tuple[Path, dict]:
-    """Cached guest folder: rootfs/ (the tree + vmbench files), disk.img and initramfs.gz."""
+    """Cached guest folder: rootfs.tar (the tree + vmbench files, what docker imports),
+    disk.img (the same tree as ext4) and initramfs.gz."""
     include = FLAVOURS[name]
     base = bootstrap(arch, include)
     busybox = debs.candidate("busybox-static", arch)
@@ -155,24 +211,20 @@ def build(name: str, arch: str, kernel: KernelTree) -> tuple[Path, dict]:
         [
             *(BUILD_VERSION, name, base.folder.name, kernel.package.spec, busybox.spec),
             ",".join((*DISK_MODULES, *ATA_MODULES, *INITRAMFS_APPLETS)),
+            *TRIM_GLOBS,
             *files,
         ]
     )
     folder = cache_root() / "guests" / f"{name}-{arch}-{key}"
 
     def build_folder(tmp: Path) -> dict:
-        _need_root("mkfs.ext4 -d of a root-owned tree")
-        rootfs = tmp / "rootfs"
-        # Hard links: the bootstrapped tree is never written to; only new files are added.
-        _run(["cp", "-a", "--link", str(base.folder / "tree"), str(rootfs)])
-        add_vmbench_files(rootfs, name)
-        rootfs_bytes = tree_bytes(rootfs)
-        virtual = make_disk(rootfs, tmp / "disk.img")
+        made = make_tree_artefacts(base.folder / "tree.tar", name, tmp)
         make_initramfs(tmp / "initramfs-tree", tmp / "initramfs.gz", kernel, busybox)
         shutil.rmtree(tmp / "initramfs-tree")
         return {
-            "package": f"debootstrap {VARIANT} {base.meta['suite']}"
+            "package": f"{base.meta['builder'].split()[0]} {VARIANT} {base.meta['suite']}"
             + (f" +{','.join(include)}" if include else ""),
+            "builder": base.meta["builder"],
             "suite": base.meta["suite"],
             "mirror": base.meta["mirror"],
             "arch": arch,
@@ -180,8 +232,7 @@ def build(name: str, arch: str, kernel: KernelTree) -> tuple[Path, dict]:
             "bootstrap_build_s": base.build_s if base.built_now else 0.0,
             "kernel": kernel.package.spec,
             "busybox": busybox.spec,
-            "rootfs_bytes": rootfs_bytes,
-            "disk_virtual_bytes": virtual,
+            **made,
         }
 
     entry = cached_build(folder, build_folder)
@@ -192,6 +243,52 @@ def build(name: str, arch: str, kernel: KernelTree) -> tuple[Path, dict]:
     meta["boot_args"] = f"VMBENCH_ROOT_INIT={ROOT_INIT[name]}"
     meta["container_image"] = "import"
     return entry.folder, meta
+
+
+def make_tree_artefacts(tree_tar: Path, name: str, out: Path) -> dict:
+    """rootfs.tar and disk.img of the trimmed tree with the vmbench files, made as root: on
+    the host if we are root, else as root of a user namespace (a child process)."""
+    if os.geteuid() == 0:
+        return finish_tree(tree_tar, name, out)
+    entry = "import sys; from bench.guests.debian import _main; sys.exit(_main(sys.argv[1:]))"
+    argv = userns.as_root([sys.executable, "-c", entry, str(tree_tar), name, str(out)])
+    # No __pycache__ files of subordinate ids in the caller's checkout.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=1800, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise debs.DebError(f"making the {name} tree took longer than 1800 s") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise debs.DebError(f"making the {name} tree in a user namespace failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def finish_tree(tree_tar: Path, name: str, out: Path) -> dict:
+    """Unpack, trim, add the vmbench files; write disk.img and rootfs.tar into ``out``; remove
+    the unpacked tree. Runs as root (of the host or of a user namespace)."""
+    os.umask(0o022)
+    rootfs = out / "rootfs"
+    rootfs.mkdir()
+    try:
+        devices = tree.extract(tree_tar, rootfs)
+        trimmed = trim(rootfs)
+        add_vmbench_files(rootfs, name)
+        made = {
+            "trimmed_bytes": trimmed,
+            "packages": _package_count(rootfs),
+            "rootfs_bytes": tree_bytes(rootfs),
+            "disk_virtual_bytes": make_disk(rootfs, out / "disk.img"),
+        }
+        tree.add_device_nodes(out / "disk.img", devices)
+        tree.write_tar(rootfs, out / "rootfs.tar", devices)
+    finally:
+        shutil.rmtree(rootfs)
+    if os.environ.get(userns.CALLER_ID_ENV):
+        userns.chown_to_caller(out / "disk.img", out / "rootfs.tar")
+    return made
 
 
 def _guest_files(name: str) -> list[str]:
@@ -348,13 +445,6 @@ def _debs_cache() -> Path:
     return folder
 
 
-def _need_root(what: str) -> None:
-    if os.geteuid() != 0:
-        raise debs.HostToolMissing(
-            f"building the debian guest needs root ({what}); run as root, e.g. sudo vmbench run"
-        )
-
-
 def _tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if not found:
@@ -362,6 +452,14 @@ def _tool(name: str) -> str:
             f"{name} not found: run make setup (installs debootstrap, e2fsprogs)"
         )
     return found
+
+
+def _main(argv: list[str]) -> int:
+    """finish_tree(TREE_TAR, NAME, OUT) as make_tree_artefacts runs it in a user namespace;
+    prints its metadata as one JSON line."""
+    tree_tar, name, out = argv
+    print(json.dumps(finish_tree(Path(tree_tar), name, Path(out))))
+    return 0
 
 
 def _run(argv: list[str]) -> None:

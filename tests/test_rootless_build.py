@@ -1,0 +1,312 @@
+"""The Debian guest built without root: user namespaces, the tree's tar <-> folder <-> ext4
+steps, and (as a real throwaway user, under CI) the rootless tree against root's."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import engine_missing
+from lab_user import can_make_users, lab_venv, throwaway_user
+
+from bench.guests import debs, tree, userns
+
+# -- user namespaces ----------------------------------------------------------------------
+
+
+def test_subordinate_range_is_the_first_line_for_the_name_or_uid(tmp_path):
+    file = tmp_path / "subuid"
+    file.write_text("alice:100000:65536\nbob:165536:65536\n1003:231072:1000000\nbob:9:9\n")
+    assert userns.subordinate_range(file, "bob", 1002) == userns.IdRange(165536, 65536)
+    assert userns.subordinate_range(file, "carol", 1003) == userns.IdRange(231072, 1000000)
+    assert userns.subordinate_range(file, "dave", 1004) is None
+    assert userns.free_range_start(file) == 1231072
+
+
+def test_missing_range_names_the_usermod_line_with_a_free_range(tmp_path, monkeypatch):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("someone:100000:65536\n")
+    subgid.write_text("someone:100000:65536\n")
+    monkeypatch.setattr(userns, "SUBUID", subuid)
+    monkeypatch.setattr(userns, "SUBGID", subgid)
+    with pytest.raises(userns.UserNamespaceUnavailable) as caught:
+        userns.as_root(["true"])
+    message = str(caught.value)
+    assert "usermod --add-subuids 165536-231071" in message
+    assert str(subuid) in message and "no range" in message
+
+
+def test_namespace_maps_the_range_onto_root_and_the_caller_beyond_it(tmp_path, monkeypatch):
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for name in ("subuid", "subgid"):
+        (tmp_path / name).write_text(f"{me}:300000:65536\n")
+    monkeypatch.setattr(userns, "SUBUID", tmp_path / "subuid")
+    monkeypatch.setattr(userns, "SUBGID", tmp_path / "subgid")
+    argv = userns.as_root(["id"])
+    assert "--map-users=300000,0,65536" in argv and "--map-groups=300000,0,65536" in argv
+    assert "--map-user=65537" in argv and "--setuid=0" in argv
+    assert argv[-1] == "id"
+
+
+def test_a_short_range_is_refused_with_what_a_debian_tree_needs(tmp_path, monkeypatch):
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for name in ("subuid", "subgid"):
+        (tmp_path / name).write_text(f"{me}:300000:1000\n")
+    monkeypatch.setattr(userns, "SUBUID", tmp_path / "subuid")
+    monkeypatch.setattr(userns, "SUBGID", tmp_path / "subgid")
+    with pytest.raises(userns.UserNamespaceUnavailable, match=r"only 1000 ids .* needs 65536"):
+        userns.as_root(["true"])
+
+
+# -- tar <-> folder <-> ext4 --------------------------------------------------------------
+
+
+def _info(name: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0, **extra):
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, gid, 1700000000
+    for key, value in extra.items():
+        setattr(info, key, value)
+    return info
+
+
+def small_tree_tar(path: Path) -> None:
+    """A root tree in miniature: dirs, a 0640 root:shadow file, a hard link, a symlink out of
+    the tree, and two device nodes."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(_info(".", tarfile.DIRTYPE, 0o755))
+        for name in ("./dev", "./etc", "./usr", "./usr/bin"):
+            tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
+        shadow = b"root:*:19000:0:99999:7:::\n"
+        tar.addfile(_info("./etc/shadow", tarfile.REGTYPE, 0o640, gid=42, size=len(shadow)),
+                    io.BytesIO(shadow))  # fmt: skip
+        tool = b"\x7fELF tool"
+        tar.addfile(_info("./usr/bin/tool", tarfile.REGTYPE, 0o4755, size=len(tool)),
+                    io.BytesIO(tool))  # fmt: skip
+        tar.addfile(_info("./usr/bin/alias", tarfile.LNKTYPE, 0o4755, linkname="./usr/bin/tool"))
+        tar.addfile(_info("./dev/fd", tarfile.SYMTYPE, 0o777, linkname="/proc/self/fd"))
+        tar.addfile(_info("./dev/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3))
+        tar.addfile(_info("./dev/tty", tarfile.CHRTYPE, 0o666, gid=5, devmajor=5, devminor=0))
+
+
+def tar_listing(path: Path) -> dict[str, tuple]:
+    """name -> (type, mode, uid, gid, size, link or device); hard links as their target."""
+    out: dict[str, tuple] = {}
+    with tarfile.open(path) as tar:
+        for m in tar:
+            name = (
+                "./" + m.name.removeprefix("./").rstrip("/") if m.name not in ("./", ".") else "."
+            )
+            if m.islnk():
+                target = "./" + m.linkname.removeprefix("./")
+                out[name] = out[target]
+                continue
+            kind = "d" if m.isdir() else "l" if m.issym() else "c" if m.ischr() else "f"
+            extra = m.linkname if m.issym() else f"{m.devmajor},{m.devminor}" if m.ischr() else ""
+            size = m.size if m.isreg() else 0
+            out[name] = (kind, m.mode & 0o7777, m.uid, m.gid, size, extra)
+    return out
+
+
+def folder_listing(root: Path) -> dict[str, tuple]:
+    """The same fields from a mounted or unpacked tree."""
+    out = {".": _entry(root)}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(dirpath) / name
+            out["./" + str(path.relative_to(root))] = _entry(path)
+    return out
+
+
+def _entry(path: Path) -> tuple:
+    st = path.lstat()
+    kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c"}.get(
+        stat.S_IFMT(st.st_mode), "f"
+    )
+    extra = (
+        os.readlink(path)
+        if kind == "l"
+        else f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}"
+        if kind == "c"
+        else ""
+    )
+    size = st.st_size if kind == "f" else 0
+    return (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, extra)
+
+
+def test_tar_round_trip_keeps_devices_hard_links_modes_and_symlinks(tmp_path):
+    small_tree_tar(tmp_path / "in.tar")
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    devices = tree.extract(tmp_path / "in.tar", rootfs)
+    assert sorted(d.name for d in devices) == ["./dev/null", "./dev/tty"]
+    assert not (rootfs / "dev" / "null").exists()  # never created in the folder
+    assert (rootfs / "usr" / "bin" / "alias").stat().st_ino == (
+        rootfs / "usr" / "bin" / "tool"
+    ).stat().st_ino
+    tree.write_tar(rootfs, tmp_path / "out.tar", devices)
+    before, after = tar_listing(tmp_path / "in.tar"), tar_listing(tmp_path / "out.tar")
+    if os.geteuid() != 0:  # without root the unpacked files are ours, not root's
+        before = {k: (*v[:2], *v[4:]) for k, v in before.items() if v[0] != "c"}
+        after = {k: (*v[:2], *v[4:]) for k, v in after.items() if v[0] != "c"}
+    assert after == before
+    with tarfile.open(tmp_path / "out.tar") as tar:
+        names = tar.getnames()
+        assert names == sorted(names, key=lambda n: n.split("/"))
+        # The first name in sorted order holds the bytes, the other links to it.
+        assert not tar.getmember("./usr/bin/alias").islnk()
+        assert tar.getmember("./usr/bin/tool").linkname == "./usr/bin/alias"
+        assert {m.uname for m in tar} == {""}  # numeric owners only
+
+
+def test_device_nodes_land_in_the_ext4_image_with_mode_owner_and_numbers(tmp_path):
+    src = tmp_path / "src"
+    (src / "dev").mkdir(parents=True)
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(8 << 20)
+    mkfs = ["mkfs.ext4", "-q", "-F", "-d", str(src), str(disk)]
+    subprocess.run(mkfs, check=True, env={**os.environ, "PATH": "/usr/sbin:/sbin:/usr/bin:/bin"})
+    tty = _info("./dev/tty", tarfile.CHRTYPE, 0o620, uid=0, gid=5, devmajor=5, devminor=0)
+    tree.add_device_nodes(disk, [tty])
+    shown = _debugfs_stat(disk, "/dev/tty")
+    assert "Type: character special" in shown
+    assert "Mode:  0620" in shown
+    assert "User:     0   Group:     5" in shown
+    assert "Device major/minor number: 05:00" in shown
+
+
+def test_a_device_debugfs_cannot_place_is_an_error_not_silence(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(8 << 20)
+    env = {**os.environ, "PATH": "/usr/sbin:/sbin:/usr/bin:/bin"}
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(disk)], check=True, env=env)
+    orphan = _info("./nodir/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3)
+    with pytest.raises(debs.DebError, match="debugfs could not add device nodes"):
+        tree.add_device_nodes(disk, [orphan])
+
+
+def _debugfs_stat(disk: Path, path: str) -> str:
+    proc = subprocess.run(
+        ["/sbin/debugfs", "-R", f"stat {path}", str(disk)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout
+
+
+# -- the real thing, as a real unprivileged user ------------------------------------------
+
+# What debootstrap and mmdebstrap leave differently in the same package set: their own logs
+# and apt/dpkg bookkeeping. Everything else must match name for name, mode, owner and size.
+BUILDER_STATE = {
+    "./run/mount",  # debootstrap: mount's utab folder from its own /proc mount
+    "./var/lib/dpkg/available",  # debootstrap: dpkg's available file
+    "./var/lib/dpkg/cmethopt",  # debootstrap
+    "./var/log/bootstrap.log",  # debootstrap's log
+    "./var/cache/apt/archives/lock",  # mmdebstrap: apt ran in the tree
+    "./var/cache/apt/archives/partial",  # mmdebstrap: _apt 0700, as apt makes it
+    "./var/lib/apt/extended_states",  # mmdebstrap: apt's auto-installed marks
+    "./var/lib/dpkg/arch",  # mmdebstrap: dpkg's architecture list
+    "./var/log/apt/eipp.log.xz",
+    "./var/log/apt/history.log",
+    "./var/log/apt/term.log",
+    "./var/lib/dpkg/status",  # the same packages; Priority fields from different indexes
+    "./var/lib/dpkg/status-old",
+    "./var/cache/debconf/config.dat-old",
+    "./var/cache/debconf/templates.dat-old",
+    "./var/log/alternatives.log",
+    "./var/log/dpkg.log",
+}
+
+
+@pytest.fixture(scope="module")
+def rootless_debian():
+    """The debian guest built by a throwaway user in its own cache: (user, guest folder, meta)."""
+    if not can_make_users():
+        engine_missing("building as a throwaway user needs root (useradd, runuser)")
+    venv = lab_venv()
+    with throwaway_user(venv) as user:
+        code = (
+            "import json; from bench.guests import build_guest; g = build_guest('debian'); "
+            "print(json.dumps({'folder': str(g.folder), 'meta': g.meta}))"
+        )
+        proc = user.python(code, timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        built = json.loads(proc.stdout.strip().splitlines()[-1])
+        subordinate = userns.subordinate_range(userns.SUBUID, user.name, user.uid)
+        yield user, Path(built["folder"]), built["meta"], subordinate
+
+
+@pytest.mark.integration
+def test_rootless_tree_matches_root_tree(rootless_debian):
+    from bench.guests import build_guest
+
+    _, folder, meta, _ = rootless_debian
+    root_guest = build_guest("debian")
+    assert meta["builder"] == "mmdebstrap --mode=unshare"
+    assert root_guest.meta["builder"] == "debootstrap (root)"
+    mine, theirs = tar_listing(root_guest.rootfs_tar), tar_listing(folder / "rootfs.tar")
+    assert len(mine) > 5000
+    assert sorted((set(mine) ^ set(theirs)) - BUILDER_STATE) == []
+    differ = [n for n in (set(mine) & set(theirs)) - BUILDER_STATE if mine[n] != theirs[n]]
+    assert sorted(differ) == [], [(n, mine[n], theirs[n]) for n in sorted(differ)[:10]]
+    # Root's files really are root's in the user's tar (not the user's, not subordinate ids).
+    assert theirs["./etc/shadow"][1:4] == (0o640, 0, 42)
+    assert theirs["./usr/bin/passwd"][1:4] == (0o4755, 0, 0)
+    assert theirs["./dev/null"] == ("c", 0o666, 0, 0, 0, "1,3")
+
+
+@pytest.mark.integration
+def test_rootless_disk_holds_the_tree_with_owners_from_inside_the_guest(rootless_debian):
+    """Mounted read-only (root may), the user's ext4 image is its rootfs.tar, file for file."""
+    _, folder, _, _ = rootless_debian
+    image = folder / "disk.img"
+    with tempfile.TemporaryDirectory() as mnt, _mounted(image, Path(mnt)):
+        on_disk = folder_listing(Path(mnt))
+    on_disk.pop("./lost+found")
+    in_tar = tar_listing(folder / "rootfs.tar")
+    assert sorted(set(on_disk) ^ set(in_tar)) == []
+    differ = [n for n in in_tar if on_disk[n] != in_tar[n]]
+    assert differ == [], [(n, on_disk[n], in_tar[n]) for n in differ[:10]]
+
+
+@pytest.mark.integration
+def test_rootless_build_leaves_no_file_of_subordinate_ids(rootless_debian):
+    user, folder, _, subordinate = rootless_debian
+    assert subordinate is not None
+    strays = []
+    for where in (user.home, Path(tempfile.gettempdir())):
+        for dirpath, dirs, files in os.walk(where):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    uid = os.lstat(os.path.join(dirpath, name)).st_uid
+                    if subordinate.start <= uid < subordinate.end:
+                        strays.append(os.path.join(dirpath, name))
+    assert strays == []
+    owners = {p.stat().st_uid for p in folder.iterdir()}
+    assert owners == {user.uid}
+
+
+@contextlib.contextmanager
+def _mounted(image: Path, where: Path):
+    subprocess.run(["mount", "-o", "ro,loop,noload", str(image), str(where)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
