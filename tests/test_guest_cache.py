@@ -99,9 +99,9 @@ def test_a_host_without_the_build_tools_is_told_so_by_a_type_of_its_own(cache_di
     monkeypatch.setenv("PATH", str(cache_dir))  # an empty folder: no apt-cache, no cpio
     with pytest.raises(HostToolMissing, match=r"^(dpkg|apt-cache|apt-get) not found"):
         build_guest("busybox")
-    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
-    with pytest.raises(HostToolMissing, match="needs root"):
-        debian._need_root("debootstrap")
+    # A regular user without mmdebstrap (PATH has none): the fix, not a failed build.
+    with pytest.raises(HostToolMissing, match="apt-get install mmdebstrap uidmap"):
+        debian._mmdebstrap("amd64", (), "bookworm", "http://m", cache_dir / "t", cache_dir / "l")
 
 
 def test_a_failing_build_step_is_not_a_missing_tool():
