@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Host set-up for vmbench, run by `make setup` (so by `make bench` and `make test`).
 # Idempotent: installs only what is missing and starts only daemons that do not answer.
-# As root on Debian/Ubuntu it does the work; otherwise it prints the commands to run.
+# As root on Debian/Ubuntu it does the work. As a regular user it does what a user may and
+# prints the one-time root steps once, at the end, as a short copy-paste block.
 #   scripts/setup-host.sh           what `make bench` needs
 #   scripts/setup-host.sh --tests   that plus what only the tests need (`make test`, CI)
 set -u
@@ -11,6 +12,13 @@ for_tests=0
 
 log_dir=${VMBENCH_LOG_DIR:-/var/log/vmbench}
 say() { printf 'setup: %s\n' "$*"; }
+is_root() { [ "$(id -u)" = 0 ]; }
+repo_dir=$(cd "$(dirname "$0")/.." && pwd)
+
+# Not root: what `sudo make host` would do (packages, apt lists, daemons), collected here and
+# printed once by root_steps_block.
+HOST_REASONS=()
+needs_host() { HOST_REASONS+=("$1"); }
 
 APT_PACKAGES=(
   docker.io            # Docker Engine (the container backend)
@@ -67,8 +75,8 @@ install_packages() {
     say "Debian packages present"
     return 0
   fi
-  if [ "$(id -u)" != 0 ]; then
-    say "missing packages; run: sudo apt-get update && sudo apt-get install -y --no-install-recommends $missing"
+  if ! is_root; then
+    needs_host "install ${missing% }"
     return 0
   fi
   say "installing: $missing"
@@ -82,11 +90,11 @@ install_packages() {
 apt_lists_fresh() {
   # Guests are built from packages `apt-get download` fetches: the lists must know them.
   if ! apt-cache show --no-all-versions linux-image-cloud-amd64 >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
+    if is_root; then
       say "updating apt lists (guest kernels come from the Debian archive)"
       apt-get update -q >/dev/null || say "apt-get update failed (offline?)"
     else
-      say "apt knows no linux-image-cloud-amd64; run: sudo apt-get update"
+      needs_host "apt-get update (apt knows no linux-image-cloud-amd64)"
     fi
   fi
 }
@@ -98,8 +106,8 @@ foreign_arch_lists() {
   local arch=arm64
   [ "$(dpkg --print-architecture)" = "$arch" ] && return 0
   apt-cache show --no-all-versions "linux-image-cloud-$arch:$arch" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ]; then
-    say "apt knows no $arch packages; run: sudo dpkg --add-architecture $arch && sudo apt-get update"
+  if ! is_root; then
+    needs_host "dpkg --add-architecture $arch (the arm64 guest's packages)"
     return 0
   fi
   dpkg --print-foreign-architectures | grep -qx "$arch" || dpkg --add-architecture "$arch"
@@ -114,8 +122,13 @@ start_dockerd() {
     say "Docker daemon answers"
     return 0
   fi
-  if [ "$(id -u)" != 0 ]; then
-    say "no Docker daemon answers; run: sudo systemctl start docker (or sudo make setup)"
+  if ! is_root; then
+    # A socket we may not open is the docker group's business (user_steps), not the daemon's.
+    if [ -S /var/run/docker.sock ] && [ ! -w /var/run/docker.sock ]; then
+      say "the Docker daemon's socket refuses $(id -un): the docker group (below)"
+      return 0
+    fi
+    needs_host "start dockerd (no Docker daemon answers)"
     return 0
   fi
   if ! command -v dockerd >/dev/null 2>&1; then
@@ -141,7 +154,13 @@ unix_socket_answers() {
   python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" 2>/dev/null
 }
 
-libvirt_answers() { timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; }
+libvirt_answers() {
+  if is_root; then
+    timeout 10 virsh -c qemu:///system version >/dev/null 2>&1
+  else
+    [ -S /var/run/libvirt/libvirt-sock ] && timeout 10 virsh -c qemu:///system version >/dev/null 2>&1
+  fi
+}
 
 # Our own qemu.conf, written only where none exists (libvirt-daemon-system ships one; a user's
 # customised file is never touched). qemu runs as root so it can read the guest files in the
@@ -165,8 +184,11 @@ start_libvirtd() {
     say "libvirtd answers"
     return 0
   fi
-  if [ "$(id -u)" != 0 ]; then
-    say "libvirtd does not answer; run: sudo make setup (or sudo systemctl start libvirtd)"
+  if ! is_root; then
+    # The system socket exists but refuses us: the libvirt group (user_steps) or
+    # qemu:///session, not a daemon start.
+    [ -S /var/run/libvirt/libvirt-sock ] && return 0
+    needs_host "start libvirtd (none answers)"
     return 0
   fi
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
@@ -196,19 +218,114 @@ start_libvirtd() {
   return 1
 }
 
+# -- the one-time steps for a regular user -------------------------------------------------
+
+# The user the hints are for: ourselves, or whoever ran `sudo make host`.
+target_user() {
+  if ! is_root; then id -un; elif [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    printf '%s' "$SUDO_USER"; fi
+}
+in_group() { id -nG "$1" 2>/dev/null | tr ' ' '\n' | grep -qx "$2"; }
+
+# Groups the user should join: docker (the daemon's socket), kvm (/dev/kvm), libvirt (the
+# system URI), each only where it exists and the user is not in it yet.
+missing_groups() {
+  local u=$1 g groups=()
+  for g in docker kvm libvirt; do
+    getent group "$g" >/dev/null || continue
+    in_group "$u" "$g" || groups+=("$g")
+  done
+  local IFS=,
+  printf '%s' "${groups[*]}"
+}
+
+# /dev/kvm that only root may open and no kvm group to open it with (Debian's udev rule makes
+# it root:kvm 0660; a host without udev keeps root 0600).
+kvm_needs_group() {
+  [ -c /dev/kvm ] && ! getent group kvm >/dev/null && [ "$(stat -c %G /dev/kvm)" = root ]
+}
+
+free_subid_start() {
+  local end=100000 f start count
+  for f in /etc/subuid /etc/subgid; do
+    [ -r "$f" ] || continue
+    while IFS=: read -r _ start count; do
+      case "$start$count" in ''|*[!0-9]*) continue ;; esac
+      [ $((start + count)) -gt "$end" ] && end=$((start + count))
+    done <"$f"
+  done
+  printf '%s' "$end"
+}
+
+has_subids() {
+  local u=$1 uid f
+  uid=$(id -u "$u")
+  for f in /etc/subuid /etc/subgid; do
+    grep -qE "^($u|$uid):[0-9]+:[0-9]+" "$f" 2>/dev/null || return 1
+  done
+}
+
+USER_STEPS=()
+user_steps() {
+  local u=$1 groups start
+  [ -n "$u" ] || return 0
+  if kvm_needs_group; then
+    USER_STEPS+=("sudo groupadd --system kvm && sudo chgrp kvm /dev/kvm && sudo chmod 0660 /dev/kvm")
+    groups=$(missing_groups "$u")
+    groups=${groups:+$groups,}kvm
+  else
+    groups=$(missing_groups "$u")
+  fi
+  [ -n "$groups" ] && USER_STEPS+=("sudo usermod -aG $groups $u    # then log out and in again")
+  if ! has_subids "$u"; then
+    start=$(free_subid_start)
+    USER_STEPS+=("sudo usermod --add-subuids $start-$((start + 65535)) --add-subgids $start-$((start + 65535)) $u    # the debian guest, built without root")
+  fi
+  # Joined already, but this login predates it: the groups apply to new logins only.
+  if ! is_root; then
+    local g
+    for g in docker kvm libvirt; do
+      in_group "$u" "$g" && ! id -nG | tr ' ' '\n' | grep -qx "$g" \
+        && say "you are in group $g, but this login is older: log out and in again (or: newgrp $g)"
+    done
+  fi
+  return 0
+}
+
+root_steps_block() {
+  local steps=() reasons line
+  if [ "${#HOST_REASONS[@]}" -gt 0 ]; then
+    reasons=$(printf '%s; ' "${HOST_REASONS[@]}")
+    steps+=("sudo make -C $repo_dir host    # ${reasons%; }")
+  fi
+  steps+=("${USER_STEPS[@]}")
+  [ "${#steps[@]}" -gt 0 ] || return 0
+  if is_root; then
+    say "one-time steps for ${SUDO_USER}, as root (copy-paste):"
+  else
+    say "one-time steps that need root (ask your admin, or copy-paste):"
+  fi
+  echo
+  for line in "${steps[@]}"; do printf '    %s\n' "$line"; done
+  echo
+  is_root || say "carrying on with what works now; 'make doctor' says what does and why"
+}
+
 main() {
   if ! is_debian; then
     say "not Debian/Ubuntu: install Docker Engine, qemu-system-x86, cpio, e2fsprogs (and Vagrant) yourself;"
     say "vmbench runs the backends it finds (see: vmbench doctor)"
     return 0
   fi
-  [ "$(id -u)" = 0 ] && mkdir -p "$log_dir"
+  is_root && mkdir -p "$log_dir"
   local rc=0
   install_packages || rc=1
   apt_lists_fresh
   foreign_arch_lists
   start_dockerd || rc=1
   start_libvirtd || rc=1
+  user_steps "$(target_user)"
+  root_steps_block
   return $rc
 }
 

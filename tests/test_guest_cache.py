@@ -110,3 +110,26 @@ def test_a_failing_build_step_is_not_a_missing_tool():
     with pytest.raises(DebError) as failed:
         debs.candidate("vmbench-no-such-package", "amd64")
     assert not isinstance(failed.value, HostToolMissing)
+
+
+def test_a_lock_file_of_another_user_is_locked_read_only(tmp_path, monkeypatch):
+    """A shared cache: the lock file belongs to whoever built first; flock needs no write."""
+    import builtins
+
+    from bench.guests import cache
+
+    lock = tmp_path / ".guest.lock"
+    lock.write_text("")
+    real_open = builtins.open
+    modes = []
+
+    def others_file(path, mode="r", *args, **kwargs):
+        modes.append(mode)
+        if str(path) == str(lock) and mode != "r":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", others_file)
+    with cache.file_lock(lock):
+        pass
+    assert modes == ["a", "r"]

@@ -39,12 +39,21 @@ def content_key(parts: Iterable[str | bytes]) -> str:
 @contextmanager
 def file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    with _lock_handle(path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_handle(path: Path):
+    """The lock file, created if missing; read-only when another user of a shared cache
+    created it (flock needs no write access)."""
+    try:
+        return open(path, "a")
+    except PermissionError:
+        return open(path)
 
 
 @dataclass(frozen=True)
