@@ -2,14 +2,19 @@
 
 Each chart builder takes the dataset and the claims and returns a figure and its title, or
 a sentence saying why it was skipped (its data is absent), so a partial run still reports.
+A VM under TCG is labelled "emulated (TCG)" wherever it is drawn. Every chart is checked for
+text that overlaps other text or leaves the figure (``text_collisions``); a collision becomes a
+note in the report instead of an unreadable slide.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +26,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench.claims import density_metric
-from bench.dataset import Dataset
+from bench.claims import FOOTPRINT, density_metric, memory_comparisons
+from bench.dataset import Dataset, detail_words
 from bench.stats import fit_slope
+from bench.units import human
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 BACKEND_COLOURS = {
@@ -47,10 +56,26 @@ PHASE_STYLE = {  # boot phase segments; the bar's edge carries the backend colou
     "guest boot to READY": ("#BBBBBB", ""),
     "vagrant up returns after READY": ("#FFFFFF", ".."),
 }
+OUTCOME_COLOURS = {  # compat matrix and kernel table cells (light, so black text reads)
+    "native": "#B8E3D3",
+    "emulated": "#F7DBA7",
+    "refused": "#F2C1A6",
+    "failed": "#DDDDDD",
+    "not measured": "#FFFFFF",
+}
+# Accelerator as shown beside an engine's name; "none" (a container) shows nothing.
+ACCEL_SUFFIX = {
+    "tcg": "emulated (TCG)",
+    "kvm": "KVM",
+    "hvf": "HVF",
+    "virtualbox": "VirtualBox",
+    "unknown": "accelerator unknown",
+}
+KIND_ORDER = {"container": 0, "system-container": 1, "microvm": 2, "vm": 3}
 STYLE = {
     "figure.figsize": (13.333, 7.5),
     "font.size": 18,
-    "axes.titlesize": 24,
+    "axes.titlesize": 22,
     "axes.labelsize": 20,
     "xtick.labelsize": 17,
     "ytick.labelsize": 17,
@@ -63,6 +88,8 @@ STYLE = {
 }
 DPI = 200
 MIB = 1024**2
+MAX_LEGEND_SERIES = 8  # more density lines than this: one legend entry per backend
+TITLE_WIDTH = 70  # characters per suptitle line
 
 
 @dataclass(frozen=True)
@@ -86,14 +113,35 @@ def colour(backend: str) -> str:
     return EXTRA_COLOURS[zlib.crc32(backend.encode()) % len(EXTRA_COLOURS)]
 
 
+def engine_label(backend: str, accel: str, sep: str = ", ") -> str:
+    """'docker', 'qemu, emulated (TCG)', 'qemu, KVM': how an engine ran, wherever it is named."""
+    suffix = ACCEL_SUFFIX.get(accel, "" if accel in ("none", "") else accel)
+    return f"{backend}{sep}{suffix}" if suffix else backend
+
+
+def host_linestyle(index: int) -> str | tuple[int, tuple[int, int]]:
+    """Solid for the first host, then a distinct dash pattern per host: never runs out."""
+    if index == 0:
+        return "-"
+    return (0, (2 + index % 7, 1 + index // 7))
+
+
+def slide_style() -> AbstractContextManager:
+    """The rc settings every chart is drawn and saved with."""
+    return plt.rc_context(STYLE)
+
+
 def make_charts(
     ds: Dataset, claims: pd.DataFrame, out_dir: Path, prefix: str = ""
 ) -> tuple[list[Chart], list[str]]:
-    """Draw every chart whose data is present; return them and notes on the skipped ones."""
+    """Draw every chart whose data is present; return them and notes on skipped or crowded ones."""
     made, notes = [], []
     for name, (builder, claim) in BUILDERS.items():
-        with plt.rc_context(STYLE):
-            chart = save_chart(builder(ds, claims), out_dir, prefix + name, claim)
+        with slide_style():
+            built = titled(builder(ds, claims))
+            if not isinstance(built, str):
+                notes += [f"chart {name}: {c}" for c in text_collisions(built[0])]
+            chart = save_chart(built, out_dir, prefix + name, claim)
         if isinstance(chart, str):
             notes.append(f"chart {name} skipped: {chart}")
         else:
@@ -101,13 +149,23 @@ def make_charts(
     return made, notes
 
 
+def titled(built: Built) -> Built:
+    """Put the title on a built figure as its suptitle (once); pass a skip reason on."""
+    if isinstance(built, str):
+        return built
+    fig, title = built
+    if fig.get_suptitle() == "":
+        fig.suptitle("\n".join(textwrap.wrap(title, TITLE_WIDTH)), fontweight="bold")
+    return fig, title
+
+
 def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Chart | str:
     """Title a built figure and write it as PNG (200 dpi) and SVG; pass a skip reason on."""
+    built = titled(built)
     if isinstance(built, str):
         return built
     fig, title = built
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig.suptitle("\n".join(textwrap.wrap(title, 70)), fontweight="bold")
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
     # zlib level 3, not 6: 40 ms less per chart for a PNG ~15% larger.
     fig.savefig(png, dpi=DPI, pil_kwargs={"compress_level": 3})
@@ -115,6 +173,71 @@ def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Cha
     fig.savefig(svg)
     plt.close(fig)
     return Chart(name, title, claim, png, svg)
+
+
+# --- the layout check ------------------------------------------------------------------------
+
+
+def text_collisions(fig: Figure) -> list[str]:
+    """Texts whose rendered boxes overlap another text or a legend, or reach past the figure.
+
+    Draws the figure once and records every text the renderer actually draws (tick labels
+    outside the view are never drawn, so they never count), with its extent on that renderer.
+    """
+    drawn = _drawn_texts(fig)
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t, t.get_window_extent(renderer)) for t in drawn]
+    problems = []
+    page = fig.bbox
+    for t, box in boxes:
+        if (
+            box.x0 < page.x0 - 0.5
+            or box.y0 < page.y0 - 0.5
+            or box.x1 > page.x1 + 0.5
+            or box.y1 > page.y1 + 0.5
+        ):
+            problems.append(f"{_quote(t)} leaves the figure")
+    for i, (a, abox) in enumerate(boxes):
+        for b, bbox in boxes[i + 1 :]:
+            if _overlap(abox, bbox):
+                problems.append(f"{_quote(a)} overlaps {_quote(b)}")
+    for legend in _legends(fig):
+        frame = legend.get_window_extent(renderer)
+        own = {id(t) for t in [*legend.get_texts(), legend.get_title()]}
+        for t, box in boxes:
+            if id(t) not in own and _overlap(frame, box):
+                problems.append(f"{_quote(t)} is under a legend")
+    return problems
+
+
+def _drawn_texts(fig: Figure) -> list[Text]:
+    renderer = fig.canvas.get_renderer()
+    drawn: dict[int, Text] = {}
+    original = renderer.draw_text
+
+    def spy(gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if mtext is not None and str(s).strip():
+            drawn.setdefault(id(mtext), mtext)
+        return original(gc, x, y, s, prop, angle, ismath, mtext)
+
+    renderer.draw_text = spy
+    try:
+        fig.draw(renderer)
+    finally:
+        del renderer.draw_text
+    return list(drawn.values())
+
+
+def _overlap(a: object, b: object) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _legends(fig: Figure) -> list:
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+
+
+def _quote(t: Text) -> str:
+    return repr(textwrap.shorten(t.get_text().replace("\n", " "), 40, placeholder="…"))
 
 
 # --- titles ---------------------------------------------------------------------------------
@@ -143,58 +266,93 @@ def claim_title(claims: pd.DataFrame, claim: str, supported: str, refuted: str, 
     else:
         k = int((rows.verdict == "supported").sum())
         title = f"{other}: claim supported in {k} of {len(rows)} comparisons"
+    return title + _tcg_note(rows)
+
+
+def _tcg_note(rows: pd.DataFrame) -> str:
     tcg = rows.caveat.str.contains("TCG")
-    if tcg.all():
-        title += ", VM under TCG emulation"
-    elif tcg.any():
-        title += ", some VMs under TCG emulation"
-    return title
+    if len(rows) and tcg.all():
+        return ", VM under TCG emulation"
+    if tcg.any():
+        return ", some VMs under TCG emulation"
+    return ""
+
+
+def fact_title(claims: pd.DataFrame, claim: str, supported: str, other: str) -> str:
+    """A fact claim's title: the finding when every comparison supports it."""
+    rows = claims[claims.claim == claim]
+    return supported if len(rows) and set(rows.verdict) == {"supported"} else other
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Group:
+    """One box of a distribution chart: a host's guest on one engine."""
+
+    label: str
+    backend: str
+    main: np.ndarray  # warm values (cold when there are no warm ones)
+    cold: np.ndarray  # cold values drawn beside warm ones
+
+
 def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
+    """'busybox · qemu' with the accelerator on a second line: 'emulated (TCG)'."""
     parts = [row.host_id] if multi_host else []
     if with_guest:
         parts.append(row.guest)
     parts.append(row.backend)
-    return "\n".join(parts)
+    return engine_label(" · ".join(parts), row.accel, sep="\n")
 
 
 def _order(df: pd.DataFrame) -> pd.DataFrame:
     """Hosts, then guests, containers before VMs: the same order in every chart."""
-    key = df.kind.map({"container": 0, "vm": 1}).fillna(2)
-    return df.assign(_k=key).sort_values(["host_id", "guest", "_k", "backend"])
+    key = df.kind.map(KIND_ORDER).fillna(len(KIND_ORDER))
+    return df.assign(_k=key).sort_values(["host_id", "guest", "_k", "backend", "accel"])
 
 
-def _log_if_wide(ax: plt.Axes, values: np.ndarray, span: float = 20.0) -> None:
+def _log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 20.0) -> None:
     v = values[values > 0]
     if len(v) and v.max() / v.min() > span:
-        ax.set_yscale("log")
+        axis._set_axes_scale("log")
         # Plain numbers at 1, 2, 5 x 10^k: "0.2", "5", not "2 x 10^-1" on a slide.
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+        axis.set_minor_formatter(NullFormatter())
 
 
-def _points_over_box(ax: plt.Axes, groups: list[tuple[str, str, np.ndarray, np.ndarray]]) -> None:
-    """Box of the main sample, every value as a point; cold points hollow."""
+def _group_rows(ax: plt.Axes, labels: list[str]) -> None:
+    """Groups top to bottom on the y axis, in the given order."""
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(len(labels) - 0.4, -0.6)
+    ax.grid(False, axis="y")
+
+
+def _points_over_box(ax: plt.Axes, groups: list[Group]) -> None:
+    """Box of the main sample, every value as a point; cold points hollow. Groups are rows."""
     rng = np.random.default_rng(0)
-    for i, (_label_text, backend, main, cold) in enumerate(groups):
-        c = colour(backend)
-        if len(main):
-            box = ax.boxplot(main, positions=[i], widths=0.5, showfliers=False, patch_artist=True)
+    for i, g in enumerate(groups):
+        c = colour(g.backend)
+        if len(g.main):
+            box = ax.boxplot(
+                g.main,
+                positions=[i],
+                widths=0.5,
+                showfliers=False,
+                patch_artist=True,
+                orientation="horizontal",
+            )
             for patch in box["boxes"]:
                 patch.set(facecolor=c, alpha=0.25, edgecolor=c)
             for part in ("medians", "whiskers", "caps"):
                 for line in box[part]:
                     line.set(color=c, linewidth=2)
-            ax.scatter(i + rng.uniform(-0.15, 0.15, len(main)), main, color=c, s=50, zorder=3)
-        if len(cold):
+            ax.scatter(g.main, i + rng.uniform(-0.15, 0.15, len(g.main)), color=c, s=50, zorder=3)
+        if len(g.cold):
             ax.scatter(
-                i + rng.uniform(-0.15, 0.15, len(cold)),
-                cold,
+                g.cold,
+                i + rng.uniform(-0.15, 0.15, len(g.cold)),
                 facecolors="none",
                 edgecolors=c,
                 marker="D",
@@ -202,30 +360,23 @@ def _points_over_box(ax: plt.Axes, groups: list[tuple[str, str, np.ndarray, np.n
                 linewidths=2,
                 zorder=3,
             )
-    ax.set_xticks(range(len(groups)), [g[0] for g in groups])
-    ax.set_xlim(-0.6, len(groups) - 0.4)
-    if len(groups) > 6:  # long guest names side by side would overlap
-        ax.tick_params(axis="x", labelsize=14, labelrotation=30)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
-            label.set_rotation_mode("anchor")
+    _group_rows(ax, [g.label for g in groups])
 
 
-def _distribution_groups(data: pd.DataFrame, multi_host: bool) -> list:
+def _distribution_groups(data: pd.DataFrame, multi_host: bool) -> list[Group]:
     groups = []
-    keys = ["host_id", "guest", "backend"]
+    keys = ["host_id", "guest", "backend", "accel"]
     for _, first in _order(data.drop_duplicates(keys)).iterrows():
-        g = data[(data.host_id == first.host_id) & (data.guest == first.guest)]
-        g = g[g.backend == first.backend]
+        g = data[(data[keys] == first[keys]).all(axis=1)]
         warm = g[g.phase == "warm"].value.to_numpy(dtype=float)
         cold = g[g.phase == "cold"].value.to_numpy(dtype=float)
         main, extra = (warm, cold) if len(warm) else (cold, np.array([]))
-        groups.append((_label(first, multi_host), first.backend, main, extra))
+        groups.append(Group(_label(first, multi_host), first.backend, main, extra))
     return groups
 
 
-def _legend_cold(ax: plt.Axes, groups: list) -> None:
-    if any(len(g[3]) for g in groups):
+def _legend_cold(ax: plt.Axes, groups: list[Group]) -> None:
+    if any(len(g.cold) for g in groups):
         ax.scatter(
             [],
             [],
@@ -235,7 +386,11 @@ def _legend_cold(ax: plt.Axes, groups: list) -> None:
             s=70,
             label="cold start (first run after build)",
         )
-        ax.legend(loc="best")
+        ax.legend(loc="lower right")
+
+
+def _multi_host(ds: Dataset) -> bool:
+    return ds.rows.host_id.nunique() > 1
 
 
 # --- the charts -----------------------------------------------------------------------------
@@ -246,11 +401,11 @@ def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
     data = m[(m.metric == "ready_s") & (m.instances == 1)]
     if data.empty:
         return "no ready_s rows"
-    groups = _distribution_groups(data, ds.rows.host_id.nunique() > 1)
+    groups = _distribution_groups(data, _multi_host(ds))
     fig, ax = plt.subplots(layout="constrained")
     _points_over_box(ax, groups)
-    _log_if_wide(ax, data.value.to_numpy(dtype=float))
-    ax.set_ylabel("Launch to READY (s)")
+    _log_if_wide(ax.xaxis, data.value.to_numpy(dtype=float))
+    ax.set_xlabel("Launch to READY (s), host monotonic clock")
     _legend_cold(ax, groups)
     title = claim_title(
         claims,
@@ -263,83 +418,79 @@ def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
 
 
 def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
+    """One idle instance: its own processes' PSS, and a container's shim stacked on it."""
     m = ds.measured
-    metric = "pss_bytes" if (m.metric == "pss_bytes").any() else "rss_bytes"
-    data = m[(m.metric.isin([metric, "shim_pss_bytes"])) & (m.instances == 1)]
-    if data[data.metric == metric].empty:
-        return "no pss_bytes or rss_bytes rows"
-    data = data.assign(value=data.value / MIB)
-    shim = data.metric == "shim_pss_bytes"
-    data.loc[shim, "backend"] = data.loc[shim, "backend"] + " shim"
-    data.loc[shim, "kind"] = "container"
-    groups = _distribution_groups(data, ds.rows.host_id.nunique() > 1)
-    groups = [(lab, b.removesuffix(" shim"), main, cold) for lab, b, main, cold in groups]
+    one = m[(m.instances == 1) & m.phase.isin(["cold", "warm"])]
+    totals = one[one.metric == FOOTPRINT]
+    if totals.empty:
+        return "no pss_bytes rows at one instance"
+    keys = ["host_id", "guest", "backend", "accel"]
     fig, ax = plt.subplots(layout="constrained")
-    _points_over_box(ax, groups)
-    _log_if_wide(ax, data.value.to_numpy(dtype=float))
-    ax.set_ylabel(f"{metric.split('_')[0].upper()} per instance (MiB)")
-    _legend_cold(ax, groups)
-    main = data[data.metric == metric]
-    med = main.groupby("kind").value.median()
-    if "vm" in med and "container" in med and med["container"] > 0:
-        ratio = med["vm"] / med["container"]
-        title = (
-            f"A VM's processes use {ratio:.0f}x the memory of a container's ({metric[:3].upper()})"
-        )
-        if ratio < 10:
-            title = title.replace(f"{ratio:.0f}x", f"{ratio:.1f}x")
-    else:
-        title = f"Memory per instance ({metric[:3].upper()})"
+    labels, rng, right = [], np.random.default_rng(0), 0.0
+    for i, (_, first) in enumerate(_order(totals.drop_duplicates(keys)).iterrows()):
+        g = one[(one[keys] == first[keys]).all(axis=1)]
+        g = g[g.phase == ("warm" if (g.phase == "warm").any() else "cold")]
+        total = g[g.metric == FOOTPRINT].value.to_numpy(dtype=float)
+        own = min(float(np.median(g[g.metric == "pss_bytes"].value)), float(np.median(total)))
+        shim = float(np.median(total)) - own
+        c = colour(first.backend)
+        ax.barh(i, own / MIB, color=c, alpha=0.8, height=0.6)
+        ax.barh(i, shim / MIB, left=own / MIB, color="white", edgecolor=c, hatch="//", height=0.6)
+        ax.scatter(total / MIB, i + rng.uniform(-0.12, 0.12, len(total)), color="black", s=25)
+        text = human(own + shim, "B")
+        if shim > 0:
+            text += f" = {human(own, 'B')} + {human(shim, 'B')} shim"
+        ax.annotate(text, (max(total.max(), own + shim) / MIB, i), xytext=(8, 0), **_END_LABEL)
+        right = max(right, float(total.max()))
+        labels.append(_label(first, _multi_host(ds)))
+    _group_rows(ax, labels)
+    ax.set_xlim(0, right / MIB * 1.45)
+    ax.set_xlabel("Memory of one idle instance, PSS (MiB)")
+    handles = [
+        Patch(facecolor="#777777", label="the instance's own processes"),
+        Patch(facecolor="white", edgecolor="#777777", hatch="//", label="its containerd-shim"),
+        Line2D([], [], color="black", marker="o", linestyle="", label="one trial (sum)"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    title = claim_title(
+        memory_comparisons(ds),
+        "memory",
+        "One VM uses {r} the memory of one container with its shim (PSS)",
+        "One container with its shim used {r} the memory of one VM here (PSS)",
+        "Memory of one idle instance (PSS, a container's shim included)",
+    )
     return fig, title
+
+
+_END_LABEL = {"textcoords": "offset points", "va": "center", "ha": "left", "fontsize": 16}
 
 
 def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     m = ds.measured
     parts = ["image_bytes", "rootfs_bytes", "kernel_bytes", "initramfs_bytes", "disk_bytes"]
-    data = m[(m.phase == "build") & m.metric.isin(parts)]
-    if data.empty:
+    data = m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])]
+    if data[data.metric.isin(parts)].empty:
         return "no size rows (image_bytes, kernel_bytes, ...)"
-    med = data.groupby(["host_id", "guest", "backend", "kind", "metric"]).value.median()
-    table = med.unstack("metric").reindex(columns=parts).fillna(0.0).reset_index()
+    med = data.groupby(["host_id", "guest", "backend", "kind", "accel", "metric"]).value.median()
+    columns = [*parts, "image_compressed_bytes"]
+    table = med.unstack("metric").reindex(columns=columns).fillna(0.0).reset_index()
     guests = sorted(table.guest.unique())
-    multi_host = ds.rows.host_id.nunique() > 1
-    fig, axes = plt.subplots(1, len(guests), layout="constrained", squeeze=False)
-    for ax, guest in zip(axes[0], guests, strict=True):
-        sub = _order(table[table.guest == guest])
-        scale, unit = (1024**3, "GiB") if sub.image_bytes.max() > 5 * 1024**3 else (MIB, "MiB")
-        for i, (_, r) in enumerate(sub.iterrows()):
-            bottom = 0.0
-            for name, size in _segments(r).items():
-                fc, hatch = COMPONENT_STYLE[name]
-                ax.bar(
-                    i,
-                    size / scale,
-                    bottom=bottom,
-                    color=fc,
-                    hatch=hatch,
-                    edgecolor=colour(r.backend),
-                    linewidth=2.5,
-                    width=0.6,
-                )
-                bottom += size / scale
-            ax.annotate(
-                f"{bottom:.1f} {unit}",
-                (i, bottom),
-                ha="center",
-                va="bottom",
-                xytext=(0, 4),
-                textcoords="offset points",
-            )
-        ax.set_xticks(range(len(sub)), [_label(r, multi_host, False) for _, r in sub.iterrows()])
-        ax.set_title(guest)
-        ax.set_ylabel(f"Bytes to boot the guest ({unit})")
+    ncols = min(len(guests), 2)
+    nrows = math.ceil(len(guests) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, layout="constrained", squeeze=False)
+    for ax in axes.flat[len(guests) :]:
+        ax.set_visible(False)
+    for ax, guest in zip(axes.flat, guests, strict=False):
+        _size_bars(ax, _order(table[table.guest == guest]), _multi_host(ds))
+        ax.set_title(guest, fontsize=20)
+    fig.supylabel("Bytes to boot the guest (MiB)")
     used = {name for _, r in table.iterrows() for name in _segments(r)}
     handles = [
-        plt.Rectangle((0, 0), 1, 1, facecolor=fc, hatch=h, edgecolor="black", label=name)
+        Patch(facecolor=fc, hatch=h, edgecolor="black", label=name)
         for name, (fc, h) in COMPONENT_STYLE.items()
         if name in used
     ]
-    axes[0][0].legend(handles=handles, loc="upper left")
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     title = claim_title(
         claims,
         "size",
@@ -348,6 +499,30 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
         "What each backend needs on disk to boot the guest",
     )
     return fig, title
+
+
+def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool) -> None:
+    """One stacked bar per engine, its total (and gzip size) written above it."""
+    top = 0.0
+    for i, (_, r) in enumerate(sub.iterrows()):
+        bottom = 0.0
+        for name, size in _segments(r).items():
+            fc, hatch = COMPONENT_STYLE[name]
+            ax.bar(i, size / MIB, bottom=bottom, color=fc, hatch=hatch, width=0.6)
+            bottom += size / MIB
+        ax.bar(i, bottom, width=0.6, fill=False, edgecolor=colour(r.backend), linewidth=2.5)
+        text = human(bottom * MIB, "B")
+        if r.image_compressed_bytes > 0:
+            text += f"\n{human(r.image_compressed_bytes, 'B')} gzip"
+        ax.annotate(
+            text, (i, bottom), ha="center", va="bottom", xytext=(0, 4), textcoords="offset points"
+        )
+        top = max(top, bottom)
+    labels = [(f"{r.host_id}\n" if multi_host else "") + r.backend for _, r in sub.iterrows()]
+    ax.set_xticks(range(len(sub)), labels)
+    ax.set_xlim(-0.6, len(sub) - 0.4)
+    ax.set_ylim(0, top * 1.45)
+    ax.grid(False, axis="x")
 
 
 def _segments(r: pd.Series) -> dict[str, float]:
@@ -366,6 +541,8 @@ def _segments(r: pd.Series) -> dict[str, float]:
 
 
 def density(ds: Dataset, claims: pd.DataFrame) -> Built:
+    """Memory of N instances running together against N, on linear axes: every trial as a
+    point, and the least-squares line whose slope the verdict compares."""
     m = ds.measured
     metric = density_metric(ds)
     data = m[(m.metric == metric) & m.phase.isin(["cold", "warm"])]
@@ -374,51 +551,105 @@ def density(ds: Dataset, claims: pd.DataFrame) -> Built:
     if not guests:
         return f"no {metric} rows at two or more instance counts"
     data = data[data.guest.isin(guests)]
-    multi_host = ds.rows.host_id.nunique() > 1
-    styles = dict(zip(sorted(data.host_id.unique()), ["-", "--", ":", "-."] * 10, strict=False))
+    hosts = sorted(data.host_id.unique())
     fig, axes = plt.subplots(1, len(guests), layout="constrained", squeeze=False)
     for ax, guest in zip(axes[0], guests, strict=True):
-        sub = data[data.guest == guest]
-        for _, first in _order(sub.drop_duplicates(["host_id", "backend"])).iterrows():
-            g = sub[(sub.host_id == first.host_id) & (sub.backend == first.backend)]
-            phase = "warm" if (g.phase == "warm").any() else "cold"
-            g = g[g.phase == phase]
-            c = colour(first.backend)
-            ax.scatter(g.instances, g.value / MIB, color=c, s=60, zorder=3)
-            fit = fit_slope(g.instances, g.value)
-            name = f"{first.host_id} {first.backend}" if multi_host else first.backend
-            if fit is None:
-                ax.plot([], [], color=c, label=f"{name}: one instance count only")
-                continue
-            xs = np.linspace(g.instances.min(), g.instances.max(), 50)
-            ax.plot(
-                xs,
-                (fit.intercept + fit.slope * xs) / MIB,
-                color=c,
-                linestyle=styles[first.host_id],
-                linewidth=3,
-                label=f"{name}: +{fit.slope / MIB:.1f} MiB per instance",
-            )
-        ax.set_xlabel("Instances running")
-        ax.set_ylabel(
-            "Instances' PSS + shims (MiB)"
-            if metric == "footprint_bytes"
-            else "Host memory used (MiB)"
-        )
+        series = _density_series(data[data.guest == guest], hosts)
+        for s in series:
+            ax.scatter(s.x, s.y / MIB, color=s.colour, marker=s.marker, s=60, zorder=3)
+            if s.fit is not None:
+                xs = np.array([s.x.min(), s.x.max()])
+                ax.plot(xs, (s.fit.intercept + s.fit.slope * xs) / MIB, **s.line)
+        _density_legend(ax, series, len(hosts))
+        ax.set_xlabel("Instances running at once")
+        ax.set_xticks(sorted({n for s in series for n in s.x}))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
         if len(guests) > 1:
             ax.set_title(guest)
-        if sub.instances.max() / sub.instances.min() >= 8:  # 1..32 containers beside 1..4 VMs
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
-        ax.legend(loc="best")
+    axes[0][0].set_ylabel(
+        "PSS of the instances + shims (MiB)"
+        if metric == FOOTPRINT
+        else "Host memory used, MemAvailable (MiB)"
+    )
+    what = "memory (PSS, shims included)" if metric == FOOTPRINT else "host memory (MemAvailable)"
     title = claim_title(
         claims,
         "density",
-        "Each extra VM costs {r} the host memory of an extra container",
-        "An extra container cost {r} the host memory of an extra VM here",
-        "Host memory against instances",
+        "Each extra VM costs {r} the " + what + " of an extra container",
+        "An extra container cost {r} the " + what + " of an extra VM here",
+        "Memory of N instances running at once",
     )
     return fig, title
+
+
+@dataclass(frozen=True)
+class Series:
+    """One host's engine in the density chart: its points and its fitted line."""
+
+    name: str
+    backend: str
+    x: np.ndarray
+    y: np.ndarray
+    fit: object  # SlopeFit | None
+    colour: str
+    marker: str
+    line: dict
+
+
+HOST_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+
+def _density_series(sub: pd.DataFrame, hosts: list[str]) -> list[Series]:
+    out = []
+    multi = len(hosts) > 1
+    for _, first in _order(sub.drop_duplicates(["host_id", "backend", "accel"])).iterrows():
+        g = sub[(sub.host_id == first.host_id) & (sub.backend == first.backend)]
+        g = g[g.phase == ("warm" if (g.phase == "warm").any() else "cold")]
+        k = hosts.index(first.host_id)
+        name = engine_label(
+            f"{first.host_id} {first.backend}" if multi else first.backend, first.accel
+        )
+        line = {"color": colour(first.backend), "linestyle": host_linestyle(k), "linewidth": 3}
+        x, y = g.instances.to_numpy(dtype=float), g.value.to_numpy(dtype=float)
+        out.append(
+            Series(
+                name,
+                first.backend,
+                x,
+                y,
+                fit_slope(x, y),
+                line["color"],
+                HOST_MARKERS[k % len(HOST_MARKERS)],
+                line,
+            )
+        )
+    return out
+
+
+def _density_legend(ax: plt.Axes, series: list[Series], n_hosts: int) -> None:
+    """A line per series, or per backend (slope range over hosts) when there are many."""
+    if len(series) <= MAX_LEGEND_SERIES:
+        handles = [
+            Line2D([], [], marker=s.marker, **s.line, label=_slope_label(s.name, [s]))
+            for s in series
+        ]
+    else:
+        handles = []
+        for backend in dict.fromkeys(s.backend for s in series):
+            mine = [s for s in series if s.backend == backend]
+            label = _slope_label(f"{backend} ({len(mine)} hosts)", mine)
+            handles.append(Line2D([], [], color=colour(backend), linewidth=3, label=label))
+    ax.legend(handles=handles, loc="upper left")
+
+
+def _slope_label(name: str, series: list[Series]) -> str:
+    slopes = [s.fit.slope for s in series if s.fit is not None]
+    if not slopes:
+        return f"{name}: one instance count only"
+    lo, hi = human(min(slopes), "B"), human(max(slopes), "B")
+    return f"{name}: +{lo} per instance" if lo == hi else f"{name}: +{lo} to {hi} per instance"
 
 
 def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
@@ -426,25 +657,25 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     the wait until `vagrant up` returns."""
     m = ds.measured
     data = m[(m.kind == "vm") & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
-    keys = ["host_id", "backend", "guest", "phase", "metric"]
+    keys = ["host_id", "backend", "accel", "guest", "phase", "metric"]
     med = data.groupby(keys).value.median().unstack("metric")
     if "ready_s" not in med or not (data.metric == "guest_uptime_s").any():
         return "no VM rows with both ready_s and guest_uptime_s"
     med = med.dropna(subset=["ready_s", "guest_uptime_s"])
     fig, ax = plt.subplots(layout="constrained")
-    labels, shares = [], {}
-    multi = ds.rows.host_id.nunique() > 1
-    for i, ((host, backend, guest, phase), r) in enumerate(med.iterrows()):
+    labels, shares, accels = [], {}, set()
+    multi = _multi_host(ds)
+    for i, ((host, backend, accel, guest, phase), r) in enumerate(med.iterrows()):
         ready, uptime = r.ready_s, min(r.guest_uptime_s, r.ready_s)
         up = r.get("up_returned_s", math.nan)
         segs = {"before the guest kernel runs": ready - uptime, "guest boot to READY": uptime}
         shares.setdefault(backend, []).append((ready - uptime) / ready)
+        accels.add(accel)
         if not math.isnan(up) and up > ready:
             segs["vagrant up returns after READY"] = up - ready
         left = 0.0
         for name, secs in segs.items():
             fc, hatch = PHASE_STYLE[name]
-            seen = ax.get_legend_handles_labels()[1]
             ax.barh(
                 i,
                 secs,
@@ -454,30 +685,219 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
                 height=0.6,
                 edgecolor=colour(backend),
                 linewidth=2.5,
-                label=None if name in seen else name,
             )
             left += secs
-        ax.annotate(
-            f"{left:.1f} s", (left, i), va="center", xytext=(6, 0), textcoords="offset points"
+        ax.annotate(f"{left:.1f} s", (left, i), xytext=(6, 0), **_END_LABEL)
+        who = f"{host} · " * multi + f"{guest} · {backend}"
+        labels.append(
+            f"{who}\n{phase}" + (f", {ACCEL_SUFFIX[accel]}" if accel in ACCEL_SUFFIX else "")
         )
-        labels.append(f"{host} " * multi + f"{guest} {backend}\n{phase}")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_ylim(-0.8, len(labels) - 0.2)
+    _group_rows(ax, labels)
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.12)
     ax.set_xlabel("Seconds from launch")
-    fig.legend(loc="outside lower center", ncols=3)
+    handles = [
+        Patch(facecolor=fc, hatch=hatch, edgecolor="black", label=name)
+        for name, (fc, hatch) in PHASE_STYLE.items()
+        if "vagrant" not in name or "vagrant" in shares
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
     backend = "vagrant" if "vagrant" in shares else max(shares, key=lambda b: np.median(shares[b]))
     who = "vagrant up" if backend == "vagrant" else backend
     title = (
         f"{who}: {np.median(shares[backend]):.0%} of the time to ready passes "
         "before the guest kernel runs"
     )
+    if accels == {"tcg"}:
+        title += ", VMs under TCG emulation"
+    elif "tcg" in accels:
+        title += ", some VMs under TCG emulation"
     return fig, title
+
+
+# --- facts as tables ------------------------------------------------------------------------
+
+
+def kernel_table(ds: Dataset, claims: pd.DataFrame) -> Built:
+    """Engine | guest | kernel the guest reported | host kernel | same?, one row per kernel."""
+    m = ds.measured
+    k = m[m.metric == "kernel_matches_host"]
+    if k.empty:
+        return "no kernel_matches_host rows"
+    words = k.detail.map(detail_words)
+    k = k.assign(
+        guest_kernel=words.map(lambda w: w.get("guest_kernel", "not recorded")),
+        host_kernel=words.map(lambda w: w.get("host_kernel", "not recorded")),
+    )
+    multi = _multi_host(ds)
+    header = [
+        *(["host"] if multi else []),
+        "engine",
+        "guest",
+        "kernel the guest\nreported",
+        "host kernel",
+        "same?",
+    ]
+    cells, colours = [], []
+    keys = ["host_id", "backend", "accel", "guest_kernel", "host_kernel"]
+    for _, first in _order(k.drop_duplicates(keys)).iterrows():
+        g = k[(k[keys] == first[keys]).all(axis=1)]
+        same = bool((g.value == 1).all())
+        guests = textwrap.fill(", ".join(sorted(g.guest.unique())), 24)
+        row = [first.host_id] * multi + [
+            engine_label(first.backend, first.accel, "\n"),
+            guests,
+            first.guest_kernel,
+            first.host_kernel,
+            "yes" if same else "no",
+        ]
+        cells.append(row)
+        colour_same = OUTCOME_COLOURS["native"] if same else OUTCOME_COLOURS["emulated"]
+        colours.append(["white"] * (len(row) - 1) + [colour_same])
+    fig = _table_figure(header, cells, colours)
+    title = fact_title(
+        claims,
+        "kernel",
+        "Containers report the host's kernel; each VM boots its own",
+        "Which kernel each guest reported",
+    )
+    return fig, title
+
+
+def compat_matrix(ds: Dataset, claims: pd.DataFrame) -> Built:
+    """Guest architecture x engine: booted natively, emulated, or exec format error."""
+    m = ds.measured
+    foreign = m[m.metric == "runs_foreign_arch"]
+    if foreign.empty:
+        return "no runs_foreign_arch rows"
+    outcomes = _compat_outcomes(ds, foreign)
+    engines = list(dict.fromkeys(outcomes.engine))
+    arches = list(dict.fromkeys(outcomes.arch))
+    cells, colours = [], []
+    for arch in arches:
+        row, row_colours = [arch], ["white"]
+        for engine in engines:
+            hit = outcomes[(outcomes.arch == arch) & (outcomes.engine == engine)]
+            text, kind = (
+                (hit.iloc[0].text, hit.iloc[0].outcome)
+                if len(hit)
+                else ("not measured", "not measured")
+            )
+            row.append(text)
+            row_colours.append(OUTCOME_COLOURS[kind])
+        cells.append(row)
+        colours.append(row_colours)
+    fig = _table_figure(["guest architecture", *engines], cells, colours)
+    title = fact_title(
+        claims,
+        "compat",
+        _compat_finding(outcomes),
+        "Which guest architectures each engine ran",
+    )
+    return fig, title
+
+
+def _compat_outcomes(ds: Dataset, foreign: pd.DataFrame) -> pd.DataFrame:
+    """One row per (host, guest arch, engine): what happened, as a cell text and an outcome."""
+    multi = _multi_host(ds)
+    scenarios = set(foreign.scenario)
+    m = ds.measured
+    native = m[(m.metric == "kernel_matches_host") & m.scenario.isin(scenarios)]
+    native = native[~native.guest.isin(set(foreign.guest))]
+    rows = []
+    for _, r in _order(pd.concat([native, foreign])).iterrows():
+        words = detail_words(r.detail)
+        host_arch = words.get("host_arch") or _host_arch(foreign, r.host_id)
+        if r.metric == "runs_foreign_arch":
+            arch = f"{words.get('guest_arch', r.guest)} guest"
+            text, outcome = _foreign_cell(r)
+        else:
+            arch = f"{host_arch} guest (the host's)"
+            text, outcome = _native_cell(r)
+        if multi:
+            arch = f"{r.host_id}: {arch}"
+        rows.append({"arch": arch, "engine": r.backend, "text": text, "outcome": outcome})
+    out = pd.DataFrame(rows, columns=["arch", "engine", "text", "outcome"])
+    return out.drop_duplicates(["arch", "engine"])
+
+
+def _host_arch(foreign: pd.DataFrame, host: str) -> str:
+    for detail in foreign[foreign.host_id == host].detail:
+        if arch := detail_words(detail).get("host_arch"):
+            return arch
+    return "native"
+
+
+def _native_cell(r: pd.Series) -> tuple[str, str]:
+    if r.kind in ("container", "system-container"):
+        return "runs natively\n(host kernel)", "native"
+    if r.accel == "tcg":
+        return "emulated (TCG)\nown kernel", "emulated"
+    return f"booted natively\n({ACCEL_SUFFIX.get(r.accel, r.accel)}, own kernel)", "native"
+
+
+def _foreign_cell(r: pd.Series) -> tuple[str, str]:
+    if r.value == 1:
+        if "user-mode emulation" in r.detail:
+            return "emulated\n(qemu-user, host kernel)", "emulated"
+        how = "TCG" if r.accel == "tcg" else ACCEL_SUFFIX.get(r.accel, r.accel)
+        return f"emulated ({how})\nown kernel", "emulated"
+    if "exec format error" in r.detail:
+        return "exec format error", "refused"
+    return "did not run", "refused"
+
+
+def _compat_finding(outcomes: pd.DataFrame) -> str:
+    foreign = outcomes[~outcomes.arch.str.contains("the host's")]
+    refused = foreign[foreign.outcome == "refused"]
+    ran = foreign[foreign.outcome == "emulated"]
+    if len(ran) and len(refused) and (refused.text == "exec format error").all():
+        arches = " and ".join(sorted(set(foreign.arch)))
+        return f"A VM ran the {arches} under emulation; the container failed: exec format error"
+    return "A VM ran a foreign-architecture guest; a container could not"
+
+
+def _table_figure(header: list[str], cells: list[list[str]], colours: list[list[str]]) -> Figure:
+    """A table as a figure: the largest type that fits, a bold header, coloured cells, each
+    row as tall as its tallest cell and each column as wide as its widest."""
+    fig, ax = plt.subplots(layout="constrained")
+    ax.axis("off")
+    table = ax.table(
+        cellText=cells, colLabels=header, cellColours=colours, cellLoc="center", loc="center"
+    )
+    table.auto_set_font_size(False)
+    lines = [max(str(text).count("\n") + 1 for text in row) for row in [header, *cells]]
+    fig.canvas.draw()
+    axes_pt = ax.get_window_extent().height * 72 / fig.dpi
+    for size in range(26, 9, -1):  # the largest type at which the table fits the figure
+        table.set_fontsize(size)
+        for (row, _col), cell in table.get_celld().items():
+            cell.set_height((lines[row] * 1.2 + 1.0) * size / axes_pt)
+        table.auto_set_column_width(list(range(len(header))))
+        with warnings.catch_warnings():  # too large a size collapses the layout: try smaller
+            warnings.simplefilter("ignore", UserWarning)
+            fig.canvas.draw()
+        box = table.get_window_extent()
+        if box.width <= ax.bbox.width * 0.97 and box.height <= ax.bbox.height:
+            break
+    for (row, _col), cell in table.get_celld().items():
+        cell.set_edgecolor("#888888")
+        if row == 0:
+            cell.set_text_props(fontweight="bold")
+            cell.set_facecolor("#EEEEEE")
+    return fig
 
 
 BUILDERS: dict[str, tuple[Callable[[Dataset, pd.DataFrame], Built], str | None]] = {
     "ready_time": (ready_time, "speed"),
     "size_breakdown": (size_breakdown, "size"),
-    "memory": (memory, None),
+    "memory": (memory, "density"),
     "density": (density, "density"),
-    "boot_phases": (boot_phases, None),
+    "boot_phases": (boot_phases, "speed"),
+    "kernel_table": (kernel_table, "kernel"),
+    "compat_matrix": (compat_matrix, "compat"),
 }
+
+
+def charts_for(claim: str, made: list[Chart]) -> Iterator[Chart]:
+    """The charts that illustrate a claim, in BUILDERS order."""
+    return (c for c in made if c.claim == claim)

@@ -1,39 +1,40 @@
-"""A slide deck (python-pptx) of the verdicts: title with hosts, one slide per claim, methodology.
+"""A slide deck (python-pptx) of the verdicts: title with hosts, a slide per chart, methodology.
 
 Built from blank slides and text boxes only, so it opens the same in PowerPoint and
-LibreOffice and the layout does not depend on a template's placeholders.
+LibreOffice and the layout does not depend on a template's placeholders. Every claim gets
+one slide per chart that illustrates it (a text slide when it has none), with its verdicts
+under the chart; the evidence of every verdict is in the speaker notes.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 from pptx import Presentation
 from pptx.dml.color import RGBColor
 from pptx.slide import Slide
+from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
 from bench import charts
-from bench.claims import CLAIMS, TCG_CAVEAT, evaluate
-from bench.compare import accel_text
+from bench.claims import CLAIMS, TCG_CAVEAT, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ratio_text
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 MARGIN = Inches(0.5)
 BLANK_LAYOUT = 6
+CHART_TOP, CHART_HEIGHT = Inches(1.05), Inches(5.0)
+VERDICT_TOP = Inches(6.1)  # under the chart: room for MAX_VERDICT_LINES + one footer line
 MAX_VERDICT_LINES = 3
+LINE_CHARS = 105  # a 16 pt line across the slide; longer lines are shortened, never wrapped
 VERDICT_COLOURS = {  # Okabe-Ito, readable on white
     "supported": RGBColor(0x00, 0x9E, 0x73),
     "refuted": RGBColor(0xD5, 0x5E, 0x00),
     "inconclusive": RGBColor(0xB0, 0x8A, 0x00),
     "not-measured": RGBColor(0x77, 0x77, 0x77),
-}
-CLAIM_CHARTS = {
-    "speed": ["ready_time"],
-    "size": ["size_breakdown"],
-    "density": ["density", "memory"],
 }
 
 
@@ -43,18 +44,23 @@ def write_deck(csv_paths: list[Path], out_path: Path) -> Path:
     ds = load(csv_paths)
     claims = evaluate(ds)
     made, _notes = charts.make_charts(ds, claims, out_path.parent / f"{out_path.stem}-charts")
-    by_name = {c.name: c for c in made}
     prs = Presentation()
     prs.slide_width, prs.slide_height = WIDTH, HEIGHT
-    title_slide(prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT]), ds)
+    title_slide(_new_slide(prs), ds)
+    # The memory chart's lines are its own comparisons (one instance), not the density slopes.
+    lines_for = {"memory": memory_comparisons(ds)}
     for claim in CLAIMS:
-        chart = next((by_name[n] for n in CLAIM_CHARTS.get(claim, []) if n in by_name), None)
-        slide = prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT])
-        claim_slide(slide, claim, claims[claims.claim == claim], chart)
-    methodology_slide(prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT]))
+        for chart in list(charts.charts_for(claim, made)) or [None]:
+            rows = lines_for.get(chart.name if chart else "", claims[claims.claim == claim])
+            claim_slide(_new_slide(prs), claim, rows, chart)
+    methodology_slide(_new_slide(prs))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prs.save(str(out_path))
     return out_path
+
+
+def _new_slide(prs: Presentation) -> Slide:
+    return prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT])
 
 
 def title_slide(slide: Slide, ds: Dataset) -> None:
@@ -65,48 +71,81 @@ def title_slide(slide: Slide, ds: Dataset) -> None:
         facts = [str(meta[k]) for k in ("cpu_model", "os") if meta.get(k)]
         if meta.get("cpu_count"):
             facts.append(f"{meta['cpu_count']} CPUs")
-        facts.append(accel_text(ds, host))
+        facts.append(vm_engines(ds, host))
         lines.append(f"{host}: " + ", ".join(facts))
     _text(slide, "Measured on", Inches(3.5), Inches(0.6), 24, True)
     _lines(slide, lines, Inches(4.1), Inches(3.0), 20)
 
 
+def vm_engines(ds: Dataset, host: str) -> str:
+    """'VMs: qemu emulated (TCG), vagrant emulated (TCG)': how this host's VMs ran."""
+    r = ds.rows[(ds.rows.host_id == host) & (ds.rows.kind == "vm")]
+    pairs = sorted(set(zip(r.backend, r.accel, strict=True)))
+    return "VMs: " + (", ".join(charts.engine_label(b, a, " ") for b, a in pairs) or "none")
+
+
 def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: charts.Chart | None) -> None:
-    _text(slide, CLAIMS[claim], Inches(0.3), Inches(0.8), 28, True)
+    """The claim, its chart (if any) and up to MAX_VERDICT_LINES verdicts beneath."""
+    heading = CLAIMS[claim]  # one line at 28 pt holds ~52 characters; longer ones get smaller
+    _text(slide, heading, Inches(0.3), Inches(0.8), min(28, 28 * 52 // len(heading)), True)
+    top = Inches(1.5)
     if chart is not None:
-        height = Inches(5.0)
-        width = Emu(int(height * 16 / 9))
-        slide.shapes.add_picture(str(chart.png), (WIDTH - width) // 2, Inches(1.05), height=height)
-        top = Inches(6.1)
-    else:
-        top = Inches(1.5)
-    shown = rows.head(MAX_VERDICT_LINES)
+        width = Emu(int(CHART_HEIGHT * 16 / 9))
+        slide.shapes.add_picture(
+            str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT
+        )
+        top = VERDICT_TOP
     box = slide.shapes.add_textbox(MARGIN, top, WIDTH - 2 * MARGIN, HEIGHT - top - Inches(0.1))
     frame = box.text_frame
     frame.word_wrap = True
+    shown = rows.head(MAX_VERDICT_LINES)
     for i, (_, r) in enumerate(shown.iterrows()):
         para = frame.paragraphs[0] if i == 0 else frame.add_paragraph()
-        where = f"{r.host_id} · {r.vm} vs {r.container}, {r.guest}: " if r.vm else f"{r.host_id}: "
-        _run(para, where, 16)
-        _run(para, r.verdict.upper(), 16, bold=True, colour=VERDICT_COLOURS.get(r.verdict))
-        _run(para, f" {ratio_text(r)}", 16)
-        if r.verdict == "not-measured" or (chart is None and r.caveat):
-            _run(para, f" ({r.caveat})", 14, italic=True)
+        _verdict_line(para, r, with_caveat=chart is None or r.verdict == "not-measured")
         if chart is None and r.evidence:
-            _run(frame.add_paragraph(), str(r.evidence), 14)
+            _run(frame.add_paragraph(), _short(str(r.evidence), LINE_CHARS + 10), 14)
+    footer = []
     if rows.caveat.str.contains("TCG").any():
-        _run(frame.add_paragraph(), TCG_CAVEAT, 14, italic=True)
+        footer.append(TCG_CAVEAT)
     if len(rows) > len(shown):
-        _run(frame.add_paragraph(), f"+{len(rows) - len(shown)} more in report.md", 14)
+        footer.append(f"+{len(rows) - len(shown)} more in report.md")
+    if footer:
+        _run(frame.add_paragraph(), _short(". ".join(footer), LINE_CHARS + 15), 13, italic=True)
     slide.notes_slide.notes_text_frame.text = "\n".join(
         f"{r.host_id} {r.vm}/{r.container} {r.guest}: {r.verdict}; {r.evidence}; {r.caveat}"
         for _, r in rows.iterrows()
     )
 
 
+def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
+    """'host · qemu, emulated (TCG) vs docker, busybox: SUPPORTED 14.9x [10.1, 18.3]'."""
+    if r.vm:
+        vm = charts.engine_label(r.vm, r.accel)
+        where = f"{r.host_id} · {vm} vs {r.container}, {r.guest}: "
+    else:
+        where = f"{r.host_id}: "
+    ratio = f" {ratio_text(r)}"
+    _run(para, where, 16)
+    if r.claim in CLAIMS:
+        _run(para, r.verdict.upper(), 16, bold=True, colour=VERDICT_COLOURS.get(r.verdict))
+        _run(para, ratio, 16)
+        room = LINE_CHARS - len(where) - len(r.verdict) - len(ratio)
+    else:  # a comparison that is not a claim: its ratio and what it compared
+        _run(para, ratio.strip(), 16, bold=True)
+        room = LINE_CHARS - len(where) - len(ratio)
+        with_caveat = False
+        _run(para, f" ({_short(str(r.evidence), room - 3)})", 14)
+    if with_caveat and r.caveat and room > 20:
+        _run(para, f" ({_short(str(r.caveat), room - 3)})", 14, italic=True)
+
+
 def methodology_slide(slide: Slide) -> None:
     _text(slide, "How it was measured", Inches(0.3), Inches(0.8), 28, True)
-    _lines(slide, [m.replace("`", "") for m in METHODOLOGY], Inches(1.3), Inches(6.0), 16)
+    _lines(slide, [m.replace("`", "") for m in METHODOLOGY], Inches(1.2), Inches(6.1), 15)
+
+
+def _short(text: str, width: int) -> str:
+    return textwrap.shorten(text, width, placeholder=" …")
 
 
 def _text(slide: Slide, text: str, top: Emu, height: Emu, size: int, bold: bool = False) -> None:
@@ -126,7 +165,7 @@ def _lines(slide: Slide, lines: list[str], top: Emu, height: Emu, size: int) -> 
 
 
 def _run(
-    para: object,
+    para: _Paragraph,
     text: str,
     size: int,
     bold: bool = False,

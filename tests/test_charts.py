@@ -1,14 +1,22 @@
-"""Charts: written as PNG and SVG, not blank, 16:9, and titled with the finding."""
+"""Charts: written as PNG and SVG, 16:9, titled with the finding, and no text that collides.
+
+text_collisions asks matplotlib's renderer where each text landed; test_real_run.py applies it
+to every chart of a real run.
+"""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from report_fixtures import full_host, ready_rows, write_csv
+from matplotlib.collections import PathCollection
+from report_fixtures import MIB, full_host, ready_rows, row, write_csv
 
 from bench import charts
 from bench.claims import evaluate
@@ -17,15 +25,27 @@ from bench.dataset import load
 EXPECTED_TITLES = {
     "ready_time": "Containers reach ready",
     "size_breakdown": "Container images are",
-    "memory": "A VM's processes use",
+    "memory": "One VM uses",
     "density": "Each extra VM costs",
     "boot_phases": "vagrant up:",
+    "kernel_table": "Containers report the host's kernel",
+    "compat_matrix": "A VM ran the arm64 guest under emulation",
 }
 
 
 def draw(tmp_path: Path, rows: list) -> tuple[list[charts.Chart], list[str]]:
     ds = load([write_csv(tmp_path / "results.csv", rows)])
     return charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
+
+
+def figure(csv: Path, name: str) -> tuple[plt.Figure, str]:
+    """Chart `name` of a CSV as make_charts draws it (style and title), not yet saved."""
+    ds = load([csv])
+    builder, _claim = charts.BUILDERS[name]
+    with charts.slide_style():
+        built = charts.titled(builder(ds, evaluate(ds)))
+    assert not isinstance(built, str), built
+    return built
 
 
 def svg_text(path: Path) -> str:
@@ -54,9 +74,19 @@ def test_chart_is_non_blank_16_9_with_expected_title(
     assert width / height == pytest.approx(16 / 9, rel=0.01)
     assert width >= 2600  # 13.33 in at 200 dpi
     assert float(np.var(pixels[..., :3])) > 0.005, "chart looks blank"
-    assert chart.title.startswith(EXPECTED_TITLES[name])
+    assert chart.title.startswith(EXPECTED_TITLES[name]), chart.title
     first_words = " ".join(chart.title.split()[:4])
     assert first_words in svg_text(chart.svg)
+
+
+@pytest.mark.parametrize(
+    "name", ["ready_time", "memory", "density", "kernel_table", "compat_matrix"]
+)
+def test_tcg_vms_are_labelled_emulated_in_the_chart(
+    full_charts: list[charts.Chart], name: str
+) -> None:
+    text = svg_text(next(c for c in full_charts if c.name == name).svg)
+    assert "emulated (TCG)" in text
 
 
 def test_tcg_is_named_in_the_speed_title(full_charts: list[charts.Chart]) -> None:
@@ -68,7 +98,7 @@ def test_charts_without_data_are_skipped_with_a_reason(tmp_path: Path) -> None:
     rows = ready_rows("h", "docker", [0.5, 0.6, 0.5]) + ready_rows("h", "qemu", [5, 5.2, 5.1])
     made, notes = draw(tmp_path, rows)
     assert [c.name for c in made] == ["ready_time"]
-    assert len(notes) == 4 and all("skipped" in n for n in notes)
+    assert len(notes) == len(charts.BUILDERS) - 1 and all("skipped" in n for n in notes)
     assert any("size" in n for n in notes)
 
 
@@ -78,11 +108,28 @@ def test_refuted_speed_title_says_so(tmp_path: Path) -> None:
     assert ready.title.startswith("VMs reached ready")
 
 
-def test_backend_colours_are_fixed_and_distinct() -> None:
+def test_backend_colours_are_fixed_distinct_and_the_same_in_every_process() -> None:
     known = [charts.colour(b) for b in ("docker", "podman", "qemu", "vagrant")]
     assert len(set(known)) == 4
-    assert charts.colour("firecracker") == charts.colour("firecracker")
-    assert charts.colour("firecracker") not in known
+    unknown = {b: charts.colour(b) for b in ("firecracker", "lxc", "kata", "gvisor")}
+    assert not set(unknown.values()) & set(known)
+    assert set(unknown.values()) <= set(charts.EXTRA_COLOURS)
+    # Python's own hash() differs between processes; a chart's colours must not.
+    code = f"from bench import charts; print([charts.colour(b) for b in {list(unknown)!r}])"
+    for seed in ("1", "2"):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.strip() == str(list(unknown.values()))
+
+
+def test_host_line_styles_never_run_out() -> None:
+    styles = [charts.host_linestyle(i) for i in range(200)]
+    assert len({str(s) for s in styles}) == 200
 
 
 def test_log_axis_labels_are_plain_numbers(full_charts: list[charts.Chart]) -> None:
@@ -93,9 +140,49 @@ def test_log_axis_labels_are_plain_numbers(full_charts: list[charts.Chart]) -> N
     assert len(numbers) >= 3, numbers
 
 
-def test_density_chart_leaves_out_guests_measured_at_one_size(tmp_path: Path) -> None:
-    from report_fixtures import row
+def density_rows(hosts: int, sizes: tuple[int, ...] = (1, 2, 4)) -> list:
+    return [
+        row(
+            f"h{h:02d}",
+            b,
+            "pss_bytes",
+            per * n * (1 + h / 100),
+            instances=n,
+            scenario="density",
+            accel=accel,
+        )
+        for h in range(hosts)
+        for b, per, accel in (("docker", 2 * MIB, "none"), ("qemu", 200 * MIB, "tcg"))
+        for n in sizes
+    ]
 
+
+def test_density_is_linear_with_every_measured_point(tmp_path: Path) -> None:
+    rows = density_rows(1, (1, 2, 4, 8, 16, 32))
+    fig, _title = figure(write_csv(tmp_path / "r.csv", rows), "density")
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("linear", "linear")
+    points = sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+    assert points == len(rows)
+    for line in ax.get_lines():  # a fit is a straight segment over the measured sizes
+        assert len(line.get_xdata()) == 2
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("qemu, emulated (TCG): +200.0 MiB per instance" in t for t in labels), labels
+    plt.close(fig)
+
+
+def test_density_with_fifty_hosts_draws_and_sums_up_the_legend(tmp_path: Path) -> None:
+    fig, _title = figure(write_csv(tmp_path / "r.csv", density_rows(50)), "density")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == [
+        "docker (50 hosts): +2.0 MiB to 3.0 MiB per instance",
+        "qemu (50 hosts): +200.0 MiB to 298.0 MiB per instance",
+    ]
+    assert len(fig.axes[0].get_lines()) == 100  # a fitted line per host and engine
+    plt.close(fig)
+
+
+def test_density_chart_leaves_out_guests_measured_at_one_size(tmp_path: Path) -> None:
     rows = [
         row("h", b, "pss_bytes", per * n, instances=n, scenario="density")
         for b, per in (("docker", 2e6), ("qemu", 2e8))
@@ -109,3 +196,36 @@ def test_density_chart_leaves_out_guests_measured_at_one_size(tmp_path: Path) ->
     text = svg_text(density.svg)
     assert "debian" not in text  # a single N has no slope: no empty facet for it
     assert "per instance" in text
+
+
+def test_memory_counts_the_shim_in_the_title_ratio(full_charts: list[charts.Chart]) -> None:
+    memory = next(c for c in full_charts if c.name == "memory")
+    # full_host: container 1 MiB PSS + 6 MiB shim, VM 200 MiB: 200 / 7, not 200 / 1
+    assert memory.title.startswith(f"One VM uses {200 / 7:.0f}x the memory of one container")
+    assert "7.0 MiB = 1.0 MiB + 6.0 MiB shim" in svg_text(memory.svg)
+
+
+# --- the layout check, and that it can fail -------------------------------------------------
+
+
+def test_text_collisions_finds_overlap_legend_and_overflow() -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.text(0.5, 0.5, "first label", transform=ax.transAxes)
+    ax.text(0.52, 0.5, "second label", transform=ax.transAxes)
+    ax.text(1.3, 0.5, "far outside", transform=ax.transAxes)
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.legend(loc="upper left")
+    ax.text(0.02, 0.95, "hidden", transform=ax.transAxes)
+    found = charts.text_collisions(fig)
+    plt.close(fig)
+    assert "'first label' overlaps 'second label'" in found
+    assert "'far outside' leaves the figure" in found
+    assert "'hidden' is under a legend" in found
+
+
+def test_text_collisions_ignores_ticks_that_are_not_drawn() -> None:
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.set_xticks([-10, 0, 1, 10])  # -10 and 10 fall outside the view: never drawn
+    ax.set_xlim(-0.5, 1.5)
+    assert charts.text_collisions(fig) == []
+    plt.close(fig)
