@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import textwrap
-import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +24,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import Bbox
 
 from bench.claims import FOOTPRINT, density_metric, memory_comparisons
 from bench.dataset import Dataset, detail_words
@@ -101,6 +103,7 @@ class Chart:
     claim: str | None
     png: Path
     svg: Path
+    crowded: tuple[str, ...] = ()  # texts that collide (see text_collisions)
 
 
 Built = tuple[Figure, str] | str  # a figure and its title, or why it was skipped
@@ -138,14 +141,12 @@ def make_charts(
     made, notes = [], []
     for name, (builder, claim) in BUILDERS.items():
         with slide_style():
-            built = titled(builder(ds, claims))
-            if not isinstance(built, str):
-                notes += [f"chart {name}: {c}" for c in text_collisions(built[0])]
-            chart = save_chart(built, out_dir, prefix + name, claim)
+            chart = save_chart(builder(ds, claims), out_dir, prefix + name, claim)
         if isinstance(chart, str):
             notes.append(f"chart {name} skipped: {chart}")
         else:
             made.append(chart)
+            notes += [f"chart {name}: {c}" for c in chart.crowded]
     return made, notes
 
 
@@ -167,12 +168,14 @@ def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Cha
     fig, title = built
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    # zlib level 3, not 6: 40 ms less per chart for a PNG ~15% larger.
-    fig.savefig(png, dpi=DPI, pil_kwargs={"compress_level": 3})
+    with drawing_recorded() as drawn:  # the layout check costs no extra drawing
+        # zlib level 3, not 6: 40 ms less per chart for a PNG ~15% larger.
+        fig.savefig(png, dpi=DPI, pil_kwargs={"compress_level": 3})
     fig.set_layout_engine("none")  # the PNG's layout holds for the SVG: not computed twice
+    crowded = tuple(collisions(drawn))
     fig.savefig(svg)
     plt.close(fig)
-    return Chart(name, title, claim, png, svg)
+    return Chart(name, title, claim, png, svg, crowded)
 
 
 # --- the layout check ------------------------------------------------------------------------
@@ -181,59 +184,85 @@ def save_chart(built: Built, out_dir: Path, name: str, claim: str | None) -> Cha
 def text_collisions(fig: Figure) -> list[str]:
     """Texts whose rendered boxes overlap another text or a legend, or reach past the figure.
 
-    Draws the figure once and records every text the renderer actually draws (tick labels
-    outside the view are never drawn, so they never count), with its extent on that renderer.
-    """
-    drawn = _drawn_texts(fig)
-    renderer = fig.canvas.get_renderer()
-    boxes = [(t, t.get_window_extent(renderer)) for t in drawn]
-    problems = []
-    page = fig.bbox
-    for t, box in boxes:
-        if (
-            box.x0 < page.x0 - 0.5
-            or box.y0 < page.y0 - 0.5
-            or box.x1 > page.x1 + 0.5
-            or box.y1 > page.y1 + 0.5
-        ):
-            problems.append(f"{_quote(t)} leaves the figure")
-    for i, (a, abox) in enumerate(boxes):
-        for b, bbox in boxes[i + 1 :]:
-            if _overlap(abox, bbox):
-                problems.append(f"{_quote(a)} overlaps {_quote(b)}")
-    for legend in _legends(fig):
-        frame = legend.get_window_extent(renderer)
-        own = {id(t) for t in [*legend.get_texts(), legend.get_title()]}
-        for t, box in boxes:
-            if id(t) not in own and _overlap(frame, box):
-                problems.append(f"{_quote(t)} is under a legend")
+    Draws the figure and checks every text the renderer actually drew (tick labels outside
+    the view are never drawn, so they never count), at the extent it had on that renderer."""
+    with drawing_recorded() as drawn:
+        fig.canvas.draw()
+    return collisions(drawn)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A text or a legend as drawn: its box as fractions of the figure (0..1 on the page)."""
+
+    artist: Text | Legend
+    box: Bbox
+
+
+@contextmanager
+def drawing_recorded() -> Iterator[list[Drawn]]:
+    """Record every text and legend Agg draws inside the block, where it drew them.
+
+    save_chart writes the PNG inside it, so the layout check costs no extra drawing."""
+    drawn: dict[int, Drawn] = {}
+    draw_text, draw_legend = RendererAgg.draw_text, Legend.draw
+
+    def where(artist: Text | Legend, renderer: RendererAgg) -> Drawn:
+        box = artist.get_window_extent(renderer)
+        return Drawn(
+            artist,
+            Bbox.from_extents(
+                box.x0 / renderer.width,
+                box.y0 / renderer.height,
+                box.x1 / renderer.width,
+                box.y1 / renderer.height,
+            ),
+        )
+
+    def recording_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if mtext is not None and str(s).strip() and id(mtext) not in drawn:
+            drawn[id(mtext)] = where(mtext, self)
+        return draw_text(self, gc, x, y, s, prop, angle, ismath, mtext)
+
+    def recording_legend(self, renderer):
+        draw_legend(self, renderer)
+        if self.get_visible():
+            drawn[id(self)] = where(self, renderer)
+
+    RendererAgg.draw_text, Legend.draw = recording_text, recording_legend
+    result: list[Drawn] = []
+    try:
+        yield result
+    finally:
+        RendererAgg.draw_text, Legend.draw = draw_text, draw_legend
+        result.extend(drawn.values())
+
+
+def collisions(drawn: list[Drawn]) -> list[str]:
+    """What text_collisions reports, from what drawing_recorded saw."""
+    texts = [d for d in drawn if isinstance(d.artist, Text)]
+    tolerance = 0.0005  # of the figure: half a pixel at 1000 px
+    page = Bbox.from_extents(-tolerance, -tolerance, 1 + tolerance, 1 + tolerance)
+    problems = [
+        f"{_quote(d.artist)} leaves the figure"
+        for d in texts
+        if not (page.x0 <= d.box.x0 and d.box.x1 <= page.x1)
+        or not (page.y0 <= d.box.y0 and d.box.y1 <= page.y1)
+    ]
+    for i, a in enumerate(texts):
+        for b in texts[i + 1 :]:
+            if _overlap(a.box, b.box):
+                problems.append(f"{_quote(a.artist)} overlaps {_quote(b.artist)}")
+    for legend in (d for d in drawn if isinstance(d.artist, Legend)):
+        own = {id(t) for t in [*legend.artist.get_texts(), legend.artist.get_title()]}
+        for d in texts:
+            if id(d.artist) not in own and _overlap(legend.box, d.box):
+                problems.append(f"{_quote(d.artist)} is under a legend")
     return problems
 
 
-def _drawn_texts(fig: Figure) -> list[Text]:
-    renderer = fig.canvas.get_renderer()
-    drawn: dict[int, Text] = {}
-    original = renderer.draw_text
-
-    def spy(gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if mtext is not None and str(s).strip():
-            drawn.setdefault(id(mtext), mtext)
-        return original(gc, x, y, s, prop, angle, ismath, mtext)
-
-    renderer.draw_text = spy
-    try:
-        fig.draw(renderer)
-    finally:
-        del renderer.draw_text
-    return list(drawn.values())
-
-
-def _overlap(a: object, b: object) -> bool:
+def _overlap(a: Bbox, b: Bbox) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
-
-
-def _legends(fig: Figure) -> list:
-    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
 
 
 def _quote(t: Text) -> str:
@@ -641,7 +670,7 @@ def _density_legend(ax: plt.Axes, series: list[Series], n_hosts: int) -> None:
             mine = [s for s in series if s.backend == backend]
             label = _slope_label(f"{backend} ({len(mine)} hosts)", mine)
             handles.append(Line2D([], [], color=colour(backend), linewidth=3, label=label))
-    ax.legend(handles=handles, loc="upper left")
+    ax.legend(handles=handles, loc="best")  # where it hides the fewest points
 
 
 def _slope_label(name: str, series: list[Series]) -> str:
@@ -742,7 +771,7 @@ def kernel_table(ds: Dataset, claims: pd.DataFrame) -> Built:
     for _, first in _order(k.drop_duplicates(keys)).iterrows():
         g = k[(k[keys] == first[keys]).all(axis=1)]
         same = bool((g.value == 1).all())
-        guests = textwrap.fill(", ".join(sorted(g.guest.unique())), 24)
+        guests = textwrap.fill(", ".join(sorted(g.guest.unique())), 24, break_on_hyphens=False)
         row = [first.host_id] * multi + [
             engine_label(first.backend, first.accel, "\n"),
             guests,
@@ -856,29 +885,32 @@ def _compat_finding(outcomes: pd.DataFrame) -> str:
     return "A VM ran a foreign-architecture guest; a container could not"
 
 
+TABLE_AREA = (0.02, 0.03, 0.96, 0.78)  # left, bottom, width, height: room above for the title
+
+
 def _table_figure(header: list[str], cells: list[list[str]], colours: list[list[str]]) -> Figure:
     """A table as a figure: the largest type that fits, a bold header, coloured cells, each
     row as tall as its tallest cell and each column as wide as its widest."""
-    fig, ax = plt.subplots(layout="constrained")
+    fig = plt.figure()
+    ax = fig.add_axes(TABLE_AREA)  # a fixed area: cell heights are fractions of it
     ax.axis("off")
     table = ax.table(
         cellText=cells, colLabels=header, cellColours=colours, cellLoc="center", loc="center"
     )
     table.auto_set_font_size(False)
     lines = [max(str(text).count("\n") + 1 for text in row) for row in [header, *cells]]
-    fig.canvas.draw()
-    axes_pt = ax.get_window_extent().height * 72 / fig.dpi
-    for size in range(26, 9, -1):  # the largest type at which the table fits the figure
+    area_pt = ax.get_window_extent().height * 72 / fig.dpi
+
+    def set_size(size: float) -> None:
         table.set_fontsize(size)
         for (row, _col), cell in table.get_celld().items():
-            cell.set_height((lines[row] * 1.2 + 1.0) * size / axes_pt)
+            cell.set_height((lines[row] * 1.2 + 1.0) * size / area_pt)
         table.auto_set_column_width(list(range(len(header))))
-        with warnings.catch_warnings():  # too large a size collapses the layout: try smaller
-            warnings.simplefilter("ignore", UserWarning)
-            fig.canvas.draw()
-        box = table.get_window_extent()
-        if box.width <= ax.bbox.width * 0.97 and box.height <= ax.bbox.height:
-            break
+
+    # Widths and heights grow with the type size: measure once, then take the size that fits.
+    set_size(20)
+    box, room = table.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()
+    set_size(min(26.0, 20 * min(room.width / box.width, room.height / box.height)))
     for (row, _col), cell in table.get_celld().items():
         cell.set_edgecolor("#888888")
         if row == 0:

@@ -59,6 +59,10 @@ TCG_CAVEAT = (
     "VM side is software-emulated (TCG): slower than hardware virtualization (KVM) would be"
 )
 
+TCG_MEMORY_CAVEAT = (
+    "VM side is software-emulated (TCG): its translation cache is memory a KVM VM would not use"
+)
+
 Row = dict[str, object]
 
 
@@ -275,7 +279,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
         if math.isinf(cmp.ratio.high):
             caveats.append(f"{pair.container} slope not clearly above zero: ratio unbounded")
         if "tcg" in pair.accel:
-            caveats.append(TCG_CAVEAT + "; its translation cache also costs memory")
+            caveats.append(TCG_MEMORY_CAVEAT)
         caveats += _failure_notes(ds, pair, (phase,))
         ev = (
             f"{metric} per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
@@ -316,10 +320,10 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
                 continue
             c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
             ev = (
-                f"median PSS with shims: {pair.vm} {human(np.median(v), 'B')} vs "
-                f"{pair.container} {human(np.median(c), 'B')}"
+                f"PSS {pair.vm} {human(np.median(v), 'B')} vs "
+                f"{pair.container} {human(np.median(c), 'B')} with its shim"
             )
-            caveats = [TCG_CAVEAT + "; its translation cache also costs memory"]
+            caveats = [TCG_MEMORY_CAVEAT]
             caveats = caveats if "tcg" in pair.accel else []
             out.append(_ratio_record(ds, pair, "memory", phase, ev, caveats))
     return pd.DataFrame(out, columns=COLUMNS)

@@ -19,7 +19,7 @@ from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
 from bench import charts
-from bench.claims import CLAIMS, TCG_CAVEAT, evaluate, memory_comparisons
+from bench.claims import CLAIMS, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ratio_text
 
@@ -105,8 +105,9 @@ def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: charts.Char
         if chart is None and r.evidence:
             _run(frame.add_paragraph(), _short(str(r.evidence), LINE_CHARS + 10), 14)
     footer = []
-    if rows.caveat.str.contains("TCG").any():
-        footer.append(TCG_CAVEAT)
+    tcg = rows.caveat[rows.caveat.str.contains("TCG")]
+    if len(tcg):  # the TCG caveat as these rows state it (speed, or memory too)
+        footer.append(next(c for c in tcg.iloc[0].split("; ") if "TCG" in c))
     if len(rows) > len(shown):
         footer.append(f"+{len(rows) - len(shown)} more in report.md")
     if footer:
@@ -119,6 +120,12 @@ def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: charts.Char
 
 def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
     """'host · qemu, emulated (TCG) vs docker, busybox: SUPPORTED 14.9x [10.1, 18.3]'."""
+    if r.claim not in CLAIMS:  # a comparison, not a verdict: what it compared, its ratio
+        where = f"{r.host_id} · {r.guest}: "
+        what = str(r.evidence).replace(r.vm, charts.engine_label(r.vm, r.accel), 1)
+        _run(para, where + _short(what, LINE_CHARS - len(where) - 25) + ": ", 16)
+        _run(para, ratio_text(r), 16, bold=True)
+        return
     if r.vm:
         vm = charts.engine_label(r.vm, r.accel)
         where = f"{r.host_id} · {vm} vs {r.container}, {r.guest}: "
@@ -126,15 +133,9 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
         where = f"{r.host_id}: "
     ratio = f" {ratio_text(r)}"
     _run(para, where, 16)
-    if r.claim in CLAIMS:
-        _run(para, r.verdict.upper(), 16, bold=True, colour=VERDICT_COLOURS.get(r.verdict))
-        _run(para, ratio, 16)
-        room = LINE_CHARS - len(where) - len(r.verdict) - len(ratio)
-    else:  # a comparison that is not a claim: its ratio and what it compared
-        _run(para, ratio.strip(), 16, bold=True)
-        room = LINE_CHARS - len(where) - len(ratio)
-        with_caveat = False
-        _run(para, f" ({_short(str(r.evidence), room - 3)})", 14)
+    _run(para, r.verdict.upper(), 16, bold=True, colour=VERDICT_COLOURS.get(r.verdict))
+    _run(para, ratio, 16)
+    room = LINE_CHARS - len(where) - len(r.verdict) - len(ratio)
     if with_caveat and r.caveat and room > 20:
         _run(para, f" ({_short(str(r.caveat), room - 3)})", 14, italic=True)
 

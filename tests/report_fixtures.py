@@ -15,7 +15,7 @@ from bench.results import ResultWriter, Row, unit_of
 MIB = 1024**2
 # A real default-suite run on the development machines (TCG, 2 cores), with its host.json
 # beside it: the report, claims, charts and slides are tested on what the runner really wrote.
-REAL_RUN = Path(__file__).parent / "data" / "default-suite.csv"
+REAL_RUN = Path(__file__).parent / "data" / "default-suite" / "results.csv"
 
 
 def row(

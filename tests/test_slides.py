@@ -77,7 +77,7 @@ def test_every_claim_has_its_charts_and_verdicts(two_hosts: Path) -> None:
 def test_memory_slide_lines_are_the_one_instance_comparison(two_hosts: Path) -> None:
     memory, slopes = [s for c, s in claim_slides(two_hosts) if c == "density"]
     memory_text, slope_text = slide_text(memory), slide_text(slopes)
-    assert "PSS with shims" in memory_text and "SUPPORTED" not in memory_text
+    assert "with its shim" in memory_text and "SUPPORTED" not in memory_text
     assert "SUPPORTED" in slope_text
     # full_host: docker 1 MiB PSS + 6 MiB shim, qemu 200 MiB at one instance
     assert f"{200 / 7:.3g}x" in memory_text
