@@ -22,6 +22,7 @@ needs_host() { HOST_REASONS+=("$1"); }
 
 APT_PACKAGES=(
   docker.io            # Docker Engine (the container backend)
+  podman               # daemonless container engine (the podman backend)
   qemu-system-x86      # qemu-system-x86_64 (the VM backend)
   qemu-system-arm      # qemu-system-aarch64 (foreign-architecture VMs)
   qemu-utils           # qemu-img
