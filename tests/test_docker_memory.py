@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.backends import docker
+from bench.backends import cgroups, docker
 from bench.backends.base import BackendError, LaunchSpec
 from bench.measure import READY, MemorySampler, now_ns
 from bench.trial import run_trial
@@ -73,8 +73,8 @@ def test_each_layout_resolves_to_its_memory_cgroup_and_reads_it(tmp_path, layout
     expected = root / relative
     write_cgroup(expected, layout.startswith("v2"), [os.getpid()], 10 * MIB, 3 * MIB)
 
-    assert docker.container_cgroup(4242, proc, root) == expected
-    sample = docker.cgroup_memory(expected)
+    assert cgroups.container_cgroup(4242, proc, root) == expected
+    sample = cgroups.cgroup_memory(expected)
     assert sample["cgroup_bytes"] == 7 * MIB  # usage without the inactive page cache
     own = psutil.Process().memory_info().rss
     assert 0.5 * own < sample["rss_bytes"] < 2 * own  # this process, read for real
@@ -84,28 +84,28 @@ def test_each_layout_resolves_to_its_memory_cgroup_and_reads_it(tmp_path, layout
 def test_cheap_sample_reads_no_uss_or_pss(tmp_path):
     folder = tmp_path / "docker" / CID
     write_cgroup(folder, True, [os.getpid()], 5 * MIB, 0)
-    assert set(docker.cgroup_memory(folder, full=False)) == {"rss_bytes", "cgroup_bytes"}
+    assert set(cgroups.cgroup_memory(folder, full=False)) == {"rss_bytes", "cgroup_bytes"}
 
 
 def test_without_usage_files_the_sample_has_no_cgroup_bytes_rather_than_zero(tmp_path):
     folder = tmp_path / "docker" / CID
     folder.mkdir(parents=True)
     (folder / "cgroup.procs").write_text(f"{os.getpid()}\n")
-    sample = docker.cgroup_memory(folder)
+    sample = cgroups.cgroup_memory(folder)
     assert "cgroup_bytes" not in sample and sample["rss_bytes"] > 0
 
 
 def test_no_memory_line_and_no_unified_line_names_no_cgroup(tmp_path):
-    assert docker.memory_cgroup("3:cpu:/docker/x\n", tmp_path) is None
+    assert cgroups.memory_cgroup("3:cpu:/docker/x\n", tmp_path) is None
     (tmp_path / "7").mkdir()
     (tmp_path / "7" / "cgroup").write_text("3:cpu:/docker/x\n")
-    with pytest.raises(docker.CgroupUnreadable, match="names no memory cgroup"):
-        docker.container_cgroup(7, tmp_path, tmp_path / "cgroup")
+    with pytest.raises(cgroups.CgroupUnreadable, match="names no memory cgroup"):
+        cgroups.container_cgroup(7, tmp_path, tmp_path / "cgroup")
 
 
 def test_a_gone_process_has_no_cgroup(tmp_path):
-    with pytest.raises(docker.CgroupUnreadable, match=r"cannot read .*/proc/4242/cgroup"):
-        docker.container_cgroup(4242, tmp_path / "proc", tmp_path / "cgroup")
+    with pytest.raises(cgroups.CgroupUnreadable, match=r"cannot read .*/proc/4242/cgroup"):
+        cgroups.container_cgroup(4242, tmp_path / "proc", tmp_path / "cgroup")
 
 
 def pid_that_does_not_exist() -> int:
@@ -122,14 +122,14 @@ def test_a_cgroup_with_nothing_to_read_is_an_error_never_a_zero(tmp_path, state)
     if state != "folder gone":
         pids = [] if state == "cgroup.procs empty" else [pid_that_does_not_exist()]
         write_cgroup(folder, True, pids, 10 * MIB, 0)
-    with pytest.raises(docker.CgroupUnreadable, match=re.escape(str(folder))):
-        docker.cgroup_memory(folder)
+    with pytest.raises(cgroups.CgroupUnreadable, match=re.escape(str(folder))):
+        cgroups.cgroup_memory(folder)
 
 
 def test_sampler_keeps_no_sample_of_a_gone_cgroup(tmp_path):
     """What the trial sees: no median, so no row; the error says why (trial.py fails the trial)."""
     folder = tmp_path / "docker" / CID
-    with MemorySampler(lambda full: docker.cgroup_memory(folder, full), hz=50) as sampler:
+    with MemorySampler(lambda full: cgroups.cgroup_memory(folder, full), hz=50) as sampler:
         wait_for_error(sampler)
     assert sampler.samples == [] and sampler.medians() == {}
     assert "CgroupUnreadable" in sampler.error and "cgroup.procs" in sampler.error

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -30,6 +28,14 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
     SizeRecord,
+)
+from bench.backends.cgroups import (
+    CGROUP_ROOT,
+    PROC_ROOT,
+    CgroupUnreadable,
+    cgroup_memory,
+    container_cgroup,
+    parent_named,
 )
 from bench.guests import Guest
 from bench.measure import ConsoleWatcher, gzip_bytes, process_memory
@@ -267,9 +273,12 @@ class DockerInstance(Instance):
     def memory(self, full: bool = True) -> dict[str, int]:
         """One sample of the container's cgroup; CgroupUnreadable when there is nothing to read."""
         pid = self._init_pid()
-        if self._cgroup is None:
-            self._cgroup = container_cgroup(pid, PROC_ROOT, CGROUP_ROOT)
-        sample = cgroup_memory(self._cgroup, full)
+        try:
+            if self._cgroup is None:
+                self._cgroup = container_cgroup(pid, PROC_ROOT, CGROUP_ROOT)
+            sample = cgroup_memory(self._cgroup, full)
+        except CgroupUnreadable as e:
+            raise CgroupUnreadable(f"docker: {e}") from None
         shim = shim_pid(pid) if full else None
         if shim:
             sample["shim_pss_bytes"] = process_memory([shim]).pss_bytes
@@ -301,115 +310,8 @@ class DockerInstance(Instance):
         return f"container={self.container.short_id} runs=/vmbench/workload (no init system)"
 
 
-# --- cgroups (v1 and v2) -------------------------------------------------------------------
-# Pure functions over a /proc and a cgroup root, so that file fixtures can drive them.
-
-PROC_ROOT = Path("/proc")
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-class CgroupUnreadable(BackendError):
-    """The container's memory cgroup, or every process in it, could not be read.
-
-    No sample is taken then (the memory sampler skips it, and a trial without any sample
-    fails with this message): a container that is gone must never be recorded as 0 bytes.
-    """
-
-
-def memory_cgroup(proc_cgroup: str, cgroup_root: Path) -> Path | None:
-    """The memory cgroup folder that a ``/proc/PID/cgroup`` text names, or None.
-
-    cgroup v1, also in hybrid mode (v2 mounted at ``unified/`` without the memory controller):
-    the ``memory`` line, under ``<root>/memory``. cgroup v2: the ``0::`` line, under ``<root>``.
-    The path is whatever the daemon's driver chose: ``/docker/<id>`` (cgroupfs) or
-    ``/system.slice/docker-<id>.scope`` (systemd).
-    """
-    unified = None
-    for line in proc_cgroup.splitlines():
-        hierarchy, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return cgroup_root / "memory" / path.lstrip("/")
-        if hierarchy == "0" and controllers == "":
-            unified = cgroup_root / path.lstrip("/")
-    return unified
-
-
-def container_cgroup(pid: int, proc_root: Path, cgroup_root: Path) -> Path:
-    """The memory cgroup folder of process ``pid`` (the container's init)."""
-    source = proc_root / str(pid) / "cgroup"
-    try:
-        text = source.read_text()
-    except OSError as e:
-        raise CgroupUnreadable(
-            f"docker: cannot read {source} ({e.strerror}): the container's process is gone"
-        ) from None
-    cgroup = memory_cgroup(text, cgroup_root)
-    if cgroup is None:
-        raise CgroupUnreadable(f"docker: {source} names no memory cgroup")
-    return cgroup
-
-
-def cgroup_pids(cgroup: Path) -> list[int]:
-    """The processes in a cgroup, from its ``cgroup.procs``."""
-    procs = cgroup / "cgroup.procs"
-    try:
-        return [int(p) for p in procs.read_text().split()]
-    except OSError as e:
-        raise CgroupUnreadable(
-            f"docker: cannot read {procs} ({e.strerror}): "
-            "the container's cgroup is gone or not visible here"
-        ) from None
-
-
-def cgroup_memory(cgroup: Path, full: bool = True) -> dict[str, int]:
-    """One sample: its processes' rss_bytes (``full``: uss, pss too) and the cgroup's usage."""
-    pids = cgroup_pids(cgroup)
-    own = process_memory(pids, full)
-    if not own.processes:
-        listed = " ".join(map(str, pids)) or "none"
-        raise CgroupUnreadable(
-            f"docker: no process of {cgroup} could be read (cgroup.procs lists {listed})"
-        )
-    sample = {"rss_bytes": own.rss_bytes}
-    if full:
-        sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
-    usage = cgroup_usage_bytes(cgroup)
-    if usage is not None:
-        sample["cgroup_bytes"] = usage
-    return sample
-
-
-def cgroup_usage_bytes(cgroup: Path) -> int | None:
-    """Usage without reclaimable page cache, as ``docker stats`` reports it (v1 counts cache)."""
-    for usage_file, inactive_key in (
-        ("memory.current", "inactive_file"),
-        ("memory.usage_in_bytes", "total_inactive_file"),
-    ):
-        try:
-            usage = int((cgroup / usage_file).read_text())
-        except (OSError, ValueError):
-            continue
-        stat = _read_stat(cgroup / "memory.stat")
-        return max(0, usage - stat.get(inactive_key, 0))
-    return None
-
-
-def _read_stat(path: Path) -> dict[str, int]:
-    try:
-        pairs = (line.split() for line in path.read_text().splitlines())
-        return {k: int(v) for k, v in pairs}
-    except (OSError, ValueError):
-        return {}
-
-
 def shim_pid(pid: int) -> int | None:
-    try:
-        parent = psutil.Process(pid).parent()
-    except psutil.Error:
-        return None
-    if parent is not None and parent.name().startswith("containerd-shim"):
-        return parent.pid
-    return None
+    return parent_named(pid, "containerd-shim")
 
 
 def _chunks(pipe, size: int = 1 << 20):
