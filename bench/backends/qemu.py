@@ -203,6 +203,7 @@ def qemu_argv(
             "quiet",
             "panic=-1",
             guest.boot_args,
+            str(options.get("kernel_args", "")),  # an engine's own words (qemu-microvm)
             f"VMBENCH_WORKLOAD={workload}",
         )
         if w
