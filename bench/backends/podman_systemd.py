@@ -21,6 +21,7 @@ VM's unit powers off with sysrq after DONE, which a container must not (and cann
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,23 @@ FailureAction=exit-force
 ExecStart=
 ExecStart=/bin/sh /vmbench/workload
 """
+
+
+# What a guest needs to boot this way: systemd (/lib is /usr/lib in merged-/usr Debian) and
+# the workload's unit enabled for multi-user.target.
+SYSTEMD_PATHS = {"lib/systemd/systemd", "usr/lib/systemd/systemd"}
+UNIT_LINK = f"etc/systemd/system/multi-user.target.wants/{UNIT}"
+
+
+def tree_names(guest: Guest) -> set[str]:
+    """The paths (relative, no leading ./) in the guest's tree: its rootfs.tar's members
+    (headers only), or its rootfs folder's entries."""
+    if guest.rootfs_tar is not None:
+        with tarfile.open(guest.rootfs_tar) as tar:
+            return {name.removeprefix("./") for name in tar.getnames()}
+    if not guest.rootfs.is_dir():
+        return set()
+    return {str(path.relative_to(guest.rootfs)) for path in guest.rootfs.rglob("*")}
 
 
 def drop_in_file() -> Path:
@@ -65,8 +83,8 @@ class PodmanSystemdBackend(PodmanBackend):
     runs = f"{INIT} (systemd as PID 1, the guest's {UNIT})"
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
-        unit = guest.rootfs / "etc/systemd/system/multi-user.target.wants" / UNIT
-        if not (guest.rootfs / INIT.lstrip("/")).exists() or not unit.is_symlink():
+        names = tree_names(guest)
+        if not names & SYSTEMD_PATHS or UNIT_LINK not in names:
             raise BackendUnsupported(
                 f"{self.name}: guest {guest.name} has no systemd and {UNIT} "
                 "(a system container needs a guest like debian-systemd)"
