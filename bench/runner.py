@@ -171,7 +171,9 @@ class InFlight:
     """The trial being run, until its rows are written (Ctrl-C writes it as interrupted)."""
 
     trial: PlannedTrial
-    started_at: str  # when the trial started: the same for every row of it
+    # When the trial started, the same for all its rows: just before its launch, or when the
+    # runner took it up if it never got that far (its image could not be made).
+    started_at: str
     accel: str = ""  # once known
 
 
@@ -236,9 +238,9 @@ class Runner:
         return found
 
     def _prepare(self, scenario: Scenario, guest_name: str, backend_name: str) -> Prepared:
+        started_at = _now()  # of the build: the guest's (if not built yet) and the image's
         guest = self.guest(guest_name)
         backend = self._backends[backend_name]
-        started_at = _now()
         start = time.perf_counter()
         # The run id lets a backend name what it imports per run (vagrant boxes).
         options = {**scenario.options(backend_name), "run_id": self.config.run_id}
@@ -328,6 +330,7 @@ class Runner:
             return
         flight.trial = trial = replace(trial, phase=self._phase(trial))
         flight.accel = prepared.accel
+        flight.started_at = _now()  # the measurement starts now; a first build came before
         outcome = self._measure(backend, prepared, trial)
         if outcome.status == "failed":
             outcome = self._after_failure(trial.backend, outcome)
