@@ -9,9 +9,7 @@ import json
 import os
 import platform
 import re
-import shutil
 import socket
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -78,38 +76,18 @@ def cgroup_version() -> str:
     return "v2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "v1"
 
 
-def _version_of(argv: list[str], pattern: str) -> str | None:
-    if not shutil.which(argv[0]):
-        return None
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(pattern, out.stdout + out.stderr)
-    return match.group(1) if match else None
-
-
-def docker_version() -> str | None:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=5)
-        try:
-            return client.version().get("Version")
-        finally:
-            client.close()
-    except Exception:
-        return None
-
-
 def engine_versions() -> dict[str, str | None]:
-    return {
-        "docker": docker_version(),
-        "qemu": _version_of(["qemu-system-x86_64", "--version"], r"version ([\d.]+)"),
-        "vagrant": _version_of(["vagrant", "--version"], r"Vagrant ([\d.]+)"),
-        "virtualbox": _version_of(["VBoxManage", "--version"], r"([\d.]+)"),
-        "libvirt": _version_of(["virsh", "--version"], r"([\d.]+)"),
-    }
+    """Each engine's programs and their versions, as the engines themselves report them."""
+    from bench.backends import engines
+
+    versions: dict[str, str | None] = {}
+    for cls in engines().values():
+        backend = cls()
+        try:
+            versions |= backend.versions()
+        finally:
+            backend.close()
+    return versions
 
 
 SOURCES: list[tuple[str, Callable[[], Any]]] = [

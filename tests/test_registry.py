@@ -40,6 +40,9 @@ class FakeVmBackend(Backend):
     def availability(self):
         return Availability(True, "fakevm: a test double")
 
+    def versions(self):
+        return {"fakevm": "0.1"}
+
     def prepare(self, guest, options):
         return Prepared(guest, [SizeRecord("image_bytes", 1e6, "fake")], 0.0, False)
 
@@ -165,12 +168,16 @@ def test_a_fake_engine_in_one_module_is_in_scenario_validation(tmp_path, fake_en
         scenario.load(bad_value)
 
 
-def test_a_fake_engine_in_one_module_is_in_doctor_and_backends(fake_engine, capsys):
+def test_a_fake_engine_in_one_module_is_in_doctor_backends_and_host_json(fake_engine, capsys):
+    from bench import host
+
     assert cli.main(["doctor"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["fakevm"].split()[1:3] == ["microvm", "yes"]
     assert lines["fakevm"].endswith("fakevm: a test double")
     assert cli._backend_list("docker,fakevm") == ("docker", "fakevm")
+    versions = host.engine_versions()
+    assert versions["fakevm"] == "0.1" and {"docker", "qemu", "vagrant"} <= set(versions)
 
 
 def test_a_fake_engine_in_one_module_is_classified_by_the_report(

@@ -12,6 +12,9 @@ The registry (``bench.backends.engines``) finds it; scenario files, ``--backends
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -180,6 +183,11 @@ class Backend(ABC):
         """Run ids that left something behind here (what ``vmbench clean`` visits)."""
         return set()
 
+    def versions(self) -> dict[str, str | None]:
+        """Versions of the programs this engine runs, for host.json (None: not installed).
+        Quick, and never raises."""
+        return {}
+
     def health(self) -> str:
         """Empty while the engine answers, else one line naming the backend, what broke and what
         to do. The runner asks after a failed trial, so an engine that died mid-run fails the
@@ -188,3 +196,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release engine connections."""
+
+
+def command_version(argv: list[str], pattern: str) -> str | None:
+    """The first group of ``pattern`` in what ``argv`` prints (e.g. a version), or None."""
+    if not shutil.which(argv[0]):
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, out.stdout + out.stderr)
+    return match.group(1) if match else None

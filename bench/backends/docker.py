@@ -96,6 +96,17 @@ class DockerBackend(Backend):
             )
         return Availability(True, f"Docker Engine {version}")
 
+    def versions(self) -> dict[str, str | None]:
+        client = None
+        try:
+            client = _client(timeout=HEALTH_TIMEOUT_S)
+            return {"docker": client.version().get("Version")}
+        except Exception:  # no daemon: not known
+            return {"docker": None}
+        finally:
+            if client is not None:
+                client.close()
+
     def health(self) -> str:
         """A fresh short-timeout connection: the run's own client may hold a dead socket."""
         client = None

@@ -32,6 +32,7 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
     SizeRecord,
+    command_version,
 )
 from bench.guests import Guest
 from bench.guests.bootdisk import BootDisk, workload_serial
@@ -112,6 +113,9 @@ class QemuBackend(Backend):
                 False, f"{machine.binary} not found", f"sudo apt-get install {machine.package}"
             )
         return Availability(True, f"{_qemu_version(binary)}; {kvm_status(binary)}")
+
+    def versions(self) -> dict[str, str | None]:
+        return {"qemu": command_version(["qemu-system-x86_64", "--version"], r"version ([\d.]+)")}
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
         machine = _machine_for(guest.arch)

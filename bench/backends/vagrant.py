@@ -39,6 +39,7 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
     SizeRecord,
+    command_version,
 )
 from bench.guests import Guest
 from bench.guests.cache import cache_root
@@ -339,6 +340,13 @@ class VagrantBackend(Backend):
         if not any(ok for ok, _why in found.values()):
             return Availability(False, f"no Vagrant provider works ({words})", fix)
         return Availability(True, words)
+
+    def versions(self) -> dict[str, str | None]:
+        return {
+            "vagrant": command_version(["vagrant", "--version"], r"Vagrant ([\d.]+)"),
+            "virtualbox": command_version(["VBoxManage", "--version"], r"([\d.]+)"),
+            "libvirt": command_version(["virsh", "--version"], r"([\d.]+)"),
+        }
 
     def health(self) -> str:
         """libvirtd still answering, if this run found it working (VirtualBox: not checked)."""
