@@ -36,7 +36,7 @@ from matplotlib.transforms import Bbox
 from bench.claims import FOOTPRINT, density_metric, memory_comparisons
 from bench.dataset import Dataset, detail_words
 from bench.stats import fit_slope
-from bench.units import human
+from bench.units import ACCEL_SUFFIX, engine_label, human
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 BACKEND_COLOURS = {
@@ -65,15 +65,8 @@ OUTCOME_COLOURS = {  # compat matrix and kernel table cells (light, so black tex
     "failed": "#DDDDDD",
     "not measured": "#FFFFFF",
 }
-# Accelerator as shown beside an engine's name; "none" (a container) shows nothing.
-ACCEL_SUFFIX = {
-    "tcg": "emulated (TCG)",
-    "kvm": "KVM",
-    "hvf": "HVF",
-    "virtualbox": "VirtualBox",
-    "unknown": "accelerator unknown",
-}
 KIND_ORDER = {"container": 0, "system-container": 1, "microvm": 2, "vm": 3}
+OWN_KERNEL = ("microvm", "vm")  # kinds that boot a kernel of their own
 STYLE = {
     "figure.figsize": (13.333, 7.5),
     "font.size": 18,
@@ -114,12 +107,6 @@ def colour(backend: str) -> str:
     if backend in BACKEND_COLOURS:
         return BACKEND_COLOURS[backend]
     return EXTRA_COLOURS[zlib.crc32(backend.encode()) % len(EXTRA_COLOURS)]
-
-
-def engine_label(backend: str, accel: str, sep: str = ", ") -> str:
-    """'docker', 'qemu, emulated (TCG)', 'qemu, KVM': how an engine ran, wherever it is named."""
-    suffix = ACCEL_SUFFIX.get(accel, "" if accel in ("none", "") else accel)
-    return f"{backend}{sep}{suffix}" if suffix else backend
 
 
 def host_linestyle(index: int) -> str | tuple[int, tuple[int, int]]:
@@ -685,7 +672,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     """Where a VM's time to ready goes: before its kernel runs, guest boot, and for Vagrant
     the wait until `vagrant up` returns."""
     m = ds.measured
-    data = m[(m.kind == "vm") & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
+    data = m[m.kind.isin(OWN_KERNEL) & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
     keys = ["host_id", "backend", "accel", "guest", "phase", "metric"]
     med = data.groupby(keys).value.median().unstack("metric")
     if "ready_s" not in med or not (data.metric == "guest_uptime_s").any():
@@ -716,7 +703,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
                 linewidth=2.5,
             )
             left += secs
-        ax.annotate(f"{left:.1f} s", (left, i), xytext=(6, 0), **_END_LABEL)
+        ax.annotate(human(left, "s"), (left, i), xytext=(6, 0), **_END_LABEL)
         who = f"{host} · " * multi + f"{guest} · {backend}"
         labels.append(
             f"{who}\n{phase}" + (f", {ACCEL_SUFFIX[accel]}" if accel in ACCEL_SUFFIX else "")

@@ -15,10 +15,10 @@ import pandas as pd
 from rich.table import Table
 
 from bench import charts
-from bench.claims import CLAIMS, evaluate
+from bench.claims import CLAIMS, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.summary import SUMMARY_KEYS, summarize
-from bench.units import accel_label, human
+from bench.units import accel_label, engine_label, human
 
 VERDICT_STYLE = {
     "supported": "bold green",
@@ -31,11 +31,12 @@ METHODOLOGY = [
     "`VMBENCH READY` line is read from its console (stdout for a container, the first "
     "serial port for a VM). Warmup runs are left out; cold (first run after a build) and "
     "warm runs are reported apart.",
-    "Memory: PSS/RSS/USS of the instance's own processes (the hypervisor process for a VM; "
-    "the processes in the container's cgroup for a container, with the container shim "
-    "counted apart). Density: the memory of N instances running together (their PSS plus "
-    "their container shims' PSS, or the host's MemAvailable change when a CSV has no PSS at "
-    "several N) against N; the slope of that line is what each extra instance costs.",
+    "Memory: PSS of every process an instance needs: the hypervisor process for a VM; the "
+    "processes in the container's cgroup plus its containerd-shim for a container (recorded "
+    "apart, added for every comparison). One instance's memory and the density slopes count "
+    "the same processes. Density: the memory of N instances running together (their PSS plus "
+    "their shims', or the host's MemAvailable change when a CSV has no PSS at several N) "
+    "against N; the slope of that line is what each extra instance costs.",
     "Size: bytes a backend needs to boot the guest (container image; VM kernel + initramfs "
     "+ disk; Vagrant box), and compressed bytes (what a user downloads).",
     "Statistics: medians with seeded percentile-bootstrap 95% confidence intervals. Ratios are "
@@ -108,6 +109,9 @@ def render_markdown(
         "",
         verdict_markdown(claims),
     ]
+    memory = memory_comparisons(ds)
+    if not memory.empty:
+        parts += ["## Memory of one idle instance", "", memory_markdown(memory)]
     if warnings:
         parts += ["## Warnings", "", *[f"- {w}" for w in warnings], ""]
     parts += ["## Summary", "", summary_markdown(summary)]
@@ -125,7 +129,8 @@ def render_markdown(
 def verdict_markdown(claims: pd.DataFrame) -> str:
     rows = []
     for _, c in claims.iterrows():
-        comparison = f"{c.vm} vs {c.container}, {c.guest} ({c.scenario})" if c.vm else ""
+        vm = engine_label(c.vm, c.accel)
+        comparison = f"{vm} vs {c.container}, {c.guest} ({c.scenario})" if c.vm else ""
         rows.append(
             {
                 "host": c.host_id,
@@ -139,6 +144,25 @@ def verdict_markdown(claims: pd.DataFrame) -> str:
             }
         )
     return markdown_table(pd.DataFrame(rows))
+
+
+def memory_markdown(rows: pd.DataFrame) -> str:
+    """One instance's PSS, VM over container with its shim: the memory chart's numbers."""
+    table = pd.DataFrame(
+        {
+            "host": rows.host_id,
+            "guest": rows.guest,
+            "comparison": [
+                f"{engine_label(r.vm, r.accel)} vs {r.container} with its shim"
+                for _, r in rows.iterrows()
+            ],
+            "VM/container [95% CI]": [ratio_text(r) for _, r in rows.iterrows()],
+            "n (c/VM)": [f"{r.n_container}/{r.n_vm}" for _, r in rows.iterrows()],
+            "measured": rows.evidence,
+            "caveat": rows.caveat,
+        }
+    )
+    return markdown_table(table)
 
 
 def ratio_text(c: pd.Series) -> str:
@@ -206,7 +230,7 @@ def verdict_table(claims: pd.DataFrame) -> Table:
     table.add_column("Caveat", overflow="fold", max_width=60)
     for _, c in claims.iterrows():
         where = c.guest if c.claim in ("kernel", "compat") else f"{c.scenario}/{c.guest}"
-        comparison = f"{c.vm} vs {c.container} · {where}" if c.vm else ""
+        comparison = f"{engine_label(c.vm, c.accel)} vs {c.container} · {where}" if c.vm else ""
         table.add_row(
             str(c.host_id),
             str(c.claim),

@@ -22,6 +22,7 @@ from bench import charts
 from bench.claims import CLAIMS, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ratio_text
+from bench.units import engine_label
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 MARGIN = Inches(0.5)
@@ -79,9 +80,9 @@ def title_slide(slide: Slide, ds: Dataset) -> None:
 
 def vm_engines(ds: Dataset, host: str) -> str:
     """'VMs: qemu emulated (TCG), vagrant emulated (TCG)': how this host's VMs ran."""
-    r = ds.rows[(ds.rows.host_id == host) & (ds.rows.kind == "vm")]
+    r = ds.rows[(ds.rows.host_id == host) & ds.rows.kind.isin(charts.OWN_KERNEL)]
     pairs = sorted(set(zip(r.backend, r.accel, strict=True)))
-    return "VMs: " + (", ".join(charts.engine_label(b, a, " ") for b, a in pairs) or "none")
+    return "VMs: " + (", ".join(engine_label(b, a, " ") for b, a in pairs) or "none")
 
 
 def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: charts.Chart | None) -> None:
@@ -122,12 +123,12 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
     """'host · qemu, emulated (TCG) vs docker, busybox: SUPPORTED 14.9x [10.1, 18.3]'."""
     if r.claim not in CLAIMS:  # a comparison, not a verdict: what it compared, its ratio
         where = f"{r.host_id} · {r.guest}: "
-        what = str(r.evidence).replace(r.vm, charts.engine_label(r.vm, r.accel), 1)
+        what = str(r.evidence).replace(r.vm, engine_label(r.vm, r.accel), 1)
         _run(para, where + _short(what, LINE_CHARS - len(where) - 25) + ": ", 16)
         _run(para, ratio_text(r), 16, bold=True)
         return
     if r.vm:
-        vm = charts.engine_label(r.vm, r.accel)
+        vm = engine_label(r.vm, r.accel)
         where = f"{r.host_id} · {vm} vs {r.container}, {r.guest}: "
     else:
         where = f"{r.host_id}: "

@@ -41,3 +41,19 @@ ACCEL_LABELS = {
 def accel_label(accel: str) -> str:
     """An accelerator as a reader should see it: TCG always says it is emulation."""
     return ACCEL_LABELS.get(accel, accel)
+
+
+# Accelerator as shown beside an engine's name; "none" (a container) shows nothing.
+ACCEL_SUFFIX = {
+    "tcg": "emulated (TCG)",
+    "kvm": "KVM",
+    "hvf": "HVF",
+    "virtualbox": "VirtualBox",
+    "unknown": "accelerator unknown",
+}
+
+
+def engine_label(backend: str, accel: str, sep: str = ", ") -> str:
+    """'docker', 'qemu, emulated (TCG)', 'qemu, KVM': how an engine ran, wherever it is named."""
+    shown = [ACCEL_SUFFIX.get(a, a) for a in accel.split(",") if a not in ("none", "")]
+    return f"{backend}{sep}{' + '.join(shown)}" if shown else backend

@@ -312,7 +312,13 @@ def test_report_names_the_verdicts_and_the_host(
         assert f"**{r.verdict}**" in md
     assert str(HOST["cpu_model"]) in md
     if HOST["accel"]["qemu"] == "tcg":
-        assert "tcg (emulated)" in md
+        assert "tcg (emulated)" in md  # the summary's accelerator column
+        assert "| qemu, emulated (TCG) vs docker, busybox (busybox) |" in md  # verdicts
+    memory = md.split("## Memory of one idle instance")[1].split("\n## ")[0]
+    vm = footprints(guest="busybox", backend="qemu", instances=1)
+    box = footprints(guest="busybox", backend="docker", instances=1)
+    assert f"| {np.median(vm) / np.median(box):.3g}x [" in memory
+    assert f"PSS qemu {human(np.median(vm), 'B')} vs docker {human(np.median(box), 'B')}" in memory
 
 
 @pytest.fixture(scope="module")

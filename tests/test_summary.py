@@ -13,7 +13,7 @@ from rich.console import Console
 
 from bench.dataset import load
 from bench.summary import summarize, summary_table
-from bench.units import accel_label, human
+from bench.units import accel_label, engine_label, human
 
 
 def raw_values(path: Path, **match: str) -> np.ndarray:
@@ -104,3 +104,18 @@ def test_accelerator_labels_say_emulated() -> None:
     assert accel_label("tcg") == "tcg (emulated)"
     assert accel_label("kvm") == "kvm"
     assert "not proven" in accel_label("unknown")
+
+
+@pytest.mark.parametrize(
+    ("backend", "accel", "label"),
+    [
+        ("docker", "none", "docker"),
+        ("qemu", "tcg", "qemu, emulated (TCG)"),
+        ("qemu", "kvm", "qemu, KVM"),
+        ("qemu", "unknown", "qemu, accelerator unknown"),
+        ("qemu", "kvm,tcg", "qemu, KVM + emulated (TCG)"),
+        ("vagrant", "virtualbox", "vagrant, VirtualBox"),
+    ],
+)
+def test_engine_labels_name_how_the_engine_ran(backend: str, accel: str, label: str) -> None:
+    assert engine_label(backend, accel) == label
