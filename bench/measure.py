@@ -25,6 +25,20 @@ READY = "VMBENCH READY"
 RESULT = "VMBENCH RESULT"
 DONE = "VMBENCH DONE"
 _WORD = re.compile(r"(\w+)=(\S+)")
+# A protocol line is its marker and then only key=value words, so a line that merely mentions
+# the marker (a systemd status line naming the workload's unit, say) never counts as READY.
+_PROTOCOL_LINE = {
+    marker: re.compile(re.escape(marker) + r"(?:[ \t]+\w+=\S*)*[ \t]*$")
+    for marker in (READY, RESULT, DONE)
+}
+
+
+def is_marker_line(marker: str, text: str) -> bool:
+    """Does ``text`` carry ``marker``? Protocol markers must end the line with only key=value
+    words after them (anything may precede them: SeaBIOS escape codes); other markers (a
+    user-named box's own readiness text) match anywhere."""
+    pattern = _PROTOCOL_LINE.get(marker)
+    return pattern.search(text) is not None if pattern else marker in text
 
 
 def now_ns() -> int:
@@ -96,11 +110,11 @@ class ConsoleWatcher:
             self._cond.notify_all()
 
     def wait_for(self, marker: str, deadline_ns: int) -> ConsoleLine | None:
-        """The first line containing ``marker``, or None at the deadline or end of stream."""
+        """The first line carrying ``marker``, or None at the deadline or end of stream."""
         with self._cond:
             while True:
                 for line in self._lines:
-                    if marker in line.text:
+                    if is_marker_line(marker, line.text):
                         return line
                 remaining = (deadline_ns - now_ns()) / 1e9
                 if self._eof or remaining <= 0:
@@ -121,7 +135,7 @@ class ConsoleWatcher:
         merged: dict[str, str] = {}
         with self._cond:
             for line in self._lines:
-                if RESULT in line.text:
+                if is_marker_line(RESULT, line.text):
                     merged.update(line.fields())
         return merged
 

@@ -13,6 +13,7 @@ from bench.measure import (
     apparent_bytes,
     fd_chunks,
     gzip_bytes,
+    is_marker_line,
     now_ns,
     process_memory,
 )
@@ -29,6 +30,21 @@ def test_marker_found_mid_line_after_escape_codes():
     assert line is not None
     assert line.fields() == {"uptime": "1.5", "kernel": "6.1", "arch": "x86_64"}
     assert watcher.wait_for("tail", now_ns() + 1_000_000_000).text == "tail"  # flushed at EOF
+
+
+def test_a_line_that_only_mentions_the_marker_is_not_ready():
+    # systemd prints a unit's Description in its status lines; the guest's READY comes later.
+    chunks = [
+        b"[  OK  ] Started vmbench workload (prints VMBENCH READY on the console).\n",
+        b"VMBENCH READY is what we wait for\n",
+        b"VMBENCH READY uptime=9.1 kernel=6.1 arch=x86_64 init=systemd\n",
+    ]
+    watcher = ConsoleWatcher(iter(chunks))
+    line = watcher.wait_for(READY, now_ns() + 2_000_000_000)
+    assert line is not None
+    assert line.fields()["uptime"] == "9.1"
+    assert is_marker_line(READY, "VMBENCH READY") and not is_marker_line(READY, "VMBENCH READYX")
+    assert is_marker_line("Machine booted and ready!", "==> default: Machine booted and ready!")
 
 
 def test_wait_returns_none_at_deadline_and_at_end_of_stream():
