@@ -533,10 +533,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import write_comparison
+    from bench.compare import terminal_table, write_comparison
 
     outcome = _reading(lambda: write_comparison(_existing_csvs(args.csvs), args.out))
-    _print_outcome(outcome, "comparison")
+    _print_outcome(outcome, "comparison", terminal_table(outcome))
     return EXIT_OK
 
 
@@ -561,12 +561,12 @@ def _reading(make):
         raise UsageError(f"{e.filename or ''}: {e.strerror}") from None
 
 
-def _print_outcome(outcome, label: str) -> None:
+def _print_outcome(outcome, label: str, table=None) -> None:
     from bench.report import verdict_table
 
     for warning in outcome.warnings:
         console.print(f"vmbench: warning: {warning}", markup=False)
-    out.print(verdict_table(outcome.claims))
+    out.print(table if table is not None else verdict_table(outcome.claims))
     out.print(f"{label}: {outcome.report_path}", markup=False)
 
 

@@ -13,16 +13,18 @@ differ) instead of fifty columns.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.table import Table
 
 from bench import charts, compare_charts
 from bench.claims import CLAIMS, evaluate
 from bench.dataset import Dataset, load
-from bench.report import METHODOLOGY, ReportOutcome, markdown_table
+from bench.report import METHODOLOGY, ReportOutcome, markdown_table, verdict_table
 from bench.report import verdict_markdown as claims_markdown
 from bench.units import human
 
@@ -61,7 +63,20 @@ def write_comparison(csv_paths: list[Path], out_dir: Path) -> ReportOutcome:
     files[2].write_text(render(ds, claims, ratios, made, warnings, out_dir), encoding="utf-8")
     for chart in made:
         files += [chart.png, chart.svg]
-    return ReportOutcome(claims, files, warnings, None, files[2])
+    return ReportOutcome(claims, files, warnings, across_hosts(ratios, len(hosts)), files[2])
+
+
+def terminal_table(outcome: ReportOutcome) -> Table:
+    """Every host's verdicts while a handful of hosts fit; past that, one line per comparison
+    across hosts (``outcome.summary`` of write_comparison)."""
+    if outcome.claims.host_id.nunique() <= MAX_HOSTS_PER_CHART or outcome.summary is None:
+        return verdict_table(outcome.claims)
+    table = Table(title=f"vmbench across {outcome.claims.host_id.nunique()} hosts")
+    for column in outcome.summary.columns:
+        table.add_column(column, overflow="fold")
+    for row in outcome.summary.itertuples(index=False):
+        table.add_row(*map(str, row))
+    return table
 
 
 def evaluate_by_host(ds: Dataset) -> pd.DataFrame:
@@ -237,27 +252,33 @@ def _outliers(table: pd.DataFrame) -> pd.Series:
     return out
 
 
-def across_hosts(ratios: pd.DataFrame, total: int) -> pd.DataFrame:
+def across_hosts(
+    ratios: pd.DataFrame, total: int, show: Callable[[str], str] | None = None
+) -> pd.DataFrame:
     """One line per comparison: verdicts counted over hosts, median and range of the
-    ratios, and the hosts that differ (an outlying ratio, another verdict, a gap)."""
+    ratios, and the hosts that differ (an outlying ratio, another verdict, a gap), each
+    host id written by ``show`` (quoted for a terminal, a code span for markdown)."""
+    show = show or _quoted
     rows = []
     for key, g in ratios.groupby(COMPARISON_KEYS, sort=False):
         combo = dict(zip(COMPARISON_KEYS, key, strict=True))
         counts = g.verdict.value_counts()
         ok = g[g.ratio.notna() & np.isfinite(g.ratio.astype(float)) & (g.ratio > 0)]
-        differ = [f"{code(t.host_id)} {t.ratio:.3g}x" for t in ok[ok.outlier].itertuples()]
+        differ = [f"{show(t.host_id)} {t.ratio:.3g}x" for t in ok[ok.outlier].itertuples()]
         judged = g[~g.verdict.isin([GAP, NOT_MEASURED])]
         if len(judged):
             usual = judged.verdict.value_counts().idxmax()
             odd = judged[judged.verdict != usual]
-            differ += [f"{code(t.host_id)} {t.verdict}" for t in odd.itertuples()]
+            differ += [f"{show(t.host_id)} {t.verdict}" for t in odd.itertuples()]
         gap_hosts = g.host_id[g.verdict == GAP].tolist()
         if gap_hosts:
-            differ.append(f"gap on {host_list(gap_hosts, code)}")
+            differ.append(f"gap on {host_list(gap_hosts, show)}")
+        accels = judged.accel.fillna("").replace("", "unknown").value_counts()
         rows.append(
             {
                 "claim": combo["claim"],
                 "comparison": _comparison(combo),
+                "VM accel": ", ".join(f"{_accel(a)} on {n}" for a, n in accels.items()),
                 "verdicts": ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {total})",
                 "median ratio": f"{ok.ratio.median():.3g}x" if len(ok) else "",
                 "range": f"{ok.ratio.min():.3g}x .. {ok.ratio.max():.3g}x" if len(ok) > 1 else "",
@@ -265,6 +286,11 @@ def across_hosts(ratios: pd.DataFrame, total: int) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _accel(accel: str) -> str:
+    """'tcg (emulated)': a VM under TCG is labelled so wherever it appears."""
+    return f"{accel} (emulated)" if "tcg" in accel.split(",") else accel
 
 
 def _comparison(combo: dict[str, str]) -> str:
@@ -310,7 +336,7 @@ def render(
         "from the median of the hosts, or its verdict is not the most common one. Every host's "
         "verdict and ratio is in ratios.csv (one row per host and comparison).",
         "",
-        markdown_table(across_hosts(ratios, len(hosts))),
+        markdown_table(across_hosts(ratios, len(hosts), show=code)),
     ]
     if made:
         parts += ["## Charts", ""]
@@ -334,7 +360,9 @@ def md_text(text: str) -> str:
     return re.sub(r"([\\`*\[\]<>|])", r"\\\1", text)
 
 
-def host_list(hosts: list[str], show=None, shown: int = NAMES_SHOWN) -> str:
+def host_list(
+    hosts: list[str], show: Callable[[str], str] | None = None, shown: int = NAMES_SHOWN
+) -> str:
     """'a, b, c' or 'a, b, ... and 40 more'; host ids quoted where a comma or space is in them."""
     show = show or _quoted
     names = ", ".join(show(h) for h in hosts[:shown])
