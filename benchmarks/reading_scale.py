@@ -1,8 +1,8 @@
 """How long `vmbench report` and `vmbench compare` take as a lab grows: 1, 5, 20, 50 hosts.
 
 Builds N hosts from one real results CSV (default: the committed default-suite run) by
-rewriting host_id and run_id, with host.json beside each. Each host's values are scaled by
-a small seeded factor, and every tenth host's VM start times are tripled, so the hosts are
+rewriting host_id and run_id, with host.json beside each. Each host's times and memory are
+scaled by a small seeded factor (sizes and facts are kept), and every tenth host's VM start times are tripled, so the hosts are
 not identical and the comparison has hosts that differ. Then it times the commands as a
 user runs them: a fresh `python -m bench.cli` process each (interpreter start and imports
 included), wall clock (time.perf_counter) and the CPU time of that process and its children
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CSV = ROOT / "tests" / "data" / "default-suite.csv"
+DEFAULT_CSV = ROOT / "tests" / "data" / "default-suite" / "results.csv"
 VM_BACKENDS = ("qemu", "vagrant")
 
 
@@ -46,7 +46,7 @@ def build_host(source: Path, index: int, out_root: Path) -> Path:
     for row in rows:
         row["host_id"] = host_id
         row["run_id"] = f"20261127T000000Z-{host_id}"
-        if row["value"] and row["phase"] != "build":
+        if row["value"] and row["phase"] != "build" and row["unit"] in ("s", "B"):
             value = float(row["value"]) * factor
             if slow_vm and row["metric"] == "ready_s" and row["backend"] in VM_BACKENDS:
                 value *= 3
@@ -57,9 +57,7 @@ def build_host(source: Path, index: int, out_root: Path) -> Path:
         writer = csv.DictWriter(f, header, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    meta_file = source.with_name(source.stem + ".host.json")
-    if not meta_file.is_file():
-        meta_file = source.parent / "host.json"
+    meta_file = source.parent / "host.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     meta["hostname"] = host_id
     (out.parent / "host.json").write_text(json.dumps(meta, indent=2))
