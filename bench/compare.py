@@ -26,7 +26,7 @@ from bench.claims import CLAIMS, evaluate
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ReportOutcome, markdown_table, verdict_table
 from bench.report import verdict_markdown as claims_markdown
-from bench.units import human
+from bench.units import accel_label, human
 
 HOST_KEYS = ("cpu_model", "cpu_count", "mem_total_bytes", "kernel", "os")
 DIFFERENCE_KEYS = ("cpu_model", "cpu_count")  # differences here change what ratios mean
@@ -290,7 +290,7 @@ def across_hosts(
 
 def _accel(accel: str) -> str:
     """'tcg (emulated)': a VM under TCG is labelled so wherever it appears."""
-    return f"{accel} (emulated)" if "tcg" in accel.split(",") else accel
+    return "+".join(accel_label(a) for a in accel.split(","))
 
 
 def _comparison(combo: dict[str, str]) -> str:

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bench import charts
+from bench.claims import CLAIMS
 
-HOST_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS_PER_ROW = 3  # outlying hosts named under one comparison; the rest are counted
 
 
@@ -30,6 +30,12 @@ def _label(r: pd.DataFrame) -> pd.Series:
     return r.claim + ": " + r.guest + " " + r.vm + "/" + r.container
 
 
+def _labels_in_claim_order(r: pd.DataFrame) -> list[str]:
+    """One label per comparison, claims in the order of the tables (size, speed, ...)."""
+    order = r.claim.map({claim: i for i, claim in enumerate(CLAIMS)})
+    return list(dict.fromkeys(r.assign(_o=order).sort_values(["_o", "label"]).label))
+
+
 def _usable(r: pd.DataFrame) -> pd.DataFrame:
     ratio = pd.to_numeric(r.ratio, errors="coerce")
     return r[ratio.notna() & np.isfinite(ratio) & (ratio > 0)]
@@ -41,12 +47,12 @@ def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
     if r.empty:
         return "no ratios to compare"
     r = r.assign(label=_label(r))
-    labels = list(dict.fromkeys(r.sort_values(["claim", "label"]).label))
+    labels = _labels_in_claim_order(r)
     hosts = sorted(r.host_id.unique())
     fig, ax = plt.subplots(layout="constrained")
     step = 0.6 / max(len(hosts), 1)
     for k, host in enumerate(hosts):
-        marker = HOST_MARKERS[k % len(HOST_MARKERS)]
+        marker = charts.HOST_MARKERS[k % len(charts.HOST_MARKERS)]
         for _, c in r[r.host_id == host].iterrows():
             y = labels.index(c.label) + (k - (len(hosts) - 1) / 2) * step
             low = c.ratio - c.ci_low if np.isfinite(c.ci_low) else 0
@@ -64,7 +70,7 @@ def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
         ax.plot([], [], "k" + marker, markersize=12, label=host)
     _ratio_axes(ax, labels)
     ax.set_xlabel("VM / container (above 1: the claim's side), 95% CI")
-    fig.legend(title="host", loc="outside right upper")
+    fig.legend(title="host", loc="outside right center")  # clear of the title
     above = int((r.ci_low > 1).sum())
     title = (
         f"Every interval lies above 1 on all {len(hosts)} host(s)"
@@ -82,7 +88,7 @@ def ratios_across_hosts(ratios: pd.DataFrame, n_hosts: int) -> charts.Built:
     if r.empty:
         return "no ratios to compare"
     r = r.assign(label=_label(r), ratio=r.ratio.astype(float))
-    labels = list(dict.fromkeys(r.sort_values(["claim", "label"]).label))
+    labels = _labels_in_claim_order(r)
     fig, ax = plt.subplots(layout="constrained")
     rng = np.random.default_rng(0)  # the same vertical spread of dots on every run
     rows = []
