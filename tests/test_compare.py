@@ -120,9 +120,26 @@ def md_table(md: str, heading: str) -> list[list[str]]:
     raise AssertionError(f"no table after {heading!r}")
 
 
+def md_list(md: str, heading: str) -> list[str]:
+    """The items (as a reader sees them) of the bullet list after a heading."""
+    tokens = MarkdownIt("commonmark").parse(md)
+    start = next(i for i, t in enumerate(tokens) if t.type == "inline" and t.content == heading)
+    items = []
+    for t in tokens[start + 1 :]:
+        if t.type == "heading_open":
+            return items
+        if t.type == "inline":
+            items.append("".join(c.content for c in t.children or []))
+    return items
+
+
 def test_host_ids_that_look_like_columns_stay_data(tmp_path: Path) -> None:
     paths = [
-        write_csv(tmp_path / f"h{i}" / "results.csv", full_host(h, seed=i), host_meta(h))
+        write_csv(
+            tmp_path / f"h{i}" / "results.csv",
+            full_host(h, seed=i),
+            host_meta(h, cpu="AMD EPYC" if h in ("a|b", "back`tick") else "Intel Xeon"),
+        )
         for i, h in enumerate(ODD_HOSTS)
     ]
     write_comparison(paths, tmp_path / "cmp")
@@ -151,6 +168,11 @@ def test_host_ids_that_look_like_columns_stay_data(tmp_path: Path) -> None:
     }
     per_host = md_table(md, "Claims per host")
     assert {row[0] for row in per_host[1:]} == set(ODD_HOSTS)
+    differences = md_list(md, "Differences and gaps")
+    assert (
+        "hosts differ in cpu_model: 'AMD EPYC' on 'a|b', 'back`tick'; 'Intel Xeon' on"
+        in (differences[0])
+    )
 
 
 REAL_CSV = Path(__file__).parent / "data" / "default-suite" / "results.csv"
