@@ -209,7 +209,8 @@ def _to_csv_text(rows: Iterable[list[str]]) -> str:
 
 def _columns_of(path: Path) -> tuple[str, ...]:
     """The known columns of an existing CSV's header, in its order."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         header = next(csv.reader(f), [])
     try:
         known = _check_header(path, header)
@@ -281,7 +282,8 @@ def read_results(path: Path) -> ResultsFile:
     ignored. Raises ResultsSchemaError when a required column is missing.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a CSV saved by a spreadsheet may start with a byte-order mark.
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header:

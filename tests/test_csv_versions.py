@@ -132,3 +132,12 @@ def test_writer_refuses_to_append_to_a_csv_of_a_newer_schema(tmp_path):
     path = rewrite_columns(a_csv(tmp_path), add={"cpu_temp_c": "61.5"})
     with pytest.raises(ResultsWriteError, match="cpu_temp_c"):
         ResultWriter(path)
+
+
+def test_a_spreadsheet_saved_csv_with_crlf_and_a_byte_order_mark_is_read(tmp_path):
+    path = a_csv(tmp_path)
+    rows = read_results(path).rows
+    text = path.read_text(encoding="utf-8").replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    read = read_results(path)
+    assert read.bad == [] and read.missing == [] and read.rows == rows
