@@ -155,13 +155,17 @@ class Pair:
 def _pairs(
     ds: Dataset, host: str, metric: str, keys: tuple[str, ...] = ("scenario", "guest")
 ) -> Iterator[Pair]:
-    """Every container/VM pair measured with this metric in the same scenario and guest.
+    """Every container/VM pair measured with this metric in the same scenario and guest, and
+    with the same readiness: a time to "SSH reachable" (a user's own Vagrant box, detail
+    ``readiness=ssh-reachable``) is never compared with a time to the READY marker.
 
     Fewer keys pool more: ("guest",) pools a guest's scenarios, () pools everything per host
     (facts); the pair then names the scenarios and guests it pooled."""
     m = ds.measured
     data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
-    groups = data.groupby(list(keys)) if keys else [((), data)]
+    ssh = data.detail.str.contains("readiness=ssh-reachable", regex=False)
+    data = data.assign(readiness=np.where(ssh, "ssh-reachable", "marker"))
+    groups = data.groupby([*keys, "readiness"]) if keys else [((), data)]
     for _key, g in groups:
         for c in sorted(g.loc[g.kind == "container", "backend"].unique()):
             for v in sorted(g.loc[g.kind == "vm", "backend"].unique()):

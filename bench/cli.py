@@ -1,4 +1,4 @@
-"""The ``vmbench`` command: run | report | compare | slides | doctor | guests | clean.
+"""The ``vmbench`` command: run | report | compare | slides | doctor | guests | box | clean.
 
 Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
 """
@@ -178,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     guests = sub.add_parser("guests", help="the built guests, their artefacts and sizes")
     guests.set_defaults(handler=cmd_guests)
+
+    box = sub.add_parser(
+        "box",
+        help="a Vagrant box of a guest's boot disk (VirtualBox: OVF + streamOptimized VMDK)",
+    )
+    box.add_argument("guest", metavar="GUEST", help="busybox | debian | debian-systemd")
+    box.add_argument("--provider", required=True, choices=("virtualbox", "libvirt"))
+    box.add_argument("--out", required=True, type=Path, metavar="FILE.box")
+    box.add_argument(
+        "--boot",
+        choices=("disk", "kernel"),
+        default="disk",
+        help="libvirt only: disk (the BIOS boot disk, default) or kernel (direct kernel boot)",
+    )
+    box.set_defaults(handler=cmd_box)
 
     clean = sub.add_parser("clean", help="remove containers and VMs that vmbench runs left behind")
     clean.add_argument(
@@ -601,6 +616,39 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             out.print(f"{where} yes  {available.reason}", markup=False)
         else:
             out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
+        for note in available.notes:
+            out.print(f"{'':33}{note}", markup=False, soft_wrap=True)  # one line each
+    return EXIT_OK
+
+
+def cmd_box(args: argparse.Namespace) -> int:
+    """Build (cached) and copy the Vagrant box of a guest; print how to add it."""
+    from bench.backends.vagrant_box import BoxError, build_box, copy_box
+    from bench.guests import GUEST_BUILDERS, DebError, build_guest, split_guest_name
+
+    if split_guest_name(args.guest)[0] not in GUEST_BUILDERS:
+        raise UsageError(
+            f"box: unknown guest {args.guest!r}{hint(args.guest, GUEST_BUILDERS)}; "
+            f"expected one of {', '.join(GUEST_BUILDERS)}"
+        )
+    if args.provider == "virtualbox" and args.boot != "disk":
+        raise UsageError("box: --boot kernel is libvirt only (VirtualBox cannot boot a kernel)")
+    if args.out.suffix != ".box" or args.out.is_dir():
+        raise UsageError(f"box: --out {args.out}: expected a file name ending in .box")
+    try:
+        guest = build_guest(args.guest)
+        box = build_box(guest, args.provider, args.boot)
+        copy_box(box, args.out)
+    except (BoxError, DebError, OSError) as e:
+        console.print(f"vmbench box: {e}", markup=False, highlight=False)
+        return EXIT_FAILURES
+    members = ", ".join(f"{name} {size}" for name, size in sorted(box.file_bytes.items()))
+    out.print(f"box: {args.out} ({args.out.stat().st_size} bytes; {members})", markup=False)
+    out.print(
+        f"add it: VAGRANT_CHECKPOINT_DISABLE=1 vagrant box add --name vmbench-{guest.name} "
+        f"{args.out.resolve().as_uri()}",
+        markup=False,
+    )
     return EXIT_OK
 
 

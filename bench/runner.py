@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import platform
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -81,10 +82,12 @@ def finished_keys(rows: list[dict[str, str]]) -> set[TrialKey]:
             continue
         words = row["detail"].split(maxsplit=1)
         workload = words[0].removeprefix("workload=") if words and row["phase"] != "build" else ""
+        # A stand-in guest's rows (a user's Vagrant box) name the planned guest apart.
+        planned = re.search(r"(?:^| )scenario_guest=(\S+)", row["detail"])
         keys.add(
             (
                 row["scenario"],
-                row["guest"],
+                planned.group(1) if planned else row["guest"],
                 row["backend"],
                 int(row["instances"]),
                 int(row["trial"]),
@@ -226,7 +229,7 @@ class Runner:
         """The backend's image of the guest, made once per run (its size rows written then).
         What made it fail (BackendError, BackendUnsupported, GuestBuildError) is raised again
         for every trial that asks for it."""
-        key = (guest_name, backend_name)
+        key = self._image_key(scenario, guest_name, backend_name)
         if key not in self._prepared:
             try:
                 self._prepared[key] = self._prepare(scenario, guest_name, backend_name)
@@ -256,10 +259,11 @@ class Runner:
             "apparent bytes of the userland tree; the same files in every backend's image",
         )
         build = PlannedTrial(scenario, guest_name, backend_name, "", 1, 0, "build")
-        row = self._row_maker(build, prepared.accel, started_at)
+        row = self._row_maker(build, prepared.accel, started_at, prepared)
+        # A stand-in guest (a user's own Vagrant box) does not hold the scenario guest's tree.
         rows = [
             row(s.metric, s.value, f"artefact={s.artefact} {s.detail}".strip())
-            for s in [rootfs, *prepared.sizes]
+            for s in ([] if prepared.guest_name else [rootfs]) + prepared.sizes
         ]
         if built_now:
             build_s = (guest.build_s if guest.built_now else 0.0) + (
@@ -399,8 +403,20 @@ class Runner:
         return replace(outcome, detail=f"{self.stats.down[name]} (this trial: {outcome.detail})")
 
     def _known_accel(self, trial: PlannedTrial) -> str:
-        known = self._prepared.get((trial.guest, trial.backend))
-        return known.accel if isinstance(known, Prepared) else ""
+        known = self._known(trial)
+        return known.accel if known is not None else ""
+
+    def _known(self, trial: PlannedTrial) -> Prepared | None:
+        known = self._prepared.get(self._image_key(trial.scenario, trial.guest, trial.backend))
+        return known if isinstance(known, Prepared) else None
+
+    def _image_key(self, scenario: Scenario, guest: str, backend: str) -> tuple[str, str, str]:
+        """One image per guest, backend and value of the options its image depends on
+        (``Backend.image_options``: e.g. two scenarios booting Vagrant two ways)."""
+        engine = self._backends.get(backend)
+        options = scenario.options(backend)
+        shaping = engine.image_options if engine is not None else ()
+        return guest, backend, repr([(k, options.get(k)) for k in shaping])
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -411,7 +427,7 @@ class Runner:
         flight = self._in_flight
         trial = flight.trial
         accel = self._accel(trial.backend, outcome.accel or flight.accel)
-        row = self._row_maker(trial, accel, flight.started_at)
+        row = self._row_maker(trial, accel, flight.started_at, self._known(trial))
         base = f"workload={trial.workload}"
         rows = [
             row(m.metric, m.value, f"{base} {m.detail}".strip(), outcome.status)
@@ -435,19 +451,25 @@ class Runner:
         backend = self._backends.get(name)
         return backend.unknown_accel() if backend is not None else "unknown"
 
-    def _row_maker(self, trial: PlannedTrial, accel: str, started_at: str) -> Callable[..., Row]:
+    def _row_maker(
+        self, trial: PlannedTrial, accel: str, started_at: str, image: Prepared | None = None
+    ) -> Callable[..., Row]:
         """Rows of one trial (or one build): only metric, value, detail and status vary.
-        Its kind is the one its engine declares."""
+        Its kind is the one its engine declares. An image that is another guest than the
+        scenario's (a Vagrant box of the user's own) names that one as the rows' guest, never
+        the guest that did not boot, and ``scenario_guest=`` the planned one (for --resume)."""
         accel = self._accel(trial.backend, accel)
         backend = self._backends.get(trial.backend)
         kind = backend.kind if backend is not None else ""
+        guest = (image.guest_name if image is not None else "") or trial.guest
+        stand_in = f" scenario_guest={trial.guest}" if guest != trial.guest else ""
 
         def make(metric: str, value: float | None, detail: str = "", status: str = "ok") -> Row:
             return Row(
                 run_id=self.config.run_id,
                 host_id=self.config.host_id,
                 scenario=trial.scenario.name,
-                guest=trial.guest,
+                guest=guest,
                 backend=trial.backend,
                 accel=accel,
                 instances=trial.instances,
@@ -457,7 +479,7 @@ class Runner:
                 value=value,
                 unit=unit_of(metric),
                 status=status,
-                detail=detail,
+                detail=(detail + stand_in).strip(),
                 started_at=started_at,
                 kind=kind,
             )

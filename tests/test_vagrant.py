@@ -14,18 +14,19 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import engine_missing, usable_backend
+from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench.backends import BackendError
 from bench.backends import libvirt as lv
 from bench.backends.vagrant import (
     MachineSettings,
     detect_provider,
-    find_vbox_headless,
     machine_env,
     process_env,
     run_id_of,
     vagrantfile,
 )
+from bench.backends.vbox import find_vbox_headless
 from bench.measure import READY, ConsoleWatcher, follow_file, now_ns
 from bench.scenario import ScenarioError, load
 
@@ -47,14 +48,25 @@ def test_auto_picks_virtualbox_for_a_named_box():
     assert "auto-detected" in choice.reason and "VirtualBox 7.0" in choice.reason
 
 
-def test_auto_picks_libvirt_for_a_vmbench_guest_even_with_virtualbox_present():
-    choice = detect_provider("auto", True, works(), works("QEMU 7.2"))
+def test_auto_picks_libvirt_for_a_kernel_boot_even_with_virtualbox_present():
+    choice = detect_provider("auto", True, works(), works("QEMU 7.2"), boot="kernel")
     assert choice.provider == "libvirt" and "QEMU 7.2" in choice.reason
 
 
-def test_virtualbox_cannot_boot_a_vmbench_guest():
-    with pytest.raises(BackendError, match="name a box"):
-        detect_provider("virtualbox", True, works(), works())
+def test_a_disk_boot_prefers_virtualbox_and_falls_back_to_libvirt():
+    vb = detect_provider("auto", True, works("VirtualBox 7.0"), works(), boot="disk")
+    assert vb.provider == "virtualbox"
+    lv_choice = detect_provider("auto", True, broken("VBoxManage not found"), works(), boot="disk")
+    assert lv_choice.provider == "libvirt"
+    asked = detect_provider("libvirt", True, works(), works("QEMU 7.2"), boot="disk")
+    assert asked.provider == "libvirt" and "asked for" in asked.reason
+
+
+def test_virtualbox_cannot_boot_a_kernel_directly():
+    with pytest.raises(BackendError, match="boot = 'disk'"):
+        detect_provider("virtualbox", True, works(), works(), boot="kernel")
+    choice = detect_provider("virtualbox", True, works("VirtualBox 7.0"), works(), boot="disk")
+    assert choice.provider == "virtualbox"
 
 
 def test_a_named_box_on_libvirt_is_refused_no_management_network():
@@ -67,6 +79,8 @@ def test_the_fitting_provider_missing_says_why():
         detect_provider("auto", False, broken("VBoxManage not found"), works())
     with pytest.raises(BackendError, match="libvirt is not usable here: libvirtd down"):
         detect_provider("libvirt", True, works(), broken("libvirtd down"))
+    with pytest.raises(BackendError, match=r"virtualbox is not usable.*libvirt is not usable"):
+        detect_provider("auto", True, broken("no VBoxManage"), broken("no libvirtd"), boot="disk")
 
 
 def test_unknown_provider_name():
@@ -90,6 +104,7 @@ def settings(tmp_path: Path, **changes) -> MachineSettings:
         boot_timeout_s=90,
         workdir=tmp_path,
         cmdline="console=ttyS0 quiet VMBENCH_WORKLOAD=idle",
+        smbios_serial="",
         vagrant_home=tmp_path / "vagrant.d",
     )
     base.update(changes)
@@ -108,6 +123,17 @@ def test_env_carries_every_setting_and_keeps_vagrant_offline(tmp_path):
     assert env["VAGRANT_DOTFILE_PATH"] == str(tmp_path / ".vagrant")
     assert env["VAGRANT_HOME"] == str(tmp_path / "vagrant.d")
     assert env["VAGRANT_DEFAULT_PROVIDER"] == "libvirt"
+    assert env["VMBENCH_SMBIOS_SERIAL"] == "-"  # a kernel boot: the workload is on the cmdline
+
+
+def test_a_disk_boot_gets_its_workload_through_the_smbios_serial(tmp_path):
+    env = machine_env(settings(tmp_path, cmdline="", smbios_serial="VMBENCH_WORKLOAD=idle"))
+    assert env["VMBENCH_CMDLINE"] == "-"
+    assert env["VMBENCH_SMBIOS_SERIAL"] == "VMBENCH_WORKLOAD=idle"
+    text = vagrantfile().read_text()
+    # The two channels the Vagrantfile sends it through (bench/guests/bootdisk.py).
+    assert '"system" => { "serial" => smbios_serial }' in text
+    assert "VBoxInternal/Devices/pcbios/0/Config/DmiSystemSerial" in text
 
 
 def test_a_users_box_keeps_their_vagrant_home(tmp_path):
@@ -160,6 +186,7 @@ def test_run_id_is_read_back_from_every_name_the_backend_gives():
         f"vmbench-{run}-vagrant-debian-systemd-3-2.img",  # a density instance's volume
         f"vmbench-{run}-box-busybox",
         f"vmbench-{run}-box-busybox_vagrant_box_image_0_1795745387_box.img",
+        f"vmbench-{run}-box-busybox-master",  # the VirtualBox VM its clones come from
     ):
         assert run_id_of(name) == run, name
     assert run_id_of("vmbench-pool") is None and run_id_of("someone-elses-vm") is None
@@ -207,32 +234,76 @@ def validate_env(tmp_path: Path, monkeypatch, provider: str, readiness: str) -> 
 
 
 @pytest.mark.integration
-def test_vagrant_validate_libvirt_settings(tmp_path, monkeypatch):
+@pytest.mark.parametrize("boot", ["kernel", "disk"])
+def test_vagrant_validate_libvirt_settings(tmp_path, monkeypatch, boot):
     import vagrant
 
     if shutil.which("vagrant") is None:
         engine_missing("vagrant not found")
     validate_env(tmp_path, monkeypatch, "libvirt", "serial")
+    if boot == "disk":  # vagrant-libvirt validates the sysinfo block itself
+        monkeypatch.setenv("VMBENCH_CMDLINE", "-")
+        monkeypatch.setenv("VMBENCH_SMBIOS_SERIAL", "VMBENCH_WORKLOAD=idle")
     # python-vagrant's validate runs in our (patched) environment.
     done = vagrant.Vagrant(root=str(vagrantfile().parent)).validate(str(vagrantfile().parent))
     assert b"validated successfully" in done.stdout
 
 
+STUB_VBOXMANAGE = """#!/bin/sh
+# Stands in for VirtualBox's VBoxManage where VirtualBox is not installed: it answers only
+# --version, which is all `vagrant validate` asks before it validates the provider's config.
+[ "$1" = --version ] && echo 7.0.20r163906 && exit 0
+echo "stub VBoxManage: $*" >&2
+exit 1
+"""
+
+
+def vagrant_validate(root: Path, stub_dir: Path | None) -> subprocess.CompletedProcess:
+    import os
+
+    path = os.environ["PATH"] if stub_dir is None else f"{stub_dir}:{os.environ['PATH']}"
+    return subprocess.run(
+        ["vagrant", "validate"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PATH": path},
+    )
+
+
 @pytest.mark.integration
-def test_vagrant_validate_virtualbox_settings(tmp_path, monkeypatch):
-    """With VirtualBox installed, the full check; without it Vagrant refuses to load the
-    provider, so only the provider-independent settings are checked (--ignore-provider)."""
+@pytest.mark.parametrize("readiness", ["serial", "ssh"])
+def test_vagrant_validate_virtualbox_settings(tmp_path, monkeypatch, readiness):
+    """The virtualbox branch, validated by Vagrant's own VirtualBox provider (customize
+    events and arguments, clone settings, forwarded ports). Where VirtualBox is not
+    installed a stub VBoxManage answers only ``--version`` so that Vagrant loads the
+    provider; a Vagrantfile with a broken virtualbox block must then fail the same check."""
     if shutil.which("vagrant") is None:
         engine_missing("vagrant not found")
-    validate_env(tmp_path, monkeypatch, "virtualbox", "ssh")
-    argv = ["vagrant", "validate"]
+    stub = None
     if shutil.which("VBoxManage") is None:
-        argv.append("--ignore-provider")
-    done = subprocess.run(
-        argv, cwd=vagrantfile().parent, capture_output=True, text=True, timeout=120, check=False
-    )
+        stub = tmp_path / "bin"
+        stub.mkdir()
+        (stub / "VBoxManage").write_text(STUB_VBOXMANAGE)
+        (stub / "VBoxManage").chmod(0o755)
+    validate_env(tmp_path, monkeypatch, "virtualbox", readiness)
+    if readiness == "serial":
+        monkeypatch.setenv("VMBENCH_SMBIOS_SERIAL", "VMBENCH_WORKLOAD=idle")
+    done = vagrant_validate(vagrantfile().parent, stub)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "validated successfully" in done.stdout
+    # The same check refuses a virtualbox block Vagrant's provider cannot use.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "Vagrantfile").write_text(
+        vagrantfile()
+        .read_text()
+        .replace("vb.cpus = cpus", 'vb.cpus = cpus\n      vb.customize "at-some-point", ["x"]')
+    )
+    refused = vagrant_validate(broken, stub)
+    assert "at-some-point is not a valid event" in refused.stdout + refused.stderr
 
 
 # --- real vagrant + libvirt -----------------------------------------------------------------
@@ -415,3 +486,180 @@ def test_ctrl_c_during_vagrant_up_leaves_nothing(vagrant_backend, busybox_guest,
     rows, _ = read_rows(run_dir / "results.csv")
     assert [r["status"] for r in rows if r["metric"] == "trial"] == ["interrupted"]
     assert leftovers(run_dir.name) == []
+
+
+@pytest.mark.integration
+def test_vagrant_libvirt_boots_the_boot_disk_to_ready(vagrant_backend, busybox_guest):
+    """boot = "disk": no kernel or initrd in the domain, the firmware boots the guest's BIOS
+    boot disk, and the workload comes through libvirt's <sysinfo> (a workload name the guest
+    does not know, echoed back on its console, proves the channel)."""
+    import xml.etree.ElementTree as ET
+
+    from bench.backends.base import LaunchSpec
+
+    run_id = f"test{secrets.token_hex(3)}"
+    probe = "smbios-probe"
+    try:
+        prepared = vagrant_backend.prepare(
+            busybox_guest, {"run_id": run_id, "accel": "tcg", "provider": "libvirt", "boot": "disk"}
+        )
+        disk = {s.metric: s for s in prepared.sizes}["disk_bytes"]
+        assert "boot disk" in disk.detail and "kernel_bytes" not in {
+            s.metric for s in prepared.sizes
+        }
+        spec = LaunchSpec(run_id, f"vmbench-{run_id}-vagrant-busybox-1", probe, {"memory_mib": 256})
+        instance = vagrant_backend.create(prepared, spec)
+        with instance:
+            instance.start()
+            deadline = now_ns() + 120 * 10**9
+            line = instance.console.wait_for(READY, deadline)
+            assert line is not None, instance.console.tail()
+            domain = ET.fromstring(lv.must("dumpxml", spec.name))
+            assert not (domain.findtext("os/kernel") or "").strip()
+            assert not (domain.findtext("os/initrd") or "").strip()
+            serial = domain.find("sysinfo/system/entry[@name='serial']")
+            assert serial is not None and serial.text == f"VMBENCH_WORKLOAD={probe}"
+            assert instance.console.wait_for("VMBENCH DONE", deadline) is not None
+            assert instance.console.results().get("workload") == probe
+            assert "boot=disk" in instance.describe()
+            assert instance.wait_exited(60)  # the guest powered off; then vagrant destroy
+    finally:
+        vagrant_backend.cleanup_run(run_id)
+    assert leftovers(run_id) == []
+
+
+# --- a box of the user's own: honest rows --------------------------------------------------
+
+FAKE_VAGRANT = """#!/bin/sh
+# Stands in for vagrant driving VirtualBox (which cannot run here): prints what `vagrant up`
+# prints for a box whose SSH became reachable, and accepts destroy.
+case "$1" in
+  up)
+    echo "Bringing machine 'default' up with 'virtualbox' provider..."
+    echo "==> default: Waiting for machine to boot. This may take a few minutes..."
+    sleep 0.3
+    echo "==> default: Machine booted and ready!"
+    ;;
+esac
+exit 0
+"""
+
+
+def users_box_prepared(guest, box: str = "bento/debian-12"):
+    from bench.backends.base import Prepared
+    from bench.backends.vagrant import VagrantImage
+
+    image = VagrantImage(
+        guest, "virtualbox", "asked for", box, "", "ssh", "", "virtualbox", "", "", None
+    )
+    return Prepared(
+        guest, [], 0.0, False, handle={"accel": "virtualbox", "image": image}, guest_name=box
+    )
+
+
+def test_a_users_box_is_ready_at_vagrants_own_line_and_gets_no_ready_line(tmp_path, monkeypatch):
+    """The harness never writes a READY line: a box of the user's own is ready when Vagrant
+    printed "Machine booted and ready!" (read from vagrant's output as it is written). A
+    stub `vagrant` prints that line (VirtualBox cannot run here)."""
+    from bench.backends.base import LaunchSpec
+    from bench.backends.vagrant import VAGRANT_BOOTED, VagrantBackend
+
+    fake = tmp_path / "bin" / "vagrant"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_VAGRANT)
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("VMBENCH_CACHE", str(tmp_path / "cache"))
+    backend = VagrantBackend()
+    prepared = users_box_prepared(guest=None)
+    with pytest.raises(BackendError, match="workloads = \\['idle'\\] only"):
+        backend.create(prepared, LaunchSpec("r1", "vmbench-r1-vagrant-busybox-1", "ready", {}))
+    instance = backend.create(
+        prepared, LaunchSpec("r1", "vmbench-r1-vagrant-busybox-1", "idle", {})
+    )
+    assert instance.ready_marker == VAGRANT_BOOTED
+    with instance:
+        start = now_ns()
+        instance.start()
+        line = instance.console.wait_for(instance.ready_marker, now_ns() + 10 * 10**9)
+        assert line is not None and line.text.endswith("Machine booted and ready!")
+        assert 0.3 < (line.t_ns - start) / 1e9 < instance.extra_timings()["up_returned_s"] + 0.5
+        assert instance.console.wait_for(READY, now_ns()) is None  # none was written
+        words = instance.describe().split()
+        assert "readiness=ssh-reachable" in words and "box=bento/debian-12" in words
+        assert not any(w.startswith("boot=") for w in words)
+
+
+@pytest.mark.usefixtures("fake_guest")
+def test_rows_of_a_users_box_name_the_box_and_resume_still_finds_them(tmp_path, monkeypatch):
+    from test_runner import OK_LINES, FakeBackend, run_with, scenario_file
+
+    from bench.runner import finished_keys, plan, trial_key
+
+    class UsersBox(FakeBackend):
+        def prepare(self, guest, options):
+            return replace_timings(users_box_prepared(guest))
+
+    def replace_timings(prepared):
+        prepared.timings["import_s"] = 2.0
+        return prepared
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": UsersBox("qemu", OK_LINES)}
+    path = scenario_file(tmp_path)
+    _stats, rows = run_with(tmp_path, monkeypatch, backends, path)
+    box_rows = [r for r in rows if r["backend"] == "qemu"]
+    assert box_rows and {r["guest"] for r in box_rows} == {"bento/debian-12"}
+    assert {r["guest"] for r in rows if r["backend"] == "docker"} == {"busybox"}
+    assert "rootfs_bytes" not in {r["metric"] for r in box_rows}  # not busybox's tree
+    assert all("scenario_guest=busybox" in r["detail"] for r in box_rows)
+    [s] = load(path)
+    assert {trial_key(t) for t in plan(s)} <= finished_keys(rows)
+
+
+@pytest.mark.parametrize("readiness", ["ssh-reachable", "serial-marker"])
+def test_claims_compare_only_the_same_readiness(tmp_path, readiness):
+    from report_fixtures import ready_rows, write_csv
+
+    from bench.claims import evaluate
+    from bench.dataset import load as load_csv
+
+    detail = f"workload=idle provider=virtualbox readiness={readiness} box=vmbench-r-box-busybox"
+    rows = ready_rows("h", "docker", [0.5, 0.6, 0.5, 0.55])
+    rows += ready_rows("h", "vagrant", [30.0, 31.0, 29.5, 30.5], detail=detail)
+    claims = evaluate(load_csv([write_csv(tmp_path / "results.csv", rows)]))
+    speed = claims[(claims.claim == "speed") & (claims.vm == "vagrant")]
+    assert len(speed) == (0 if readiness == "ssh-reachable" else 1)
+
+
+@pytest.mark.usefixtures("fake_guest")
+def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monkeypatch):
+    """Two scenarios booting vagrant two ways get an image each (image_options), not the
+    first scenario's box for both."""
+    from test_runner import OK_LINES, FakeBackend
+
+    from bench import runner as runner_mod
+    from bench.results import ResultWriter
+    from bench.runner import RunConfig, Runner
+
+    class Boxes(FakeBackend):
+        image_options = ("boot",)
+
+        def prepare(self, guest, options):
+            self.prepared_for.append(options["boot"])
+            return super().prepare(guest, options)
+
+    backend = Boxes("vagrant", OK_LINES)
+    backend.prepared_for = []
+    files = []
+    for name, boot in (("k", "kernel"), ("d", "disk"), ("k2", "kernel")):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'[scenario]\nname = "{name}"\nguests = ["busybox"]\nworkloads = ["ready"]\n'
+            'backends = ["vagrant"]\nrepetitions = 1\nwarmup = 0\n'
+            f'[backend.vagrant]\nboot = "{boot}"\n'
+        )
+        files.append(path)
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backend)
+    with ResultWriter(tmp_path / "results.csv") as writer:
+        Runner(RunConfig("run1", "host1"), writer).run([s for f in files for s in load(f)])
+    assert backend.prepared_for == ["kernel", "disk"]

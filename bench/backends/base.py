@@ -47,6 +47,7 @@ class Availability:
     usable: bool
     reason: str
     fix: str = ""
+    notes: tuple[str, ...] = ()  # more lines for `vmbench doctor` (e.g. VirtualBox's state)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class Prepared:
     built_now: bool
     handle: Any = None  # backend-specific: image id, paths, box name
     timings: dict[str, float] = field(default_factory=dict)  # e.g. import_s
+    # The guest its rows name when that is not the scenario's: a Vagrant box of the user's
+    # own boots its own OS, so its rows say guest=<box>, never the guest that did not boot.
+    guest_name: str = ""
 
     @property
     def accel(self) -> str:
@@ -139,6 +143,9 @@ class Backend(ABC):
     # Host memory one instance may cost beyond its ``memory_mib`` option (if it has one), an
     # upper bound the density guard uses before anything was measured on this host.
     estimate_mib: ClassVar[int] = 0
+    # The options its ``prepare`` depends on: a run prepares one image per guest and per
+    # distinct value of these (e.g. Vagrant's provider and boot); the rest apply per instance.
+    image_options: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def settings(cls, given: dict[str, Any]) -> dict[str, Any]:

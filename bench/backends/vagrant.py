@@ -1,11 +1,16 @@
 """Vagrant, driven through python-vagrant and the project's top-level Vagrantfile.
 
-Two providers: libvirt (qemu, how Debian hosts and CI run it) boots a box made from a vmbench
-guest; VirtualBox (lab machines) boots a box the scenario names. The Vagrantfile reads only
-environment variables, which ``machine_env`` builds. Readiness is the guest's READY line on
-the serial console (read from the file the hypervisor writes it to), or, for a box that does
-not run the vmbench workload, the moment ``vagrant up`` found SSH reachable; every row says
-which (``detail``).
+A vmbench guest becomes a box (bench/backends/vagrant_box.py): on libvirt (qemu, how Debian
+hosts and CI run it) booted by direct kernel boot (``boot = "kernel"``) or from the guest's
+BIOS boot disk (``boot = "disk"``); on VirtualBox (lab machines) always from that boot disk,
+as a streamOptimized VMDK with an OVF. Either way readiness is the guest's own READY line on
+its first serial port, which the hypervisor writes to a file that vmbench follows.
+
+A box of the user's own (``box = "bento/debian-12"``) runs its own OS, not the vmbench
+workload: its rows name the box as their guest, say ``readiness=ssh-reachable``, and its ready
+time is the moment Vagrant itself printed "Machine booted and ready!" (its SSH communicator
+connected). vmbench never writes a READY line of its own. The Vagrantfile reads only
+environment variables, which ``machine_env`` builds.
 
 Names: boxes, domains, volumes and working folders of a run all start with
 ``vmbench-<run_id>-`` so that ``cleanup_run`` removes exactly what one run made.
@@ -16,19 +21,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.backends import libvirt
+from bench.backends import libvirt, vbox
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -41,7 +45,8 @@ from bench.backends.base import (
     SizeRecord,
     command_version,
 )
-from bench.guests import Guest
+from bench.guests import DebError, Guest
+from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
 from bench.measure import (
     READY,
@@ -54,6 +59,10 @@ from bench.measure import (
 from bench.options import CPUS, MEMORY_MIB, Option, file_url, one_of, text
 
 PROVIDERS = ("virtualbox", "libvirt")
+BOOTS = ("kernel", "disk")
+# What Vagrant prints once its communicator reached the guest (for a box of the user's own:
+# SSH answered). Vagrant's own words, read from its output as it is written ($stdout.sync).
+VAGRANT_BOOTED = "Machine booted and ready!"
 # Files vagrant must never find: box commands run where no Vagrantfile is.
 _NO_VAGRANTFILE = ".vmbench-no-vagrantfile"
 
@@ -81,8 +90,10 @@ def run_prefix(run_id: str) -> str:
     return f"vmbench-{run_id}-"
 
 
-def box_name(run_id: str, guest: str) -> str:
-    return f"{run_prefix(run_id)}box-{guest}"
+def box_name(run_id: str, guest: str, flavour: str = "") -> str:
+    """The run's box of ``guest``; ``flavour`` (e.g. ``disk``) tells apart the boxes of one
+    guest that a run boots in different ways."""
+    return f"{run_prefix(run_id)}box-{guest}" + (f"-{flavour}" if flavour else "")
 
 
 # The run id inside the names this backend (box) and the runner (instances) give.
@@ -111,51 +122,49 @@ def detect_provider(
     own_guest: bool,
     virtualbox: Callable[[], tuple[bool, str]],
     libvirt_ok: Callable[[], tuple[bool, str]],
+    boot: str = "kernel",
 ) -> ProviderChoice:
     """Which provider runs this scenario, and why.
 
-    Each kind of box fits one provider: a vmbench guest (kernel + initramfs booted directly,
-    readiness on the serial console) needs libvirt, since VirtualBox cannot boot a kernel;
-    a box of the user's own (``own_guest`` False) runs its own OS and is ready when SSH
-    answers, which on libvirt would need a management network, and vmbench creates none. So
-    ``auto`` is VirtualBox when VBoxManage works and a box is named, else libvirt, and asking
-    for the provider that does not fit is an error that says why.
+    A vmbench guest booted by its kernel (``boot = "kernel"``) needs libvirt: VirtualBox
+    cannot boot a kernel directly. Booted from its disk, it runs on either; ``auto`` then
+    prefers VirtualBox where VBoxManage works (the engine lab hosts have), else libvirt. A box
+    of the user's own (``own_guest`` False) is ready when SSH answers, which on libvirt would
+    need a management network, and vmbench creates none: VirtualBox only. Asking for a
+    provider that does not fit is an error that says why.
     """
     if wanted not in ("auto", *PROVIDERS):
         raise BackendError(
             f"vagrant: unknown provider {wanted!r}; expected auto, virtualbox or libvirt"
         )
-    fits = "libvirt" if own_guest else "virtualbox"
-    if wanted not in ("auto", fits):
+    if boot not in BOOTS:
+        raise BackendError(f"vagrant: unknown boot {boot!r}; expected kernel or disk")
+    if not own_guest:
+        fits = ("virtualbox",)
+    elif boot == "disk":
+        fits = ("virtualbox", "libvirt")
+    else:
+        fits = ("libvirt",)
+    if wanted not in ("auto", *fits):
         if own_guest:
             raise BackendUnsupported(
-                "vagrant: the virtualbox provider cannot boot a vmbench guest (it needs direct "
-                "kernel boot); name a box in [backend.vagrant] box, or use provider = 'libvirt'"
+                "vagrant: VirtualBox cannot boot a kernel directly; set boot = 'disk' in "
+                "[backend.vagrant] (the guest's BIOS boot disk), or use provider = 'libvirt'"
             )
         raise BackendUnsupported(
             "vagrant: a box of your own is ready when SSH answers, which on libvirt needs a "
             "management network (vmbench creates none); use provider = 'virtualbox', or no box"
         )
-    works, why = (libvirt_ok if fits == "libvirt" else virtualbox)()
-    if not works:
-        raise BackendUnsupported(f"vagrant: provider {fits} is not usable here: {why}")
-    how = "asked for" if wanted != "auto" else "auto-detected"
-    return ProviderChoice(fits, f"{fits} ({how}: {why})")
-
-
-def virtualbox_works() -> tuple[bool, str]:
-    binary = shutil.which("VBoxManage")
-    if binary is None:
-        return False, "VBoxManage not found"
-    try:
-        done = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, f"VBoxManage --version failed: {e}"
-    if done.returncode != 0:
-        return False, f"VBoxManage --version: {' '.join(done.stderr.split())[-200:]}"
-    return True, f"VirtualBox {done.stdout.strip()}"
+    candidates = fits if wanted == "auto" else (wanted,)
+    checks = {"virtualbox": virtualbox, "libvirt": libvirt_ok}
+    why_not = []
+    for provider in candidates:
+        works, why = checks[provider]()
+        if works:
+            how = "asked for" if wanted != "auto" else "auto-detected"
+            return ProviderChoice(provider, f"{provider} ({how}: {why})")
+        why_not.append(f"provider {provider} is not usable here: {why}")
+    raise BackendUnsupported(f"vagrant: {'; '.join(why_not)}")
 
 
 # --- what the Vagrantfile is told -----------------------------------------------------------
@@ -176,6 +185,7 @@ class MachineSettings:
     boot_timeout_s: int
     workdir: Path
     cmdline: str = ""  # libvirt direct kernel boot; "" keeps the box's
+    smbios_serial: str = ""  # a disk boot's workload (SMBIOS system serial); "" none
     libvirt_driver: str = "qemu"
     vagrant_home: Path | None = None  # None: the user's own (a box they added themselves)
 
@@ -198,6 +208,7 @@ def machine_env(m: MachineSettings) -> dict[str, str]:
         "VMBENCH_READY_MARKER": READY,
         "VMBENCH_BOOT_TIMEOUT": str(m.boot_timeout_s),
         "VMBENCH_CMDLINE": m.cmdline or "-",
+        "VMBENCH_SMBIOS_SERIAL": m.smbios_serial or "-",
         "VMBENCH_LIBVIRT_DRIVER": m.libvirt_driver,
         "VMBENCH_LIBVIRT_POOL": libvirt.POOL,
         # vagrant-libvirt talks to the daemon virsh talks to (it honours this variable).
@@ -273,7 +284,8 @@ class VagrantImage:
     provider_reason: str
     box: str
     box_url: str
-    readiness: str
+    readiness: str  # serial | ssh
+    boot: str  # kernel | disk (vmbench guests); "" for a box of the user's own
     accel: str
     libvirt_driver: str
     base_cmdline: str
@@ -287,15 +299,22 @@ class VagrantBackend(Backend):
     kind = "vm"
     options = {  # noqa: RUF012 (a declaration, never mutated)
         "provider": Option(one_of(("auto", "virtualbox", "libvirt")), "auto", "Vagrant provider"),
+        "boot": Option(
+            one_of(BOOTS),
+            "kernel",
+            "kernel: direct kernel boot (libvirt only); disk: the guest's BIOS boot disk",
+        ),
         "memory_mib": MEMORY_MIB,
         "cpus": CPUS,
         "accel": Option(one_of(("auto", "kvm", "tcg")), "auto", "libvirt only: kvm or tcg"),
-        # A box of your own instead of one made from the guest (VirtualBox needs one):
+        # A box of your own instead of one made from the guest: its own OS, SSH readiness.
         "box": Option(text(), "", "a box of yours instead of one built from the guest"),
         "box_url": Option(file_url, "", "file:// URL of that box, added on first use"),
     }
     # Beyond memory_mib: the hypervisor libvirt runs plus libvirt's and Vagrant's share.
     estimate_mib = 256
+    # A box per guest and per provider, boot and box: two scenarios may boot both ways.
+    image_options = ("provider", "boot", "accel", "box", "box_url")
 
     def __init__(self) -> None:
         self._checks: dict[str, tuple[bool, str]] = {}
@@ -305,7 +324,7 @@ class VagrantBackend(Backend):
     def _check(self, provider: str) -> tuple[bool, str]:
         if provider not in self._checks:
             self._checks[provider] = (
-                virtualbox_works() if provider == "virtualbox" else self._libvirt_works()
+                vbox.version() if provider == "virtualbox" else self._libvirt_works()
             )
         return self._checks[provider]
 
@@ -337,9 +356,10 @@ class VagrantBackend(Backend):
         # The version is a courtesy (python-vagrant raises a bare Exception on odd output).
         with contextlib.suppress(Exception):
             words = f"Vagrant {_box_vagrant(vagrant_home()).version()}; {words}"
+        notes = tuple(vbox.doctor_lines())
         if not any(ok for ok, _why in found.values()):
-            return Availability(False, f"no Vagrant provider works ({words})", fix)
-        return Availability(True, words)
+            return Availability(False, f"no Vagrant provider works ({words})", fix, notes)
+        return Availability(True, words, notes=notes)
 
     def versions(self) -> dict[str, str | None]:
         return {
@@ -368,20 +388,29 @@ class VagrantBackend(Backend):
         if not run_id:
             raise BackendError("vagrant: prepare needs options['run_id'] (boxes are named per run)")
         user_box = str(options.get("box") or "")
+        boot = str(options.get("boot") or "kernel")
         choice = detect_provider(
             str(options.get("provider", "auto")),
             own_guest=not user_box,
             virtualbox=lambda: self._check("virtualbox"),
             libvirt_ok=lambda: self._check("libvirt"),
+            boot=boot,
         )
         if user_box:
             return self._prepare_user_box(guest, options, user_box, choice)
-        return self._prepare_guest_box(guest, options, run_id, choice)
+        if guest.arch != HOST_ARCH:
+            raise BackendUnsupported(
+                f"vagrant: a {guest.arch} guest needs emulation; use the qemu backend"
+            )
+        if choice.provider == "virtualbox":
+            return self._prepare_virtualbox_box(guest, run_id, choice)
+        return self._prepare_libvirt_box(guest, options, run_id, boot, choice)
 
     def _prepare_user_box(
         self, guest: Guest, options: dict[str, Any], box: str, choice: ProviderChoice
     ) -> Prepared:
-        """A box the user has (or a file:// one): its own OS, so readiness is SSH reachable."""
+        """A box the user has (or a file:// one): its own OS, so readiness is SSH reachable,
+        and its rows name the box as their guest (not the scenario's, which did not boot)."""
         box_url = str(options.get("box_url") or "")
         timings = {}
         home = Path(os.environ["VAGRANT_HOME"]) if os.environ.get("VAGRANT_HOME") else None
@@ -392,34 +421,41 @@ class VagrantBackend(Backend):
             timings["import_s"] = seconds_between(start, now_ns())
         accel = "virtualbox"  # detect_provider: a box of the user's own runs on VirtualBox
         image = VagrantImage(
-            guest, choice.provider, choice.reason, box, box_url, "ssh", accel, "qemu", "", home
+            guest, choice.provider, choice.reason, box, box_url, "ssh", "", accel, "qemu", "", home
         )
         return Prepared(
-            guest, [], 0.0, False, handle={"accel": accel, "image": image}, timings=timings
+            guest,
+            [],
+            0.0,
+            False,
+            handle={"accel": accel, "image": image},
+            timings=timings,
+            guest_name=box,
         )
 
-    def _prepare_guest_box(
-        self, guest: Guest, options: dict[str, Any], run_id: str, choice: ProviderChoice
-    ) -> Prepared:
+    def _build_box(self, guest: Guest, provider: str, boot: str, cmdline: str = ""):
         from bench.backends.vagrant_box import BoxError, build_box
 
-        if guest.arch != HOST_ARCH:
-            raise BackendUnsupported(
-                f"vagrant: a {guest.arch} guest needs emulation; use the qemu backend"
-            )
-        base_cmdline = " ".join(
-            w for w in ("console=ttyS0", "quiet", "panic=-1", guest.boot_args) if w
-        )
         try:
-            box = build_box(guest, base_cmdline)
-        except BoxError as e:
-            raise BackendError(f"vagrant: box of guest {guest.name}: {e}") from None
+            return build_box(guest, provider, boot, cmdline)
+        except (BoxError, DebError) as e:
+            raise BackendError(f"vagrant: {provider} box of guest {guest.name}: {e}") from None
+
+    def _prepare_libvirt_box(
+        self, guest: Guest, options: dict[str, Any], run_id: str, boot: str, choice
+    ) -> Prepared:
+        base_cmdline = ""
+        if boot == "kernel":
+            base_cmdline = " ".join(
+                w for w in ("console=ttyS0", "quiet", "panic=-1", guest.boot_args) if w
+            )
+        box = self._build_box(guest, "libvirt", boot, base_cmdline)
         try:
             libvirt.ensure_pool()
         except libvirt.LibvirtError as e:
             raise BackendError(f"vagrant: libvirt storage pool: {e}") from None
         accel, driver = _libvirt_accel(guest, str(options.get("accel", "auto")))
-        name = box_name(run_id, guest.name)
+        name = box_name(run_id, guest.name, "" if boot == "kernel" else boot)
         home = vagrant_home()
         timings = {}
         if name not in _boxes_in(home):
@@ -427,43 +463,39 @@ class VagrantBackend(Backend):
             self._box_add(home, name, box.url, "libvirt")
             _preload_base_volume(home, name)
             timings["import_s"] = seconds_between(start, now_ns())
-        sizes = [
-            SizeRecord("kernel_bytes", box.file_bytes["vmlinuz"], "kernel"),
-            SizeRecord("initramfs_bytes", box.file_bytes["initrd.img"], "initramfs"),
-            SizeRecord(
-                "image_bytes",
-                box.unpacked_bytes,
-                "vagrant-box",
-                "unpacked box: box.img (allocated) + kernel + initramfs + metadata",
-            ),
-            SizeRecord(
-                "image_compressed_bytes",
-                box.path.stat().st_size,
-                "vagrant-box",
-                ".box file (tar.gz)",
-            ),
-        ]
-        if guest.disk is not None:
-            sizes.append(
-                SizeRecord(
-                    "disk_bytes", box.file_bytes["box.img"], "disk", "box.img qcow2, allocated"
-                )
-            )
         image = VagrantImage(
-            guest,
-            "libvirt",
-            choice.reason,
-            name,
-            box.url,
-            "serial",
-            accel,
-            driver,
-            base_cmdline,
-            home,
-        )
+            guest, "libvirt", choice.reason, name, box.url, "serial", boot, accel, driver,
+            base_cmdline, home,
+        )  # fmt: skip
         return Prepared(
             guest,
-            sizes,
+            _box_sizes(box, guest),
+            box.build_s if box.built_now else 0.0,
+            box.built_now,
+            handle={"accel": accel, "image": image},
+            timings=timings,
+        )
+
+    def _prepare_virtualbox_box(self, guest: Guest, run_id: str, choice) -> Prepared:
+        """The guest's BIOS boot disk as a VirtualBox box, added under vmbench's VAGRANT_HOME;
+        its master VM is imported now, so that every `vagrant up` only makes a linked clone."""
+        box = self._build_box(guest, "virtualbox", "disk")
+        name = box_name(run_id, guest.name, "vbox")
+        home = vagrant_home()
+        timings = {}
+        if name not in _boxes_in(home):
+            start = now_ns()
+            self._box_add(home, name, box.url, "virtualbox")
+            _import_virtualbox_master(home, name)
+            timings["import_s"] = seconds_between(start, now_ns())
+        accel = "virtualbox"
+        image = VagrantImage(
+            guest, "virtualbox", choice.reason, name, box.url, "serial", "disk", accel, "", "",
+            home,
+        )  # fmt: skip
+        return Prepared(
+            guest,
+            _box_sizes(box, guest),
             box.build_s if box.built_now else 0.0,
             box.built_now,
             handle={"accel": accel, "image": image},
@@ -489,14 +521,21 @@ class VagrantBackend(Backend):
         image: VagrantImage = prepared.handle["image"]
         options = self.settings(spec.options)
         workdir = instances_dir() / spec.name
+        if image.readiness == "ssh" and spec.workload != "idle":
+            raise BackendUnsupported(
+                f"vagrant: box {image.box} runs its own OS, not the vmbench workload "
+                f"{spec.workload!r}; a box of your own takes workloads = ['idle'] only"
+            )
         if image.provider == "libvirt":
             try:
                 libvirt.ensure_pool()  # again: a `vmbench clean` meanwhile may have removed it
             except libvirt.LibvirtError as e:
                 raise BackendError(f"vagrant: libvirt storage pool: {e}") from None
-        cmdline = ""
-        if image.readiness == "serial":
+        cmdline = smbios = ""
+        if image.boot == "kernel":
             cmdline = f"{image.base_cmdline} VMBENCH_WORKLOAD={spec.workload}"
+        elif image.boot == "disk":
+            smbios = workload_serial(spec.workload)
         settings = MachineSettings(
             name=spec.name,
             provider=image.provider,
@@ -509,7 +548,8 @@ class VagrantBackend(Backend):
             boot_timeout_s=int(spec.options.get("boot_timeout_s", 120)),
             workdir=workdir,
             cmdline=cmdline,
-            libvirt_driver=image.libvirt_driver,
+            smbios_serial=smbios,
+            libvirt_driver=image.libvirt_driver or "qemu",
             vagrant_home=image.vagrant_home,
         )
         return VagrantInstance(settings, image)
@@ -528,6 +568,7 @@ class VagrantBackend(Backend):
         if libvirt.daemon_version().ok:
             with contextlib.suppress(libvirt.LibvirtError):
                 names += libvirt.domains() + libvirt.volumes()
+        names += vbox.vm_names()
         ids = set()
         for name in names:
             run = run_id_of(name)
@@ -550,19 +591,69 @@ class VagrantBackend(Backend):
                     removed.append(f"libvirt volume {volume}")
             if everything:
                 removed += libvirt.remove_pool()
+        # VirtualBox VMs before the boxes: clones, then the masters imported with the box.
+        removed += vbox.remove_vms(prefix)
         home = vagrant_home()
         for box in _boxes_in(home):
             if box.startswith(prefix) or everything:
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    _box_vagrant(home).box_remove(box, "libvirt")
+                for provider in _box_providers(home, box):
+                    with contextlib.suppress(subprocess.CalledProcessError):
+                        _box_vagrant(home).box_remove(box, provider)
                 if box not in _boxes_in(home):
                     removed.append(f"vagrant box {box}")
-        removed += _remove_virtualbox_vms(prefix)
         return removed
 
 
+def _box_sizes(box, guest: Guest) -> list[SizeRecord]:
+    """The size rows of a vmbench box: what each provider's box holds, unpacked and packed."""
+    members = " + ".join(sorted(box.file_bytes))
+    sizes = []
+    if box.boot == "kernel":
+        sizes += [
+            SizeRecord("kernel_bytes", box.file_bytes["vmlinuz"], "kernel"),
+            SizeRecord("initramfs_bytes", box.file_bytes["initrd.img"], "initramfs"),
+        ]
+    sizes += [
+        SizeRecord(
+            "image_bytes",
+            box.unpacked_bytes,
+            "vagrant-box",
+            f"unpacked {box.provider} box, boot={box.boot}: {members} (box.img allocated)",
+        ),
+        SizeRecord(
+            "image_compressed_bytes",
+            box.path.stat().st_size,
+            "vagrant-box",
+            ".box file (tar.gz)",
+        ),
+    ]
+    if box.provider == "virtualbox":
+        sizes.append(
+            SizeRecord(
+                "disk_bytes",
+                box.file_bytes["box-disk001.vmdk"],
+                "disk",
+                f"boot disk as a streamOptimized VMDK; virtual {box.disk_virtual_bytes} bytes",
+            )
+        )
+    elif box.boot == "disk" or guest.disk is not None:
+        what = "boot disk" if box.boot == "disk" else "root disk"
+        sizes.append(
+            SizeRecord("disk_bytes", box.file_bytes["box.img"], "disk", f"{what}, qcow2, allocated")
+        )
+    return sizes
+
+
+def _box_dir(home: Path, box: str, provider: str) -> Path:
+    return home / "boxes" / box.replace("/", "-VAGRANTSLASH-") / "0" / provider
+
+
+def _box_providers(home: Path, box: str) -> list[str]:
+    return [p for p in PROVIDERS if _box_dir(home, box, p).is_dir()] or ["libvirt"]
+
+
 def _box_image(home: Path, box: str) -> Path:
-    return home / "boxes" / box.replace("/", "-VAGRANTSLASH-") / "0" / "libvirt" / "box.img"
+    return _box_dir(home, box, "libvirt") / "box.img"
 
 
 def base_volume_name(home: Path, box: str) -> str:
@@ -591,6 +682,18 @@ def _preload_base_volume(home: Path, box: str) -> None:
         raise BackendError(f"vagrant: uploading box {box} into pool {libvirt.POOL}: {e}") from None
 
 
+def _import_virtualbox_master(home: Path, box: str) -> None:
+    """Import the box's VM once, now (named ``<box>-master``, so cleanup finds it by the run),
+    and record it where Vagrant's linked-clone support looks for it (``master_id`` in the
+    box's folder): every ``vagrant up`` then clones it instead of importing the disk."""
+    folder = _box_dir(home, box, "virtualbox")
+    try:
+        uuid = vbox.import_master(folder / "box.ovf", f"{box}-master")
+    except vbox.VBoxError as e:
+        raise BackendError(f"vagrant: importing box {box} into VirtualBox: {e}") from None
+    (folder / "master_id").write_text(uuid)
+
+
 def _destroy_by_state(workdir: Path) -> list[str]:
     """``vagrant destroy`` a machine a crashed run left, from its working folder."""
     settings_file = workdir / "env"
@@ -603,29 +706,6 @@ def _destroy_by_state(workdir: Path) -> list[str]:
             _vagrant(vagrantfile().parent, process_env(ours)).destroy()
             removed.append(f"vagrant machine {workdir.name}")
     shutil.rmtree(workdir, ignore_errors=True)
-    return removed
-
-
-def _remove_virtualbox_vms(prefix: str) -> list[str]:
-    """VirtualBox VMs named by a vmbench run (vb.name = the instance name), if any are left."""
-    binary = shutil.which("VBoxManage")
-    if binary is None:
-        return []
-    try:
-        listing = subprocess.run(
-            [binary, "list", "vms"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    removed = []
-    for line in listing.splitlines():
-        name = line.split('"')[1] if line.count('"') >= 2 else ""
-        if not name.startswith(prefix):
-            continue
-        for argv in (["controlvm", name, "poweroff"], ["unregistervm", name, "--delete"]):
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run([binary, *argv], capture_output=True, timeout=60, check=False)
-        removed.append(f"VirtualBox VM {name}")
     return removed
 
 
@@ -654,8 +734,10 @@ class VagrantInstance(Instance):
         self.image = image
         self.accel = image.accel
         self.log = settings.workdir / "vagrant.log"
+        # A vmbench guest is ready at its READY line on the serial console; a box of the
+        # user's own when Vagrant printed that its communicator (SSH) reached the guest.
+        self.ready_marker = READY if settings.readiness == "serial" else VAGRANT_BOOTED
         self._stop = threading.Event()
-        self._synthetic: queue.Queue[bytes | None] = queue.Queue()
         self._vagrant = None
         self._up_s: float | None = None
         self._pid: int | None = None
@@ -671,23 +753,21 @@ class VagrantInstance(Instance):
         # Kept beside the machine state so `vmbench clean` can destroy it after a crash.
         (s.workdir / "env").write_text("".join(f"{k}={v}\n" for k, v in ours.items()))
         self._vagrant = _vagrant(vagrantfile().parent, process_env(ours), self.log)
-        if s.readiness == "serial":
-            self.console = ConsoleWatcher(follow_file(s.serial_log, self._stop))
-        else:
-            self.console = ConsoleWatcher(_queue_chunks(self._synthetic))
+        # The console: the guest's serial log, or (a box of the user's own) Vagrant's output.
+        watched = s.serial_log if s.readiness == "serial" else self.log
+        self.console = ConsoleWatcher(follow_file(watched, self._stop))
         start = now_ns()
         self._started = True
         try:
             self._vagrant.up(provider=s.provider)
         except subprocess.CalledProcessError:
-            self._end_console()
+            self._stop.set()
             raise BackendError(f"vagrant up ({s.provider}) failed: {_tail(self.log)}") from None
         self._up_s = seconds_between(start, now_ns())
-        if s.readiness == "ssh":
-            # The box runs no vmbench workload: ready is "vagrant up found SSH reachable".
-            self._synthetic.put(f"{READY} readiness=ssh\nVMBENCH DONE\n".encode())
         if s.provider == "libvirt":
             self._find_domain()
+        else:
+            self._pid = _virtualbox_pid(s)
 
     def _find_domain(self) -> None:
         name = self.settings.name
@@ -710,18 +790,16 @@ class VagrantInstance(Instance):
             return {}
         own = process_memory([pid], full)
         if not own.processes:
-            self._end_console()  # the VM is gone: the trial stops waiting for more output
+            self._stop.set()  # the VM is gone: the trial stops waiting for more output
             return {}
         if not full:
             return {"rss_bytes": own.rss_bytes}
         return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
 
     def wait_exited(self, timeout_s: float) -> bool:
-        """The guest powered itself off (qemu ended); then ``vagrant destroy`` (exit_s ends here).
-
-        A box without the vmbench workload never powers off by itself: destroy at once.
-        """
-        if self.settings.readiness == "serial" and self._pid is not None:
+        """The guest powered itself off (its hypervisor process ended); then ``vagrant
+        destroy`` (exit_s ends here)."""
+        if self._pid is not None:
             try:
                 psutil.Process(self._pid).wait(timeout=timeout_s)
             except psutil.TimeoutExpired:
@@ -738,10 +816,6 @@ class VagrantInstance(Instance):
             self._vagrant.destroy()
         self._destroyed = True
 
-    def _end_console(self) -> None:
-        self._stop.set()
-        self._synthetic.put(None)
-
     def stop(self) -> None:
         if self._stopped:
             return
@@ -749,7 +823,7 @@ class VagrantInstance(Instance):
         try:
             self._destroy()
         finally:
-            self._end_console()
+            self._stop.set()
             if self._started and self.settings.provider == "libvirt":
                 # vagrant lost track (killed mid-up, Ctrl-C): remove by name, ours only.
                 with contextlib.suppress(libvirt.LibvirtError):
@@ -757,6 +831,8 @@ class VagrantInstance(Instance):
                     libvirt.remove_domain(name)
                     if f"{name}.img" in libvirt.volumes(name):
                         libvirt.remove_volume(f"{name}.img")
+            elif self._started:
+                vbox.remove_vm(self.settings.name)  # vagrant lost track: by its own name
             shutil.rmtree(self.settings.workdir, ignore_errors=True)
 
     def extra_timings(self) -> dict[str, float]:
@@ -769,34 +845,19 @@ class VagrantInstance(Instance):
             f"readiness={ready}",
             f"box={self.image.box}",
         ]
+        if self.image.boot:  # kernel: direct kernel boot; disk: BIOS + syslinux from the disk
+            words.append(f"boot={self.image.boot}")
         if self._domain_kind:
             words.append(f"domain_type={self._domain_kind}")
         words.append(f"memory_mib={self.settings.memory_mib}")
         return " ".join(words)
 
 
-def _queue_chunks(lines: queue.Queue[bytes | None]) -> Iterator[bytes]:
-    while (chunk := lines.get()) is not None:
-        yield chunk
-
-
 def _virtualbox_pid(settings: MachineSettings) -> int | None:
+    """VBoxHeadless of this machine: Vagrant's id file holds the VM's UUID."""
     uuid_file = settings.workdir / ".vagrant" / "machines" / settings.name / "virtualbox" / "id"
     try:
         uuid = uuid_file.read_text().strip()
     except OSError:
         return None
-    procs = (p.info for p in psutil.process_iter(["pid", "name", "cmdline"]))
-    return find_vbox_headless(uuid, procs)
-
-
-def find_vbox_headless(uuid: str, processes: Iterable[dict[str, Any]]) -> int | None:
-    """The VBoxHeadless process that runs VM ``uuid`` (``--startvm <uuid>`` on its command line)."""
-    for proc in processes:
-        name = proc.get("name") or ""
-        cmdline = proc.get("cmdline") or []
-        if "VBoxHeadless" not in name and not any("VBoxHeadless" in c for c in cmdline[:1]):
-            continue
-        if uuid and (uuid in cmdline or any(c.endswith(uuid) for c in cmdline)):
-            return int(proc["pid"])
-    return None
+    return vbox.headless_pid(uuid)
