@@ -281,3 +281,8 @@ def test_vmbench_box_writes_the_box_and_refuses_bad_input(virtualbox_box, tmp_pa
     assert "unknown guest 'nosuch'" in capsys.readouterr().err
     kernel = ["box", "busybox", "--provider", "virtualbox", "--boot", "kernel", "--out", str(out)]
     assert main(kernel) == 2
+    # A libvirt kernel box boots on its own too: its command line names the serial console.
+    libvirt_box = tmp_path / "kernel.box"
+    kernel[3], kernel[-1] = "libvirt", str(libvirt_box)
+    assert main(kernel) == 0
+    assert members(libvirt_box)["cmdline"].decode().startswith("console=ttyS0 ")

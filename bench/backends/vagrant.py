@@ -444,11 +444,9 @@ class VagrantBackend(Backend):
     def _prepare_libvirt_box(
         self, guest: Guest, options: dict[str, Any], run_id: str, boot: str, choice
     ) -> Prepared:
-        base_cmdline = ""
-        if boot == "kernel":
-            base_cmdline = " ".join(
-                w for w in ("console=ttyS0", "quiet", "panic=-1", guest.boot_args) if w
-            )
+        from bench.backends.vagrant_box import kernel_cmdline
+
+        base_cmdline = kernel_cmdline(guest) if boot == "kernel" else ""
         box = self._build_box(guest, "libvirt", boot, base_cmdline)
         try:
             libvirt.ensure_pool()

@@ -74,13 +74,19 @@ class Box:
         return self.path.resolve().as_uri()
 
 
+def kernel_cmdline(guest: Guest) -> str:
+    """A ``kernel`` box's command line: the serial console and the guest's own words (the
+    workload is added per instance; a disk box's command line is in its bootloader)."""
+    return " ".join(w for w in ("console=ttyS0", "quiet", "panic=-1", guest.boot_args) if w)
+
+
 def build_box(
     guest: Guest, provider: str = "libvirt", boot: str = "kernel", cmdline: str = ""
 ) -> Box:
     """The cached box of ``guest`` for ``provider``, booting by ``boot``.
 
-    ``cmdline`` is the kernel command line of a ``kernel`` box (a disk box's is in its
-    bootloader's config). VirtualBox cannot boot a kernel directly: it takes ``disk`` only.
+    ``cmdline`` is the kernel command line of a ``kernel`` box (default ``kernel_cmdline``).
+    VirtualBox cannot boot a kernel directly: it takes ``disk`` only.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
@@ -93,6 +99,8 @@ def build_box(
     qemu_img = shutil.which("qemu-img")
     if qemu_img is None:
         raise BoxError("qemu-img not found; sudo apt-get install qemu-utils")
+    if boot == "kernel":
+        cmdline = cmdline or kernel_cmdline(guest)
     disk = build_bootdisk(guest, BOX_FIRMWARE) if boot == "disk" else None
     parts = [BOX_VERSION, provider, boot, guest.folder.name, guest.kernel.folder.name, cmdline]
     parts.append(BOX_VAGRANTFILE.read_bytes())
