@@ -24,7 +24,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
@@ -188,40 +187,38 @@ class Drawn:
 
 @contextmanager
 def drawing_recorded() -> Iterator[list[Drawn]]:
-    """Record every text and legend Agg draws inside the block, where it drew them.
+    """Record every text and legend drawn inside the block, where it was drawn.
 
-    save_chart writes the PNG inside it, so the layout check costs no extra drawing."""
+    save_chart writes the PNG inside it, so the layout check costs no extra drawing. Texts
+    are caught in Text.draw (not the renderer's draw_text, which does not say which text a
+    line of a multi-line label belongs to)."""
     drawn: dict[int, Drawn] = {}
-    draw_text, draw_legend = RendererAgg.draw_text, Legend.draw
+    draw_text, draw_legend = Text.draw, Legend.draw
 
-    def where(artist: Text | Legend, renderer: RendererAgg) -> Drawn:
+    def where(artist: Text | Legend, renderer: object) -> Drawn:
         box = artist.get_window_extent(renderer)
-        return Drawn(
-            artist,
-            Bbox.from_extents(
-                box.x0 / renderer.width,
-                box.y0 / renderer.height,
-                box.x1 / renderer.width,
-                box.y1 / renderer.height,
-            ),
+        width, height = renderer.get_canvas_width_height()
+        fraction = Bbox.from_extents(
+            box.x0 / width, box.y0 / height, box.x1 / width, box.y1 / height
         )
+        return Drawn(artist, fraction)
 
-    def recording_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-        if mtext is not None and str(s).strip() and id(mtext) not in drawn:
-            drawn[id(mtext)] = where(mtext, self)
-        return draw_text(self, gc, x, y, s, prop, angle, ismath, mtext)
+    def recording_text(self: Text, renderer: object) -> None:
+        draw_text(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            drawn[id(self)] = where(self, renderer)
 
-    def recording_legend(self, renderer):
+    def recording_legend(self: Legend, renderer: object) -> None:
         draw_legend(self, renderer)
         if self.get_visible():
             drawn[id(self)] = where(self, renderer)
 
-    RendererAgg.draw_text, Legend.draw = recording_text, recording_legend
+    Text.draw, Legend.draw = recording_text, recording_legend
     result: list[Drawn] = []
     try:
         yield result
     finally:
-        RendererAgg.draw_text, Legend.draw = draw_text, draw_legend
+        Text.draw, Legend.draw = draw_text, draw_legend
         result.extend(drawn.values())
 
 
@@ -338,11 +335,39 @@ def _log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 2
         axis.set_minor_formatter(NullFormatter())
 
 
+ROWS_PT = 400.0  # height the group rows of a 7.5 in chart get, title and x axis taken off
+TICK_PT = 17.0  # STYLE's tick label size
+MIN_TICK_PT = 8.0
+
+
 def _group_rows(ax: plt.Axes, labels: list[str]) -> None:
-    """Groups top to bottom on the y axis, in the given order."""
+    """Groups top to bottom on the y axis, in the given order. Many groups (several hosts)
+    get one-line labels, then smaller type, so neighbours never overlap; past MIN_TICK_PT
+    the layout check in the report says so."""
+    per_row = ROWS_PT / max(len(labels), 1)
+    lines = max(label.count("\n") + 1 for label in labels)
+    if lines * TICK_PT * 1.25 > per_row:
+        labels, lines = [label.replace("\n", ", ") for label in labels], 1
     ax.set_yticks(range(len(labels)), labels)
+    ax.tick_params(axis="y", labelsize=max(MIN_TICK_PT, min(TICK_PT, per_row / 1.25 / lines)))
     ax.set_ylim(len(labels) - 0.4, -0.6)
     ax.grid(False, axis="y")
+
+
+def _group_columns(ax: plt.Axes, labels: list[str], width_pt: float) -> float:
+    """Groups left to right on the x axis, in type small enough that labels stay apart."""
+    size = _column_type(labels, width_pt, TICK_PT)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.tick_params(axis="x", labelsize=size)
+    return size
+
+
+def _column_type(texts: list[str], width_pt: float, largest: float) -> float:
+    """The type size at which the widest of these texts fits its column (a character is
+    ~0.6 em wide), between MIN_TICK_PT and largest."""
+    widest = max(len(line) for text in texts for line in text.split("\n"))
+    per_column = width_pt / max(len(texts), 1)
+    return max(MIN_TICK_PT, min(largest, per_column / (0.65 * widest)))
 
 
 def _points_over_box(ax: plt.Axes, groups: list[Group]) -> None:
@@ -497,7 +522,8 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     for ax in axes.flat[len(guests) :]:
         ax.set_visible(False)
     for ax, guest in zip(axes.flat, guests, strict=False):
-        _size_bars(ax, _order(table[table.guest == guest]), _multi_host(ds))
+        width_pt = 0.85 * STYLE["figure.figsize"][0] * 72 / ncols
+        _size_bars(ax, _order(table[table.guest == guest]), _multi_host(ds), width_pt)
         ax.set_title(guest, fontsize=20)
     fig.supylabel("Bytes to boot the guest (MiB)")
     used = {name for _, r in table.iterrows() for name in _segments(r)}
@@ -517,9 +543,9 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     return fig, title
 
 
-def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool) -> None:
+def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: float) -> None:
     """One stacked bar per engine, its total (and gzip size) written above it."""
-    top = 0.0
+    totals, notes = [], []
     for i, (_, r) in enumerate(sub.iterrows()):
         bottom = 0.0
         for name, size in _segments(r).items():
@@ -527,17 +553,29 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool) -> None:
             ax.bar(i, size / MIB, bottom=bottom, color=fc, hatch=hatch, width=0.6)
             bottom += size / MIB
         ax.bar(i, bottom, width=0.6, fill=False, edgecolor=colour(r.backend), linewidth=2.5)
-        text = human(bottom * MIB, "B")
+        note = human(bottom * MIB, "B")
         if r.image_compressed_bytes > 0:
-            text += f"\n{human(r.image_compressed_bytes, 'B')} gzip"
-        ax.annotate(
-            text, (i, bottom), ha="center", va="bottom", xytext=(0, 4), textcoords="offset points"
-        )
-        top = max(top, bottom)
+            note += f"\n{human(r.image_compressed_bytes, 'B')} gzip"
+        totals.append(bottom)
+        notes.append(note)
     labels = [(f"{r.host_id}\n" if multi_host else "") + r.backend for _, r in sub.iterrows()]
-    ax.set_xticks(range(len(sub)), labels)
+    size = _group_columns(ax, labels, width_pt)
+    note_size = _column_type(notes, width_pt, 16.0)
+    if note_size < 11:  # many bars: the total alone (the gzip size is in report.md)
+        notes = [note.split("\n")[0] for note in notes]
+        note_size = _column_type(notes, width_pt, 16.0)
+    for i, (total, note) in enumerate(zip(totals, notes, strict=True)):
+        ax.annotate(
+            note,
+            (i, total),
+            ha="center",
+            va="bottom",
+            xytext=(0, 4),
+            textcoords="offset points",
+            fontsize=note_size,
+        )
     ax.set_xlim(-0.6, len(sub) - 0.4)
-    ax.set_ylim(0, top * 1.45)
+    ax.set_ylim(0, max(totals) * (1.25 + 0.2 * min(size, note_size) / TICK_PT))
     ax.grid(False, axis="x")
 
 
@@ -787,12 +825,11 @@ def compat_matrix(ds: Dataset, claims: pd.DataFrame) -> Built:
         return "no runs_foreign_arch rows"
     outcomes = _compat_outcomes(ds, foreign)
     engines = list(dict.fromkeys(outcomes.engine))
-    arches = list(dict.fromkeys(outcomes.arch))
     cells, colours = [], []
-    for arch in arches:
-        row, row_colours = [arch], ["white"]
+    for label in dict.fromkeys(outcomes.label):
+        row, row_colours = [label], ["white"]
         for engine in engines:
-            hit = outcomes[(outcomes.arch == arch) & (outcomes.engine == engine)]
+            hit = outcomes[(outcomes.label == label) & (outcomes.engine == engine)]
             text, kind = (
                 (hit.iloc[0].text, hit.iloc[0].outcome)
                 if len(hit)
@@ -823,17 +860,20 @@ def _compat_outcomes(ds: Dataset, foreign: pd.DataFrame) -> pd.DataFrame:
     for _, r in _order(pd.concat([native, foreign])).iterrows():
         words = detail_words(r.detail)
         host_arch = words.get("host_arch") or _host_arch(foreign, r.host_id)
-        if r.metric == "runs_foreign_arch":
-            arch = f"{words.get('guest_arch', r.guest)} guest"
-            text, outcome = _foreign_cell(r)
-        else:
+        native = r.metric != "runs_foreign_arch"
+        if native:
             arch = f"{host_arch} guest (the host's)"
             text, outcome = _native_cell(r)
-        if multi:
-            arch = f"{r.host_id}: {arch}"
-        rows.append({"arch": arch, "engine": r.backend, "text": text, "outcome": outcome})
-    out = pd.DataFrame(rows, columns=["arch", "engine", "text", "outcome"])
-    return out.drop_duplicates(["arch", "engine"])
+        else:
+            arch = f"{words.get('guest_arch', r.guest)} guest"
+            text, outcome = _foreign_cell(r)
+        label = f"{r.host_id}: {arch}" if multi else arch
+        rows.append(
+            {"label": label, "arch": arch, "native": native, "engine": r.backend}
+            | {"text": text, "outcome": outcome}
+        )
+    columns = ["label", "arch", "native", "engine", "text", "outcome"]
+    return pd.DataFrame(rows, columns=columns).drop_duplicates(["label", "engine"])
 
 
 def _host_arch(foreign: pd.DataFrame, host: str) -> str:
@@ -863,7 +903,7 @@ def _foreign_cell(r: pd.Series) -> tuple[str, str]:
 
 
 def _compat_finding(outcomes: pd.DataFrame) -> str:
-    foreign = outcomes[~outcomes.arch.str.contains("the host's")]
+    foreign = outcomes[~outcomes.native]
     refused = foreign[foreign.outcome == "refused"]
     ran = foreign[foreign.outcome == "emulated"]
     if len(ran) and len(refused) and (refused.text == "exec format error").all():

@@ -212,6 +212,8 @@ def test_text_collisions_finds_overlap_legend_and_overflow() -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.text(0.5, 0.5, "first label", transform=ax.transAxes)
     ax.text(0.52, 0.5, "second label", transform=ax.transAxes)
+    ax.text(0.1, 0.2, "two\nlines", transform=ax.transAxes)
+    ax.text(0.1, 0.24, "under them", transform=ax.transAxes)
     ax.text(1.3, 0.5, "far outside", transform=ax.transAxes)
     ax.plot([0, 1], [0, 1], label="a line")
     ax.legend(loc="upper left")
@@ -220,7 +222,20 @@ def test_text_collisions_finds_overlap_legend_and_overflow() -> None:
     plt.close(fig)
     assert "'first label' overlaps 'second label'" in found
     assert "'far outside' leaves the figure" in found
+    assert "'two lines' overlaps 'under them'" in found  # a label of several lines counts too
     assert "'hidden' is under a legend" in found
+
+
+def test_saving_a_chart_reports_its_crowded_text(tmp_path: Path) -> None:
+    """The check make_charts relies on: recorded while the PNG is drawn, no second drawing."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.text(0.5, 0.5, "first label", transform=ax.transAxes)
+    ax.text(0.52, 0.5, "second label", transform=ax.transAxes)
+    chart = charts.save_chart((fig, "A title"), tmp_path, "crowded", None)
+    assert "'first label' overlaps 'second label'" in chart.crowded
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.text(0.1, 0.5, "alone", transform=ax.transAxes)
+    assert charts.save_chart((fig, "A title"), tmp_path, "calm", None).crowded == ()
 
 
 def test_text_collisions_ignores_ticks_that_are_not_drawn() -> None:

@@ -239,6 +239,25 @@ def test_no_text_collides(name: str) -> None:
         plt.close(built[0])
 
 
+def test_three_hosts_of_the_real_run_fit_every_chart(tmp_path: Path) -> None:
+    """Several hosts triple the rows of every chart: labels shrink or go on one line, but no
+    text may collide (the report would name it in its Warnings)."""
+    copies = []
+    for host in ("lab-1", "lab-2", "laptop"):
+        folder = tmp_path / host
+        folder.mkdir()
+        with open(folder / "results.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=list(RAW[0]))
+            writer.writeheader()
+            writer.writerows({**r, "host_id": host} for r in RAW)
+        (folder / "host.json").write_text(json.dumps(HOST))
+        copies.append(folder / "results.csv")
+    ds = load(copies)
+    made, notes = charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
+    assert {c.name for c in made} == set(charts.BUILDERS)
+    assert notes == []
+
+
 def test_memory_title_is_the_footprint_ratio(made: dict[str, Path]) -> None:
     """The range over guests and VM engines of median (PSS + shim) at one instance."""
     ratios, pss_only = [], []
