@@ -267,7 +267,8 @@ def _times(values: pd.Series) -> str:
 
 def claim_title(claims: pd.DataFrame, claim: str, supported: str, refuted: str, other: str) -> str:
     """A title stating what the claim's rows found: {r} is the ratio (range) in the text."""
-    rows = claims[(claims.claim == claim) & claims.ratio.notna() & np.isfinite(claims.ratio)]
+    ratio = pd.to_numeric(claims.ratio, errors="coerce")  # all-empty: object dtype
+    rows = claims[(claims.claim == claim) & ratio.notna() & np.isfinite(ratio)]
     rows = rows[rows.ratio > 0]
     if rows.empty:
         return other

@@ -7,6 +7,7 @@ charts, host metadata and methodology follow so every number can be traced.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from bench import charts
+from bench import charts, spectrum
 from bench.claims import CLAIMS, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.summary import SUMMARY_KEYS, summarize
@@ -77,14 +78,17 @@ def write_report(csv_paths: list[Path], out_dir: Path) -> ReportOutcome:
     summary = summarize(ds)
     claims = evaluate(ds)
     made, chart_warnings = charts.make_charts(ds, claims, out_dir)
-    warnings = [*ds.warnings, *chart_warnings]
+    spectral = spectrum.write(ds, out_dir)  # spectrum.csv, decomposition.csv and charts
+    warnings = [*ds.warnings, *chart_warnings, *spectral.notes]
     files = [out_dir / "summary.csv", out_dir / "claims.csv", out_dir / "report.md"]
     summary.to_csv(files[0], index=False)
     claims.to_csv(files[1], index=False)
+    sections = spectrum.markdown(spectral, out_dir)
     files[2].write_text(
-        render_markdown(ds, claims, summary, made, warnings, out_dir), encoding="utf-8"
+        render_markdown(ds, claims, summary, made, warnings, out_dir, sections), encoding="utf-8"
     )
-    for chart in made:
+    files += spectral.files
+    for chart in [*made, *spectral.charts]:
         files += [chart.png, chart.svg]
     return ReportOutcome(claims, files, warnings, summary, files[2])
 
@@ -99,6 +103,7 @@ def render_markdown(
     made: list[charts.Chart],
     warnings: list[str],
     out_dir: Path,
+    sections: Sequence[str] = (),
 ) -> str:
     parts = [
         "# vmbench report",
@@ -121,7 +126,7 @@ def render_markdown(
     if made:
         parts += ["## Charts", ""]
         parts += [f"![{c.title}]({c.png.relative_to(out_dir)})\n" for c in made]
-    parts += ["## Hosts", "", hosts_markdown(ds.hosts), "## Methodology", ""]
+    parts += [*sections, "## Hosts", "", hosts_markdown(ds.hosts), "## Methodology", ""]
     parts += [f"- {line}" for line in METHODOLOGY]
     return "\n".join(parts) + "\n"
 
@@ -129,8 +134,7 @@ def render_markdown(
 def verdict_markdown(claims: pd.DataFrame) -> str:
     rows = []
     for _, c in claims.iterrows():
-        vm = engine_label(c.vm, c.accel)
-        comparison = f"{vm} vs {c.container}, {c.guest} ({c.scenario})" if c.vm else ""
+        comparison = f"{compared(c)}, {c.guest} ({c.scenario})" if c.vm else ""
         rows.append(
             {
                 "host": c.host_id,
@@ -163,6 +167,12 @@ def memory_markdown(rows: pd.DataFrame) -> str:
         }
     )
     return markdown_table(table)
+
+
+def compared(c: pd.Series) -> str:
+    """The engines a verdict compared, each with its kind: the claims set the vm kind against
+    the container kind only (system containers and microVMs are in the spectrum section)."""
+    return f"vm {engine_label(c.vm, c.accel)} vs container {c.container}"
 
 
 def ratio_text(c: pd.Series) -> str:
@@ -230,7 +240,7 @@ def verdict_table(claims: pd.DataFrame) -> Table:
     table.add_column("Caveat", overflow="fold", max_width=60)
     for _, c in claims.iterrows():
         where = c.guest if c.claim in ("kernel", "compat") else f"{c.scenario}/{c.guest}"
-        comparison = f"{engine_label(c.vm, c.accel)} vs {c.container} · {where}" if c.vm else ""
+        comparison = f"{compared(c)} · {where}" if c.vm else ""
         table.add_row(
             str(c.host_id),
             str(c.claim),

@@ -18,7 +18,7 @@ from pptx.slide import Slide
 from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
-from bench import charts
+from bench import charts, spectrum
 from bench.claims import CLAIMS, evaluate, memory_comparisons
 from bench.dataset import Dataset, load
 from bench.report import METHODOLOGY, ratio_text
@@ -54,6 +54,8 @@ def write_deck(csv_paths: list[Path], out_path: Path) -> Path:
         for chart in list(charts.charts_for(claim, made)) or [None]:
             rows = lines_for.get(chart.name if chart else "", claims[claims.claim == claim])
             claim_slide(_new_slide(prs), claim, rows, chart)
+    for page in spectrum.slides(spectrum.write(ds, out_path.parent / f"{out_path.stem}-charts")):
+        chart_slide(_new_slide(prs), page.heading, page.chart, page.lines)
     methodology_slide(_new_slide(prs))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prs.save(str(out_path))
@@ -139,6 +141,17 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
     room = LINE_CHARS - len(where) - len(r.verdict) - len(ratio)
     if with_caveat and r.caveat and room > 20:
         _run(para, f" ({_short(str(r.caveat), room - 3)})", 14, italic=True)
+
+
+def chart_slide(slide: Slide, heading: str, chart: charts.Chart, lines: list[str]) -> None:
+    """A chart that is no claim's (the isolation spectrum): heading, chart, lines under it;
+    all lines in the speaker notes."""
+    _text(slide, heading, Inches(0.3), Inches(0.8), 28, True)
+    width = Emu(int(CHART_HEIGHT * 16 / 9))
+    slide.shapes.add_picture(str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT)
+    shown = [_short(line, LINE_CHARS) for line in lines[:MAX_VERDICT_LINES]]
+    _lines(slide, shown, VERDICT_TOP, HEIGHT - VERDICT_TOP - Inches(0.1), 14)
+    slide.notes_slide.notes_text_frame.text = "\n".join(lines)
 
 
 def methodology_slide(slide: Slide) -> None:

@@ -332,7 +332,7 @@ def test_report_names_the_verdicts_and_the_host(
     assert str(HOST["cpu_model"]) in md
     if HOST["accel"]["qemu"] == "tcg":
         assert "tcg (emulated)" in md  # the summary's accelerator column
-        assert "| qemu, emulated (TCG) vs docker, busybox (busybox) |" in md  # verdicts
+        assert "| vm qemu, emulated (TCG) vs container docker, busybox (busybox) |" in md
     memory = md.split("## Memory of one idle instance")[1].split("\n## ")[0]
     vm = footprints(guest="busybox", backend="qemu", instances=1)
     box = footprints(guest="busybox", backend="docker", instances=1)
