@@ -177,3 +177,16 @@ def test_deck_has_the_spectrum_and_the_decomposition_slides(spectrum_csv, tmp_pa
     )
     assert lines[2].startswith("podman-systemd − podman 0.50 s = init's share 1.")
     assert len(pictures(by_heading["From the host's kernel to a kernel of its own"])) == 1
+
+
+def test_a_report_of_containers_only_is_written_with_nothing_measured_said(tmp_path):
+    csv = tmp_path / "results.csv"
+    with ResultWriter(csv) as writer:
+        for t in range(3):
+            writer.write(trial_rows("podman", "debian-systemd", t, 0.5, idle=True))
+            writer.write(trial_rows("podman-systemd", "debian-systemd", t, 1.5, idle=True))
+    out = write_report([csv], tmp_path / "report")  # no VM: no claim has a ratio
+    assert set(out.claims.verdict) == {"not-measured"}
+    text = out.report_path.read_text()
+    assert "Decomposition: not measured" in text
+    assert "| debian-systemd | system-container | podman-systemd |" in text
