@@ -559,7 +559,12 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: floa
             note += f"\n{human(r.image_compressed_bytes, 'B')} gzip"
         totals.append(bottom)
         notes.append(note)
-    labels = [(f"{r.host_id}\n" if multi_host else "") + r.backend for _, r in sub.iterrows()]
+    labels = [
+        (f"{r.host_id}\n" if multi_host else "") + engine_label(r.backend, r.accel, "\n")
+        for _, r in sub.iterrows()
+    ]
+    if _column_type(labels, width_pt, TICK_PT) <= MIN_TICK_PT:  # narrow: the title says TCG
+        labels = [label.replace("emulated (TCG)", "emulated") for label in labels]
     size = _group_columns(ax, labels, width_pt)
     note_size = _column_type(notes, width_pt, 16.0)
     if note_size < 11:  # many bars: the total alone (the gzip size is in report.md)

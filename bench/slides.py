@@ -126,8 +126,9 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
     if r.claim not in CLAIMS:  # a comparison, not a verdict: what it compared, its ratio
         where = f"{r.host_id} · {r.guest}: "
         what = str(r.evidence).replace(r.vm, engine_label(r.vm, r.accel), 1)
-        _run(para, where + _short(what, LINE_CHARS - len(where) - 25) + ": ", 16)
-        _run(para, ratio_text(r), 16, bold=True)
+        ratio = ratio_text(r)
+        _run(para, where + _short(what, LINE_CHARS - len(where) - len(ratio) - 2) + ": ", 16)
+        _run(para, ratio, 16, bold=True)
         return
     if r.vm:
         vm = engine_label(r.vm, r.accel)

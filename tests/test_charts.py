@@ -80,7 +80,7 @@ def test_chart_is_non_blank_16_9_with_expected_title(
 
 
 @pytest.mark.parametrize(
-    "name", ["ready_time", "memory", "density", "kernel_table", "compat_matrix"]
+    "name", ["ready_time", "size_breakdown", "memory", "density", "kernel_table", "compat_matrix"]
 )
 def test_tcg_vms_are_labelled_emulated_in_the_chart(
     full_charts: list[charts.Chart], name: str
