@@ -7,9 +7,12 @@ rootless, crun on cgroup v1); the integration tests run podman here (rootful, cg
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -252,6 +255,56 @@ def test_ctrl_c_while_the_system_container_boots_leaves_nothing(
     proc.send_signal(signal.SIGINT)  # systemd is booting or just booted
     assert_interrupted_cleanly(proc, run_id, results)
     wait_until(lambda: not any(alive(p) for p in conmon), 10, "conmon to end")
+
+
+ROOTLESS_TRIAL = """
+import json, platform, sys
+from pathlib import Path
+from bench.backends.base import LaunchSpec
+from bench.backends.podman import PodmanBackend
+from bench.guests import Guest
+from bench.trial import run_trial
+backend = PodmanBackend()
+folder = Path.home() / "guest-0123456789abcdef"
+folder.mkdir()
+guest = Guest("busybox", "amd64", folder, folder / "rootfs", None, folder / "i",
+              rootfs_tar=Path(sys.argv[1]))
+outcome = run_trial(backend, backend.prepare(guest, {}),
+                    LaunchSpec("rootless1", "vmbench-rootless1-podman", "idle"), 60, 1.0,
+                    platform.release())
+print(json.dumps({"reason": backend.availability().reason, "status": outcome.status,
+                  "detail": outcome.detail, "left": backend.cleanup_run("rootless1"),
+                  "values": {m.metric: m.value for m in outcome.measurements}}))
+"""
+
+
+@pytest.mark.integration
+def test_rootless_podman_trial_as_a_regular_user(podman_backend, busybox_guest):
+    """A regular user's podman (rootless: no flags needed); on cgroup v1 its container has no
+    cgroup of its own, so its process tree is read, never the user's whole session."""
+    from conftest import engine_missing
+    from lab_user import can_make_users, lab_venv, throwaway_user
+
+    if not can_make_users():
+        engine_missing("a rootless podman trial needs root to make a throwaway user")
+    venv = lab_venv()
+    with tempfile.TemporaryDirectory(dir="/var/tmp") as shared:
+        tar = Path(shared) / "rootfs.tar"
+        argv = ["tar", "--numeric-owner", "-C", str(busybox_guest.rootfs), "-cf", str(tar), "."]
+        subprocess.run(argv, check=True)
+        os.chmod(shared, 0o755)
+        tar.chmod(0o644)
+        with throwaway_user(venv) as user:
+            code = ROOTLESS_TRIAL.replace("sys.argv[1]", repr(str(tar)))
+            proc = user.python(code, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "rootless" in found["reason"] and "--ulimit" not in found["reason"]
+    assert found["status"] == "ok", found["detail"]
+    values = found["values"]
+    assert 100_000 < values["pss_bytes"] < 32 * MIB  # the container, not the user's session
+    assert values["shim_pss_bytes"] > 0 and values["kernel_matches_host"] == 1
+    assert found["left"] == []
 
 
 def _logs(container: str) -> str:
