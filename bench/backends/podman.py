@@ -194,10 +194,12 @@ class PodmanBackend(Backend):
     # --- what every engine declares ------------------------------------------------------
 
     def availability(self) -> Availability:
+        if not shutil.which("podman"):
+            return Availability(False, "podman not found", INSTALL)
         try:
             host = self.host()
         except BackendError as e:
-            return Availability(False, str(e).removeprefix("podman: "), INSTALL)
+            return Availability(False, str(e).removeprefix("podman: "), "run: podman info")
         flags = " ".join([*self._global, *self._ulimits]) or "its defaults"
         return Availability(True, f"podman {host.version} ({host.words()}); runs with {flags}")
 
