@@ -600,8 +600,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per engine the registry knows: name, kind, whether it can run here and why."""
     from bench.backends import BackendError, engines
 
+    width = max(map(len, engines()))  # the longest engine name sets the first column
     for name, cls in engines().items():
-        where = f"{name:10} {cls.kind:16}"
+        where = f"{name:{width}} {cls.kind:16}"
         backend = None
         try:
             backend = cls()
@@ -617,7 +618,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         else:
             out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
         for note in available.notes:
-            out.print(f"{'':33}{note}", markup=False, soft_wrap=True)  # one line each
+            out.print(f"{'':{width + 23}}{note}", markup=False, soft_wrap=True)  # one line each
     return EXIT_OK
 
 
