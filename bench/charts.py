@@ -50,11 +50,14 @@ COMPONENT_STYLE = {  # size breakdown segments: colour + hatch, apart from backe
     "kernel": ("#D55E00", "//"),
     "initramfs": ("#F0E442", ".."),
     "disk": ("#CC79A7", "xx"),
+    "firmware vars": ("#009E73", "++"),
     "layers / other": ("#999999", "\\\\"),
 }
 PHASE_STYLE = {  # boot phase segments; the bar's edge carries the backend colour
-    "before the guest kernel runs": ("#555555", "//"),
-    "guest boot to READY": ("#BBBBBB", ""),
+    "firmware": ("#222222", "xx"),
+    "bootloader": ("#777777", "\\\\"),
+    "before the guest's clock starts": ("#555555", "//"),
+    "kernel + init (guest uptime)": ("#BBBBBB", ""),
     "vagrant up returns after READY": ("#FFFFFF", ".."),
 }
 OUTCOME_COLOURS = {  # compat matrix and kernel table cells (light, so black text reads)
@@ -316,8 +319,19 @@ def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
     parts = [row.host_id] if multi_host else []
     if with_guest:
         parts.append(row.guest)
-    parts.append(row.backend)
+    parts.append(_engine(row.backend, row.get("boot", "")))
     return engine_label(" · ".join(parts), row.accel, sep="\n")
+
+
+def _with_boot(df: pd.DataFrame) -> pd.DataFrame:
+    """A ``boot`` column from the detail's ``boot=`` word (kernel, bios, uefi, disk; empty in
+    rows without one): one engine booted two ways is two groups, never one."""
+    return df.assign(boot=df.detail.map(lambda d: detail_words(d).get("boot", "")))
+
+
+def _engine(backend: str, boot: str) -> str:
+    """``qemu`` for a direct kernel boot (or no boot word), ``qemu bios`` for a disk boot."""
+    return backend if boot in ("", "kernel") else f"{backend} {boot}"
 
 
 def _order(df: pd.DataFrame) -> pd.DataFrame:
@@ -407,7 +421,8 @@ def _points_over_box(ax: plt.Axes, groups: list[Group]) -> None:
 
 def _distribution_groups(data: pd.DataFrame, multi_host: bool) -> list[Group]:
     groups = []
-    keys = ["host_id", "guest", "backend", "accel"]
+    data = _with_boot(data)
+    keys = ["host_id", "guest", "backend", "accel", "boot"]
     for _, first in _order(data.drop_duplicates(keys)).iterrows():
         g = data[(data[keys] == first[keys]).all(axis=1)]
         warm = g[g.phase == "warm"].value.to_numpy(dtype=float)
@@ -462,11 +477,11 @@ def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
 def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
     """One idle instance: its own processes' PSS, and a container's shim stacked on it."""
     m = ds.measured
-    one = m[(m.instances == 1) & m.phase.isin(["cold", "warm"])]
+    one = _with_boot(m[(m.instances == 1) & m.phase.isin(["cold", "warm"])])
     totals = one[one.metric == FOOTPRINT]
     if totals.empty:
         return "no pss_bytes rows at one instance"
-    keys = ["host_id", "guest", "backend", "accel"]
+    keys = ["host_id", "guest", "backend", "accel", "boot"]
     fig, ax = plt.subplots(layout="constrained")
     labels, rng, right = [], np.random.default_rng(0), 0.0
     for i, (_, first) in enumerate(_order(totals.drop_duplicates(keys)).iterrows()):
@@ -510,10 +525,12 @@ _END_LABEL = {"textcoords": "offset points", "va": "center", "ha": "left", "font
 def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     m = ds.measured
     parts = ["image_bytes", "rootfs_bytes", "kernel_bytes", "initramfs_bytes", "disk_bytes"]
-    data = m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])]
+    parts.append("firmware_vars_bytes")
+    data = _with_boot(m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])])
     if data[data.metric.isin(parts)].empty:
         return "no size rows (image_bytes, kernel_bytes, ...)"
-    med = data.groupby(["host_id", "guest", "backend", "kind", "accel", "metric"]).value.median()
+    keys = ["host_id", "guest", "backend", "kind", "accel", "boot", "metric"]
+    med = data.groupby(keys).value.median()
     columns = [*parts, "image_compressed_bytes"]
     table = med.unstack("metric").reindex(columns=columns).fillna(0.0).reset_index()
     guests = sorted(table.guest.unique())
@@ -560,7 +577,8 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: floa
         totals.append(bottom)
         notes.append(note)
     labels = [
-        (f"{r.host_id}\n" if multi_host else "") + engine_label(r.backend, r.accel, "\n")
+        (f"{r.host_id}\n" if multi_host else "")
+        + engine_label(_engine(r.backend, r.boot), r.accel, "\n")
         for _, r in sub.iterrows()
     ]
     if _column_type(labels, width_pt, TICK_PT) <= MIN_TICK_PT:  # narrow: the title says TCG
@@ -586,8 +604,10 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: floa
 
 
 def _segments(r: pd.Series) -> dict[str, float]:
-    """Stack kernel, initramfs and disk; the rootfs only where it is not inside them."""
+    """Stack kernel, initramfs and disk; the rootfs only where it is not inside them. A boot
+    disk has kernel and initramfs inside (no rows of their own), a UEFI VM its variable store."""
     boot = {"kernel": r.kernel_bytes, "initramfs": r.initramfs_bytes, "disk": r.disk_bytes}
+    boot["firmware vars"] = r.firmware_vars_bytes
     total = r.image_bytes or sum(boot.values()) + r.rootfs_bytes
     rest = total - sum(boot.values())
     segs = {}
@@ -713,27 +733,37 @@ def _slope_label(name: str, series: list[Series]) -> str:
 
 
 def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
-    """Where a VM's time to ready goes: before its kernel runs, guest boot, and for Vagrant
-    the wait until `vagrant up` returns."""
-    m = ds.measured
+    """Where a VM's time to ready goes, one bar per boot mode: firmware and bootloader (a disk
+    boot, host clock), what passes before the guest's clock starts (the hypervisor's start
+    and the kernel's decompression), the guest's kernel and init (its uptime at READY), and
+    for Vagrant the wait until `vagrant up` returns."""
+    m = _with_boot(ds.measured)
     data = m[m.kind.isin(OWN_KERNEL) & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
-    keys = ["host_id", "backend", "accel", "guest", "phase", "metric"]
+    keys = ["host_id", "backend", "boot", "accel", "guest", "phase", "metric"]
     med = data.groupby(keys).value.median().unstack("metric")
     if "ready_s" not in med or not (data.metric == "guest_uptime_s").any():
         return "no VM rows with both ready_s and guest_uptime_s"
     med = med.dropna(subset=["ready_s", "guest_uptime_s"])
     fig, ax = plt.subplots(layout="constrained")
-    labels, shares, accels = [], {}, set()
+    labels, shares, accels, used = [], {}, set(), set()
     multi = _multi_host(ds)
-    for i, ((host, backend, accel, guest, phase), r) in enumerate(med.iterrows()):
+    for i, ((host, backend, boot, accel, guest, phase), r) in enumerate(med.iterrows()):
         ready, uptime = r.ready_s, min(r.guest_uptime_s, r.ready_s)
         up = r.get("up_returned_s", math.nan)
-        segs = {"before the guest kernel runs": ready - uptime, "guest boot to READY": uptime}
-        shares.setdefault(backend, []).append((ready - uptime) / ready)
+        firmware, bootloader = r.get("firmware_s", math.nan), r.get("bootloader_s", math.nan)
+        segs = {}
+        if not (math.isnan(firmware) or math.isnan(bootloader)):
+            segs = {"firmware": firmware, "bootloader": bootloader}
+        after = ready - sum(segs.values())  # host clock; the guest's clock may run a bit off
+        segs["before the guest's clock starts"] = after - min(uptime, after)
+        segs["kernel + init (guest uptime)"] = min(uptime, after)
+        engine = _engine(backend, boot)
+        shares.setdefault(engine, []).append((ready - uptime) / ready)
         accels.add(accel)
         if not math.isnan(up) and up > ready:
             segs["vagrant up returns after READY"] = up - ready
         left = 0.0
+        used |= set(segs)
         for name, secs in segs.items():
             fc, hatch = PHASE_STYLE[name]
             ax.barh(
@@ -748,7 +778,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
             )
             left += secs
         ax.annotate(human(left, "s"), (left, i), xytext=(6, 0), **_END_LABEL)
-        who = f"{host} · " * multi + f"{guest} · {backend}"
+        who = f"{host} · " * multi + f"{guest} · {engine}"
         labels.append(
             f"{who}\n{phase}" + (f", {ACCEL_SUFFIX[accel]}" if accel in ACCEL_SUFFIX else "")
         )
@@ -758,13 +788,14 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     handles = [
         Patch(facecolor=fc, hatch=hatch, edgecolor="black", label=name)
         for name, (fc, hatch) in PHASE_STYLE.items()
-        if "vagrant" not in name or "vagrant" in shares
+        if name in used
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
-    backend = "vagrant" if "vagrant" in shares else max(shares, key=lambda b: np.median(shares[b]))
-    who = "vagrant up" if backend == "vagrant" else backend
+    vagrant = [e for e in shares if e.startswith("vagrant")]
+    engine = vagrant[0] if vagrant else max(shares, key=lambda e: np.median(shares[e]))
+    who = engine.replace("vagrant", "vagrant up", 1) if vagrant else engine
     title = (
-        f"{who}: {np.median(shares[backend]):.0%} of the time to ready passes "
+        f"{who}: {np.median(shares[engine]):.0%} of the time to ready passes "
         "before the guest kernel runs"
     )
     if accels == {"tcg"}:

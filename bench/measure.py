@@ -70,8 +70,13 @@ class ConsoleWatcher:
     ends at end of stream. Lines are kept (bounded) for error messages.
     """
 
-    def __init__(self, chunks: Iterable[bytes], keep_lines: int = 400) -> None:
+    def __init__(
+        self, chunks: Iterable[bytes], keep_lines: int = 400, keep_markers: tuple[str, ...] = ()
+    ) -> None:
+        """``keep_markers``: besides the protocol lines, lines with these are never trimmed
+        (e.g. the bootloader's lines, which the boot phases are timed from)."""
         self._chunks = chunks
+        self._markers = ("VMBENCH ", *keep_markers)
         self._lines: list[ConsoleLine] = []
         self._keep = keep_lines
         self._cond = threading.Condition()
@@ -104,8 +109,8 @@ class ConsoleWatcher:
         with self._cond:
             self._lines.extend(lines)
             if len(self._lines) > self._keep * 2:
-                # Keep the protocol lines and the most recent output.
-                proto = [ln for ln in self._lines if "VMBENCH " in ln.text]
+                # Keep the protocol (and marker) lines and the most recent output.
+                proto = [ln for ln in self._lines if any(m in ln.text for m in self._markers)]
                 self._lines = proto + [ln for ln in self._lines[-self._keep :] if ln not in proto]
             self._cond.notify_all()
 

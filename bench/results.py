@@ -70,6 +70,10 @@ METRIC_UNITS: dict[str, str] = {
     "build_s": "s",
     "import_s": "s",
     "all_ready_s": "s",
+    # A VM booted through firmware and a bootloader (qemu boot = "bios" | "uefi"), host clock:
+    # launch -> the bootloader's first output, then -> the kernel's start (READY less uptime).
+    "firmware_s": "s",
+    "bootloader_s": "s",
     "rss_bytes": "B",
     "uss_bytes": "B",
     "pss_bytes": "B",
@@ -83,6 +87,8 @@ METRIC_UNITS: dict[str, str] = {
     "kernel_bytes": "B",
     "initramfs_bytes": "B",
     "disk_bytes": "B",
+    "bootloader_bytes": "B",  # the bootloader's own files in a boot disk (in disk_bytes too)
+    "firmware_vars_bytes": "B",  # a UEFI VM's own variable store (OVMF_VARS)
     "rootfs_bytes": "B",
     "kernel_matches_host": "bool",
     "runs_foreign_arch": "bool",

@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from bench.backends import Backend, BackendError, BackendUnsupported, Prepared, make_backend
+from bench.backends import (
+    Backend,
+    BackendError,
+    BackendUnsupported,
+    Prepared,
+    engines,
+    make_backend,
+)
 from bench.backends.base import LaunchSpec, SizeRecord
 from bench.density import MemoryGuard, run_density
 from bench.guests import DebError, Guest, build_guest
@@ -251,7 +258,7 @@ class Runner:
         prepare_s = time.perf_counter() - start
         built_now = guest.built_now or prepared.built_now
         if built_now:
-            self._fresh.add((guest_name, backend_name))
+            self._fresh.add(self._image_key(scenario, guest_name, backend_name))
         rootfs = SizeRecord(
             "rootfs_bytes",
             guest.rootfs_bytes,
@@ -260,20 +267,20 @@ class Runner:
         )
         build = PlannedTrial(scenario, guest_name, backend_name, "", 1, 0, "build")
         row = self._row_maker(build, prepared.accel, started_at, prepared)
+        words = self._detail_words(scenario, backend_name)
         # A stand-in guest (a user's own Vagrant box) does not hold the scenario guest's tree.
         rows = [
-            row(s.metric, s.value, f"artefact={s.artefact} {s.detail}".strip())
+            row(s.metric, s.value, _words(f"artefact={s.artefact}", words, s.detail))
             for s in ([] if prepared.guest_name else [rootfs]) + prepared.sizes
         ]
         if built_now:
             build_s = (guest.build_s if guest.built_now else 0.0) + (
                 prepare_s if prepared.built_now else 0.0
             )
-            rows.append(
-                row("build_s", build_s, "guest build + image build, first time on this host")
-            )
+            why = "guest build + image build, first time on this host"
+            rows.append(row("build_s", build_s, _words(words, why)))
         for metric, seconds in prepared.timings.items():
-            rows.append(row(metric, seconds))
+            rows.append(row(metric, seconds, words))
         if (scenario.name, guest_name, backend_name, 1, 0, "") not in self.done:
             self.writer.write(rows)
         return prepared
@@ -344,7 +351,7 @@ class Runner:
     def _phase(self, trial: PlannedTrial) -> str:
         """warmup stays warmup; the first measured trial after a fresh build (or, with --cold,
         after dropping the page cache) is cold; the rest are warm."""
-        pair = (trial.guest, trial.backend)
+        pair = self._image_key(trial.scenario, trial.guest, trial.backend)
         if trial.phase == "warmup":
             return trial.phase
         phase = trial.phase
@@ -418,6 +425,15 @@ class Runner:
         shaping = engine.image_options if engine is not None else ()
         return guest, backend, repr([(k, options.get(k)) for k in shaping])
 
+    def _detail_words(self, scenario: Scenario, backend: str) -> str:
+        """``boot=bios``: the values of the options the engine names in every row's detail
+        (``Backend.detail_options``), defaults included."""
+        engine = engines().get(backend)
+        if engine is None:
+            return ""
+        options = engine.settings(scenario.options(backend))
+        return " ".join(f"{k}={options[k]}" for k in engine.detail_options if options.get(k))
+
     # -- rows ------------------------------------------------------------------------------
 
     def _write_outcome(self, outcome: TrialOutcome, count_failure: bool = True) -> None:
@@ -428,7 +444,9 @@ class Runner:
         trial = flight.trial
         accel = self._accel(trial.backend, outcome.accel or flight.accel)
         row = self._row_maker(trial, accel, flight.started_at, self._known(trial))
-        base = f"workload={trial.workload}"
+        base = _words(
+            f"workload={trial.workload}", self._detail_words(trial.scenario, trial.backend)
+        )
         rows = [
             row(m.metric, m.value, f"{base} {m.detail}".strip(), outcome.status)
             for m in outcome.measurements
@@ -511,3 +529,8 @@ def drop_page_cache() -> None:
     os.sync()
     with open(DROP_CACHES, "w") as f:
         f.write("3\n")
+
+
+def _words(*parts: str) -> str:
+    """Detail words joined by single spaces, empty parts left out."""
+    return " ".join(p for p in parts if p)

@@ -211,6 +211,7 @@ def _ready_facts(
     outcome.measurements.append(Measurement("ready_s", group.ready_s(0), described))
     for metric, seconds in instance.extra_timings().items():
         outcome.measurements.append(Measurement(metric, seconds, described))
+    outcome.measurements += boot_phases(instance, group.start_ns[0], described)
     shared_kernel = backend.shares_host_kernel()
     if "uptime" in fields and not shared_kernel:
         # A container's /proc/uptime is the host kernel's: only a VM has an uptime of its own.
@@ -221,6 +222,29 @@ def _ready_facts(
     if compat.is_foreign(prepared.guest.arch):
         ran = compat.foreign_arch_ran(prepared.guest.arch, fields, container=shared_kernel)
         outcome.measurements.append(Measurement("runs_foreign_arch", *ran))
+
+
+def boot_phases(instance: Instance, start_ns: int, described: str) -> list[Measurement]:
+    """firmware_s and bootloader_s of a VM booted through firmware and a bootloader.
+
+    Host clock only, from the console as it arrived: launch -> the bootloader's first line is
+    the firmware's share (with the hypervisor's own start), from there to the bootloader's
+    last line before the kernel runs (kernel and initramfs loaded) the bootloader's. What
+    follows (the kernel's decompression, its boot, init) is READY less both. Nothing when the
+    instance declares no bootloader lines (a direct kernel boot) or they never showed.
+    """
+    if len(instance.bootloader_markers) != 2 or instance.console is None:
+        return []
+    banner, handoff = instance.bootloader_markers
+    first = instance.console.wait_for(banner, now_ns())  # seen already, or never
+    last = instance.console.wait_for(handoff, now_ns())
+    if first is None or last is None or last.t_ns < first.t_ns:
+        return []
+    how = f"{described} host clock; bootloader lines {banner.strip()!r} .. {handoff.strip()!r}"
+    return [
+        Measurement("firmware_s", seconds_between(start_ns, first.t_ns), how),
+        Measurement("bootloader_s", seconds_between(first.t_ns, last.t_ns), how),
+    ]
 
 
 def _measure_exit(group: Launched, outcome: TrialOutcome) -> None:

@@ -99,6 +99,10 @@ class Instance(ABC):
     # The console line that means ready: the guest's own READY, unless the instance runs
     # something else (a user's box: what its engine prints once it is up).
     ready_marker: str = READY
+    # A VM booted through firmware and a bootloader: text in the bootloader's first line on
+    # the console and in its last line before the kernel runs. The trial times firmware_s and
+    # bootloader_s from them (bench.trial); empty for anything else.
+    bootloader_markers: tuple[str, ...] = ()
 
     @abstractmethod
     def start(self) -> None:
@@ -146,6 +150,9 @@ class Backend(ABC):
     # The options its ``prepare`` depends on: a run prepares one image per guest and per
     # distinct value of these (e.g. Vagrant's provider and boot); the rest apply per instance.
     image_options: ClassVar[tuple[str, ...]] = ()
+    # Options every row of this engine names in its detail, default values included
+    # (``boot=kernel``): what a reader needs to tell two ways of running one guest apart.
+    detail_options: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def settings(cls, given: dict[str, Any]) -> dict[str, Any]:

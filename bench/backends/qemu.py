@@ -28,6 +28,7 @@ from bench.backends.base import (
     Availability,
     Backend,
     BackendError,
+    BackendUnsupported,
     Instance,
     LaunchSpec,
     Prepared,
@@ -35,8 +36,9 @@ from bench.backends.base import (
     command_version,
 )
 from bench.guests import Guest
-from bench.guests.bootdisk import BootDisk, workload_serial
+from bench.guests.bootdisk import FIRMWARES, BootDisk, build_bootdisk, workload_serial
 from bench.guests.cache import cache_root, file_lock
+from bench.guests.debs import DebError
 from bench.measure import (
     READY,
     ConsoleWatcher,
@@ -49,6 +51,7 @@ from bench.measure import (
 from bench.options import CPUS, MEMORY_MIB, Option, one_of, whole_in
 
 KVM_DEVICE = Path("/dev/kvm")
+BOOT_MODES = ("kernel", *FIRMWARES)
 KVM_PROBE_TIMEOUT_S = 20.0
 KVM_PROBE_MAX_AGE_S = 24 * 3600.0
 # Debian's OVMF (package ovmf): firmware code and the template of a VM's variable store.
@@ -100,7 +103,15 @@ class QemuBackend(Backend):
             one_of(("auto", "kvm", "tcg")), "auto", "auto: KVM where a probe boot works, else TCG"
         ),
         "tb_size_mib": Option(whole_in(0, 4096), 0, "TCG translation buffer in MiB (0: QEMU's)"),
+        "boot": Option(
+            one_of(BOOT_MODES),
+            "kernel",
+            "kernel: direct kernel boot; bios / uefi: the guest's boot disk through SeaBIOS / "
+            "OVMF and a bootloader, as real VMs boot",
+        ),
     }
+    image_options = ("boot",)
+    detail_options = ("boot",)
     # Beyond memory_mib: the hypervisor's own memory (a TCG qemu: a ~42 MiB translation
     # buffer + ~50 MiB of its own).
     estimate_mib = 128
@@ -118,44 +129,34 @@ class QemuBackend(Backend):
         return {"qemu": command_version(["qemu-system-x86_64", "--version"], r"version ([\d.]+)")}
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+        options = self.settings(options)
         machine = _machine_for(guest.arch)
         accel = _choose_accel(guest, machine, options)
-        sizes = [
-            SizeRecord("kernel_bytes", guest.kernel.vmlinuz.stat().st_size, "kernel"),
-            SizeRecord("initramfs_bytes", guest.initramfs.stat().st_size, "initramfs"),
-        ]
-        parts = [guest.kernel.vmlinuz, guest.initramfs]
-        if guest.disk is not None:
-            sizes.append(
-                SizeRecord(
-                    "disk_bytes",
-                    guest.disk.stat().st_blocks * 512,
-                    "disk",
-                    f"allocated; virtual_bytes={guest.disk.stat().st_size}",
-                )
-            )
-            parts.append(guest.disk)
-        total = sum(
-            p.stat().st_blocks * 512 if p == guest.disk else p.stat().st_size for p in parts
+        boot = options["boot"]
+        if boot == "kernel":
+            sizes, bootdisk = _kernel_boot_sizes(guest), None
+        else:
+            bootdisk = _bootdisk(guest, boot)
+            sizes = _disk_boot_sizes(guest, bootdisk)
+        return Prepared(
+            guest,
+            sizes,
+            bootdisk.build_s if bootdisk is not None and bootdisk.built_now else 0.0,
+            bootdisk is not None and bootdisk.built_now,
+            handle={"machine": machine, "accel": accel, "bootdisk": bootdisk},
         )
-        sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", "kernel+initramfs(+disk)"))
-        sizes.append(
-            SizeRecord(
-                "image_compressed_bytes",
-                sum(_compressed_size(p) for p in parts),
-                "vm-boot-files",
-                "gzip -6 of each file",
-            )
-        )
-        return Prepared(guest, sizes, 0.0, False, handle={"machine": machine, "accel": accel})
 
     def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
         machine: Machine = prepared.handle["machine"]
         accel: str = prepared.handle["accel"]
+        bootdisk: BootDisk | None = prepared.handle["bootdisk"]
         pidfile = run_dir(spec.run_id) / f"{spec.name}.pid"
         options = self.settings(spec.options)
-        argv = qemu_argv(prepared.guest, machine, accel, spec.workload, options, spec.name, pidfile)
-        return QemuInstance(argv, accel, pidfile, options)
+        argv = qemu_argv(
+            prepared.guest, machine, accel, spec.workload, options, spec.name, pidfile, bootdisk
+        )
+        markers = bootdisk.bootloader.markers if bootdisk is not None else ()
+        return QemuInstance(argv, accel, pidfile, options, bootloader_markers=markers)
 
     def cleanup_run(self, run_id: str) -> list[str]:
         removed = []
@@ -275,9 +276,15 @@ def ovmf_files() -> tuple[Path, Path]:
 
 class QemuInstance(Instance):
     def __init__(
-        self, argv: list[str], accel: str, pidfile: Path | None, options: dict[str, Any]
+        self,
+        argv: list[str],
+        accel: str,
+        pidfile: Path | None,
+        options: dict[str, Any],
+        bootloader_markers: tuple[str, ...] = (),
     ) -> None:
         self.argv = argv
+        self.bootloader_markers = bootloader_markers
         self.accel = accel
         self.pidfile = pidfile
         self.options = options
@@ -298,7 +305,10 @@ class QemuInstance(Instance):
         except OSError as e:
             raise BackendError(f"qemu: cannot start {self.argv[0]}: {e.strerror}") from None
         assert self.proc.stdout is not None
-        self.console = ConsoleWatcher(fd_chunks(self.proc.stdout.fileno()))
+        self.console = ConsoleWatcher(
+            fd_chunks(self.proc.stdout.fileno()),
+            keep_markers=self.bootloader_markers,
+        )
 
     def memory(self, full: bool = True) -> dict[str, int]:
         if self.proc is None:
@@ -339,6 +349,90 @@ class QemuInstance(Instance):
 
     def describe(self) -> str:
         return f"machine={self.options['machine']} memory_mib={self.options['memory_mib']}"
+
+
+def _kernel_boot_sizes(guest: Guest) -> list[SizeRecord]:
+    """What a direct kernel boot needs: kernel, initramfs and (debian) the ext4 disk."""
+    sizes = [
+        SizeRecord("kernel_bytes", guest.kernel.vmlinuz.stat().st_size, "kernel"),
+        SizeRecord("initramfs_bytes", guest.initramfs.stat().st_size, "initramfs"),
+    ]
+    parts = [guest.kernel.vmlinuz, guest.initramfs]
+    if guest.disk is not None:
+        sizes.append(
+            SizeRecord(
+                "disk_bytes",
+                guest.disk.stat().st_blocks * 512,
+                "disk",
+                f"allocated; virtual_bytes={guest.disk.stat().st_size}",
+            )
+        )
+        parts.append(guest.disk)
+    total = sum(p.stat().st_blocks * 512 if p == guest.disk else p.stat().st_size for p in parts)
+    sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", "kernel+initramfs(+disk)"))
+    sizes.append(
+        SizeRecord(
+            "image_compressed_bytes",
+            sum(_compressed_size(p) for p in parts),
+            "vm-boot-files",
+            "gzip -6 of each file",
+        )
+    )
+    return sizes
+
+
+def _disk_boot_sizes(guest: Guest, bootdisk: BootDisk) -> list[SizeRecord]:
+    """What a disk boot needs: the boot disk (bootloader, kernel, initramfs and root file
+    system inside it) and, for UEFI, the VM's own variable store. The firmware code itself
+    (SeaBIOS, OVMF_CODE) ships with the hypervisor, like qemu's binary, and is not counted."""
+    inside = "kernel, initramfs, bootloader" + (", root file system" if guest.disk else "")
+    sizes = [
+        SizeRecord(
+            "disk_bytes",
+            bootdisk.allocated_bytes,
+            "boot-disk",
+            f"allocated; virtual_bytes={bootdisk.virtual_bytes}; {bootdisk.meta['partitions']};"
+            f" holds {inside}",
+        ),
+        SizeRecord(
+            "bootloader_bytes",
+            bootdisk.bootloader_bytes,
+            "bootloader",
+            f"{bootdisk.bootloader.name}; inside disk_bytes",
+        ),
+    ]
+    total, compressed = bootdisk.allocated_bytes, _compressed_size(bootdisk.path)
+    if bootdisk.firmware == "uefi":
+        _code, variables = ovmf_files()
+        sizes.append(
+            SizeRecord(
+                "firmware_vars_bytes",
+                variables.stat().st_size,
+                "firmware-vars",
+                f"{variables.name}: the VM's own UEFI variable store",
+            )
+        )
+        total += variables.stat().st_size
+        # 0.5 MiB, read from the system's firmware folder: compressed each time, never cached
+        # beside it.
+        compressed += gzip_bytes(file_chunks(variables))
+    what = "boot disk" + (" + UEFI variable store" if bootdisk.firmware == "uefi" else "")
+    sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", what))
+    sizes.append(
+        SizeRecord("image_compressed_bytes", compressed, "vm-boot-files", "gzip -6 of each file")
+    )
+    return sizes
+
+
+def _bootdisk(guest: Guest, firmware: str) -> BootDisk:
+    if guest.arch != "amd64":
+        raise BackendUnsupported(
+            f"qemu: boot = {firmware!r} needs an amd64 guest (boot disks are built for amd64)"
+        )
+    try:
+        return build_bootdisk(guest, firmware)
+    except DebError as e:
+        raise BackendError(f"qemu: the {firmware} boot disk of {guest.name}: {e}") from None
 
 
 def _machine_for(arch: str) -> Machine:

@@ -50,24 +50,38 @@ MIB = 1 << 20
 WORKLOAD_SERIAL = "VMBENCH_WORKLOAD={workload}"
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 GRUB_EFI_MODULES = Path("/usr/lib/grub/x86_64-efi")
-# GRUB modules built into BOOTX64.EFI: partition table, file system, the Linux loader, serial.
-GRUB_MODULES = ("part_gpt", "fat", "linux", "serial", "terminal", "boot")
+# GRUB modules built into BOOTX64.EFI: partition table, file system, the Linux loader, serial,
+# echo (its hand-off line).
+GRUB_MODULES = ("part_gpt", "fat", "linux", "serial", "terminal", "echo", "boot")
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_FS_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 
 
 @dataclass(frozen=True)
 class Bootloader:
-    """A bootloader, the Debian packages it comes from, and the text it prints first."""
+    """A bootloader, the Debian packages it comes from, and the two lines it prints on the
+    serial console that bound its share of a boot (the boot phases, bench.trial)."""
 
     name: str
     packages: tuple[str, ...]
-    banner: str  # its first output on the serial console: where firmware_s ends
+    banner: str  # in its first line of output: firmware_s ends, bootloader_s starts
+    handoff: str  # in its last line, once kernel and initramfs are loaded: bootloader_s ends
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        return (self.banner, self.handoff)
 
 
+# GRUB prints this (an echo in its built-in config) right before it starts the kernel.
+GRUB_HANDOFF = "grub: starting the kernel"
 BOOTLOADERS = {
-    "bios": Bootloader("syslinux", ("syslinux", "syslinux-common"), "SYSLINUX "),
-    "uefi": Bootloader("grub", ("grub-efi-amd64-bin", "grub-common"), "Welcome to GRUB!"),
+    # syslinux's own lines: its banner, and "Loading /initrd.gz...ok" when all is loaded.
+    "bios": Bootloader(
+        "syslinux", ("syslinux", "syslinux-common"), "SYSLINUX ", "Loading /initrd.gz"
+    ),
+    "uefi": Bootloader(
+        "grub", ("grub-efi-amd64-bin", "grub-common"), "Welcome to GRUB!", GRUB_HANDOFF
+    ),
 }
 
 
@@ -121,6 +135,7 @@ def build_bootdisk(guest: Guest, firmware: str) -> BootDisk:
             guest.folder.name,  # itself a content key of the guest's tree and initramfs
             guest.kernel.package.spec,
             config,
+            " ".join(GRUB_MODULES) if firmware == "uefi" else "",
             *(f"{p}={v}" for p, v in sorted(versions.items())),
         ]
     )
@@ -207,6 +222,11 @@ def _layout(firmware: str, boot_files: dict[str, Path], root: Path | None) -> _L
 def _bootloader_config(firmware: str, guest: Guest) -> str:
     cmdline = kernel_command_line(guest)
     if firmware == "bios":
+        # syslinux hides its "Loading ..." lines when the command line says "quiet", and the
+        # last of them marks its hand-off to the kernel. The same quiet in other words: the
+        # kernel's console log level 4, and systemd's status output only on errors (what
+        # both make of "quiet").
+        cmdline = cmdline.replace("quiet", "loglevel=4 systemd.show_status=error")
         return (
             "SERIAL 0 115200\n"
             "PROMPT 0\n"
@@ -224,6 +244,7 @@ def _bootloader_config(firmware: str, guest: Guest) -> str:
         "terminal_output serial\n"
         f"linux /vmlinuz {cmdline}\n"
         "initrd /initrd.gz\n"
+        f"echo {GRUB_HANDOFF}\n"
         "boot\n"
     )
 
