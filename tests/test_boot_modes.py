@@ -100,15 +100,15 @@ def test_charts_keep_boot_modes_apart(tmp_path):
     made, _notes = charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
     phases = next(c for c in made if c.name == "boot_phases")
     text = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", Path(phases.svg).read_text()))
-    assert "busybox qemu bios" in text and "firmware" in text and "bootloader" in text
+    assert "busybox · qemu bios" in text and "firmware" in text and "bootloader" in text
     assert "before the guest's clock starts" in text
     assert phases.title.startswith("qemu bios: 50%")  # (0.4 + 1.6) / 5.0 before the kernel
     groups = charts._distribution_groups(ds.measured[ds.measured.metric == "ready_s"], False)
-    medians = {label: float(main.mean()) for label, _b, main, _c in groups}
-    assert medians == {
-        "busybox\ndocker": pytest.approx(0.5333, abs=1e-3),
-        "busybox\nqemu": 3.0,
-        "busybox\nqemu bios": 5.0,
+    means = {g.label.split("\n")[0]: float(g.main.mean()) for g in groups}
+    assert means == {
+        "busybox · docker": pytest.approx(0.5333, abs=1e-3),
+        "busybox · qemu": 3.0,
+        "busybox · qemu bios": 5.0,
     }
 
 
