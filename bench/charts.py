@@ -744,6 +744,9 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     if "ready_s" not in med or not (data.metric == "guest_uptime_s").any():
         return "no VM rows with both ready_s and guest_uptime_s"
     med = med.dropna(subset=["ready_s", "guest_uptime_s"])
+    # Per guest, each engine's boot modes from the shortest path: kernel, bios, uefi.
+    rank = {"": 0, "kernel": 0, "disk": 1, "bios": 1, "uefi": 2}
+    med = med.loc[sorted(med.index, key=lambda k: (k[0], k[4], k[1], rank.get(k[2], 3), k[3:]))]
     fig, ax = plt.subplots(layout="constrained")
     labels, shares, accels, used = [], {}, set(), set()
     multi = _multi_host(ds)
