@@ -491,7 +491,7 @@ def decomposition_chart(decomposition: pd.DataFrame) -> charts.Built:
         ax.annotate(
             f"kernel {human(r.kernel_share_s, 's')} ({r.kernel_fraction:.0%})\n"
             f"init {human(r.init_share_s, 's')} ({r.init_fraction:.0%})",
-            (r.vm_ready_s, i),
+            (_bar_end(r), i),  # past the kernel's CI whisker
             xytext=(16, 0),
             textcoords="offset points",
             va="center",
@@ -503,7 +503,7 @@ def decomposition_chart(decomposition: pd.DataFrame) -> charts.Built:
         )
     ax.set_yticks(range(len(labels)), labels, fontsize=14)
     ax.invert_yaxis()
-    ax.set_xlim(0, decomposition.vm_ready_s.max() * 1.4)
+    ax.set_xlim(0, max(_bar_end(r) for r in decomposition.itertuples()) * 1.4)
     ax.set_xlabel("Launch to READY (s, medians): VM = app container + init + kernel")
     handles = [
         Patch(facecolor=c, hatch=h, edgecolor="white", label=n) for n, (c, h) in SHARE_STYLE.items()
@@ -516,6 +516,14 @@ def decomposition_chart(decomposition: pd.DataFrame) -> charts.Built:
         f"the init {_percent_range(decomposition.init_fraction)} ({guests}{tcg})"
     )
     return fig, title
+
+
+def _bar_end(r) -> float:
+    """Where a decomposition bar's drawing ends: the VM's median, or its kernel CI whisker."""
+    high = r.kernel_share_ci_high
+    return (
+        r.vm_ready_s if pd.isna(high) else max(r.vm_ready_s, r.vm_ready_s + high - r.kernel_share_s)
+    )
 
 
 def _percent_range(fractions: pd.Series) -> str:
