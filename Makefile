@@ -6,6 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCENARIO ?= scenarios/default.toml
 BENCH_ARGS ?=
+# What the venv gets besides vmbench: test and lint tools, ansible-core for `vmbench fleet`.
+# Hosts of a fleet run set VENV_EXTRAS= (they only run the suite).
+VENV_EXTRAS ?= [dev,fleet]
 
 .PHONY: help setup host host-tests venv bench test test-unit lint format doctor report clean
 
@@ -30,7 +33,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setup: installing vmbench and its Python packages into $(VENV) (log: $(VENV)/pip.log)"
-	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev]'; } \
+	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q --no-compile -e '.$(VENV_EXTRAS)'; } \
 		>$(VENV)/pip.log 2>&1 || { grep -v '^WARNING: Location' $(VENV)/pip.log | tail -20; \
 		echo "setup: pip install failed; see $(VENV)/pip.log"; exit 1; }
 	@$(BIN)/python -c "import bench, docker, psutil, pandas, matplotlib, rich" \

@@ -1,4 +1,4 @@
-"""The ``vmbench`` command: run | report | compare | slides | doctor | guests | box | clean.
+"""The ``vmbench`` command: run | report | compare | slides | doctor | guests | box | clean | fleet.
 
 Exit codes: 0 done, 1 some trials failed, 2 bad input or usage.
 """
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.handler(args)
-    except (scenario.ScenarioError, UsageError) as e:
+    except (scenario.ScenarioError, UsageError, host.HostIdError) as e:
         console.print(f"vmbench: {e}", markup=False, highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only what this run left (default: every vmbench run)",
     )
     clean.set_defaults(handler=cmd_clean)
+
+    from bench import fleet  # many hosts: its own module (bench/fleet.py) registers itself
+
+    fleet.add_parser(sub)
     return parser
 
 

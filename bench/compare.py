@@ -13,7 +13,7 @@ differ) instead of fifty columns.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,15 @@ OUTLIER_MIN_FACTOR = 1.25
 NAMES_SHOWN = 10  # hosts named in one warning before "and N more"
 
 
-def write_comparison(csv_paths: list[Path], out_dir: Path) -> ReportOutcome:
+def write_comparison(
+    csv_paths: list[Path], out_dir: Path, *, missing_hosts: Mapping[str, str] | None = None
+) -> ReportOutcome:
     """Write compare.md, claims.csv, ratios.csv (long: one row per host and comparison)
-    and charts into out_dir."""
+    and charts into out_dir.
+
+    ``missing_hosts``: hosts that were meant to be compared but gave no results (a fleet
+    run's failed hosts), each with the reason; compare.md lists them.
+    """
     ds = load(csv_paths)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +66,8 @@ def write_comparison(csv_paths: list[Path], out_dir: Path) -> ReportOutcome:
     files = [out_dir / "claims.csv", out_dir / "ratios.csv", out_dir / "compare.md"]
     claims.to_csv(files[0], index=False)
     ratios.to_csv(files[1], index=False)
-    files[2].write_text(render(ds, claims, ratios, made, warnings, out_dir), encoding="utf-8")
+    text = render(ds, claims, ratios, made, warnings, out_dir, missing_hosts or {})
+    files[2].write_text(text, encoding="utf-8")
     for chart in made:
         files += [chart.png, chart.svg]
     return ReportOutcome(claims, files, warnings, across_hosts(ratios, len(hosts)), files[2])
@@ -309,6 +316,7 @@ def render(
     made: list[charts.Chart],
     warnings: list[str],
     out_dir: Path,
+    missing_hosts: Mapping[str, str],
 ) -> str:
     hosts = ds.host_ids
     title = (
@@ -326,6 +334,10 @@ def render(
         "",
         markdown_table(host_rows),
     ]
+    if missing_hosts:
+        parts += ["## Hosts without results", ""]
+        parts += [f"- {code(host)}: {md_text(why)}" for host, why in missing_hosts.items()]
+        parts += [""]
     if warnings:
         parts += ["## Differences and gaps", "", *[f"- {md_text(w)}" for w in warnings], ""]
     parts += [

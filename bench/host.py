@@ -16,9 +16,25 @@ from typing import Any
 
 import psutil
 
+HOST_ID_ENV = "VMBENCH_HOST_ID"
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class HostIdError(ValueError):
+    """$VMBENCH_HOST_ID is set to something that cannot name a host in run ids and folders."""
+
 
 def host_id() -> str:
-    """A stable, file-name-safe name for this host (its hostname)."""
+    """This host's name in every row: $VMBENCH_HOST_ID if set (`vmbench fleet` sets the
+    inventory hostname), else the first label of the hostname, made file-name-safe."""
+    given = os.environ.get(HOST_ID_ENV)
+    if given is not None:
+        if not HOST_ID_RE.match(given) or ".." in given:
+            raise HostIdError(
+                f"{HOST_ID_ENV}={given!r}: expected 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return given
     name = socket.gethostname().split(".")[0].lower()
     return re.sub(r"[^a-z0-9-]+", "-", name).strip("-") or "host"
 

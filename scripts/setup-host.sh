@@ -54,6 +54,7 @@ APT_PACKAGES=(
 TEST_APT_PACKAGES=(
   libreoffice-impress  # renders the slide deck to PDF (tests/test_slides.py)
   poppler-utils        # pdftoppm: the rendered deck's pages as PNGs
+  openssh-server       # tests/test_fleet.py starts its own sshd on 127.0.0.1 (never the system's)
 )
 
 is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }
@@ -84,7 +85,7 @@ install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null || say "apt-get update failed (offline?)"
   # shellcheck disable=SC2086
-  apt-get install -y -q --no-install-recommends $missing >"$log_dir/apt.log" 2>&1 \
+  apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >"$log_dir/apt.log" 2>&1 \
     || { say "apt-get install failed; see $log_dir/apt.log"; tail -5 "$log_dir/apt.log"; return 1; }
 }
 
