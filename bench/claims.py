@@ -55,6 +55,7 @@ COLUMNS = [
     "phase",
     "evidence",
 ]
+NUMERIC = ("ratio", "ci_low", "ci_high")
 TCG_CAVEAT = (
     "VM side is software-emulated (TCG): slower than hardware virtualization (KVM) would be"
 )
@@ -74,7 +75,13 @@ def evaluate(ds: Dataset) -> pd.DataFrame:
             rows, missing = judge(ds, host)
             missing = missing or "no container and VM measured in the same scenario and phase"
             out.extend(rows or [_not_measured(ds, host, claim, missing)])
-    return pd.DataFrame(out, columns=COLUMNS)
+    return _table(out)
+
+
+def _table(out: list[Row]) -> pd.DataFrame:
+    """The claims table; ratio and interval stay float when no row has one (a host with
+    containers only), so np.isfinite and comparisons work on them."""
+    return pd.DataFrame(out, columns=COLUMNS).astype(dict.fromkeys(NUMERIC, float))
 
 
 def verdict_from(ci: Interval, threshold: float = 1.0) -> str:
@@ -330,7 +337,7 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
             caveats = [TCG_MEMORY_CAVEAT]
             caveats = caveats if "tcg" in pair.accel else []
             out.append(_ratio_record(ds, pair, "memory", phase, ev, caveats))
-    return pd.DataFrame(out, columns=COLUMNS)
+    return _table(out)
 
 
 # --- kernel and compat: facts --------------------------------------------------------------

@@ -501,12 +501,22 @@ def summarize(out_dir: Path, hosts: list[str]) -> int:
     outcomes = [host_outcome(out_dir, h) for h in hosts]
     good = [o for o in outcomes if o.status == "ok"]
     missing = {o.host: o.reason for o in outcomes if o.status != "ok"}
+    compared = bool(good)
     if good:
         csvs = [out_dir / o.host / "results.csv" for o in good]
-        compared = _reading(
-            lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
-        )
-        _print_outcome(compared, "comparison")
+        try:
+            outcome = _reading(
+                lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
+            )
+            _print_outcome(outcome, "comparison")
+        except Exception as e:  # the fetched results are safe; the lines below still count
+            compared = False
+            console.print(
+                f"vmbench fleet: the comparison failed ({type(e).__name__}: {e}); the results "
+                f"are in {out_dir}/*/results.csv",
+                markup=False,
+                highlight=False,
+            )
     for outcome in outcomes:
         console.print(f"vmbench fleet: {outcome.line}", markup=False, highlight=False)
     console.print(
@@ -516,7 +526,7 @@ def summarize(out_dir: Path, hosts: list[str]) -> int:
         ),
         markup=False,
     )
-    failed = missing or any(o.bench_exit for o in good)
+    failed = missing or not compared or any(o.bench_exit for o in good)
     return EXIT_FAILURES if failed else EXIT_OK
 
 

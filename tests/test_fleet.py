@@ -409,9 +409,12 @@ def test_a_bad_host_id_refuses_the_run(tmp_path: Path, bad: str) -> None:
 
 
 def test_compare_lists_hosts_without_results(tmp_path: Path) -> None:
-    csv_a = write_csv(tmp_path / "a" / "results.csv", full_host("lab-a"), host_meta("lab-a"))
+    # Container-only hosts, as a `--backends docker` fleet run gives: no claim has a ratio.
+    csv_a = write_csv(
+        tmp_path / "a" / "results.csv", full_host("lab-a", vms=()), host_meta("lab-a")
+    )
     csv_b = write_csv(
-        tmp_path / "b" / "results.csv", full_host("lab-b", seed=2), host_meta("lab-b")
+        tmp_path / "b" / "results.csv", full_host("lab-b", vms=(), seed=2), host_meta("lab-b")
     )
     write_comparison(
         [csv_a, csv_b],
