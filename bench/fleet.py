@@ -158,7 +158,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             return 130
     else:
         console.print(f"vmbench fleet: every host has results in {plan.out_dir}", markup=False)
-    return summarize(plan.out_dir, plan.hosts)
+    return summarize(plan.out_dir, plan.hosts, str(plan.inventory))
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -494,7 +494,7 @@ def _number(value, kind: type):
         return None
 
 
-def summarize(out_dir: Path, hosts: list[str]) -> int:
+def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> int:
     """Compare the hosts with results, print one line per host; the fleet's exit code."""
     from bench.compare import write_comparison
 
@@ -522,7 +522,9 @@ def summarize(out_dir: Path, hosts: list[str]) -> int:
     console.print(
         f"vmbench fleet: {len(good)} of {len(hosts)} host(s) gave results in {out_dir}"
         + (
-            f"; again for the others: vmbench fleet INVENTORY --resume {out_dir}" if missing else ""
+            f"; again for the others: vmbench fleet {inventory} --resume {out_dir}"
+            if missing
+            else ""
         ),
         markup=False,
     )
