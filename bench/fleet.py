@@ -496,7 +496,7 @@ def _number(value, kind: type):
 
 def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> int:
     """Compare the hosts with results, print one line per host; the fleet's exit code."""
-    from bench.compare import write_comparison
+    from bench.compare import terminal_table, write_comparison
 
     outcomes = [host_outcome(out_dir, h) for h in hosts]
     good = [o for o in outcomes if o.status == "ok"]
@@ -508,7 +508,7 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
             outcome = _reading(
                 lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
             )
-            _print_outcome(outcome, "comparison")
+            _print_outcome(outcome, "comparison", terminal_table(outcome))
         except Exception as e:  # the fetched results are safe; the lines below still count
             compared = False
             console.print(
