@@ -167,37 +167,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
     ansible_tool("ansible-playbook")
     hosts = inventory_hosts(args.inventory)
     if args.resume:
-        if args.out:
-            raise UsageError("--resume DIR is the output folder already: give no --out with it")
-        out_dir = args.resume.resolve()
-        record = _read_record(out_dir)
-        for option, key in (("scenario", "scenario"), ("bench_args", "bench_args")):
-            given = getattr(args, option)
-            if given is not None and _normal(option, given) != record[key]:
-                raise UsageError(
-                    f"--resume {args.resume}: it was started with --{option.replace('_', '-')} "
-                    f"{record[key]!r}; give no other with --resume"
-                )
-        if record["commit"] != commit:
-            console.print(
-                f"vmbench fleet: note: the fleet started at commit {record['commit'][:12]}, "
-                f"the hosts still to run get {commit[:12]}",
-                markup=False,
-            )
-        return Plan(
-            args.inventory.resolve(),
-            hosts,
-            out_dir,
-            record["scenario"],
-            record["bench_args"],
-            _fleet_id(),
-            commit,
-        )
+        return _resumed_plan(args, hosts, commit)
     out_dir = (
         args.out or Path("results") / f"fleet-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     ).resolve()
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise UsageError(f"--out {out_dir}: exists and is not empty; continue it with --resume")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(f"--out {out_dir}: exists and is not an empty folder (--resume DIR?)")
     plan = Plan(
         args.inventory.resolve(),
         hosts,
@@ -211,8 +186,39 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return plan
 
 
-def _normal(option: str, value) -> str:
-    return committed_scenario(value) if option == "scenario" else check_bench_args(value)
+def _resumed_plan(args: argparse.Namespace, hosts: list[str], commit: str) -> Plan:
+    """The plan of the fleet folder ``--resume DIR``: its scenario and bench args, this HEAD."""
+    if args.out:
+        raise UsageError("--resume DIR is the output folder already: give no --out with it")
+    out_dir = args.resume.resolve()
+    record = _read_record(out_dir)
+    given = {
+        "scenario": args.scenario and committed_scenario(args.scenario),
+        "bench_args": args.bench_args and check_bench_args(args.bench_args),
+    }
+    for key, value in given.items():
+        if value and value != record[key]:
+            option = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"--resume {args.resume}: it was started with {option} {record[key]!r}; "
+                f"give no other {option} with --resume"
+            )
+    if record["commit"] != commit:
+        console.print(
+            f"vmbench fleet: note: the fleet started at commit {record['commit'][:12]}, "
+            f"the hosts still to run get {commit[:12]}",
+            markup=False,
+        )
+    scenario_file = committed_scenario(CHECKOUT / record["scenario"])  # still in HEAD?
+    return Plan(
+        args.inventory.resolve(),
+        hosts,
+        out_dir,
+        scenario_file,
+        record["bench_args"],
+        _fleet_id(),
+        commit,
+    )
 
 
 def _fleet_id() -> str:

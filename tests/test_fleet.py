@@ -387,6 +387,29 @@ def test_bad_options_are_one_line_and_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+def test_resume_refuses_other_options_and_a_folder_that_is_no_fleet(
+    ansible_present: None, tmp_path: Path
+) -> None:
+    inventory = tmp_path / "lab.ini"
+    inventory.write_text("lab-a ansible_host=127.0.0.1\n")
+    fleet_dir = tmp_path / "fleet-x"
+    fleet_dir.mkdir()
+    record = {"scenario": SCENARIO, "bench_args": "--quick", "commit": "0" * 40}
+    (fleet_dir / "fleet.json").write_text(json.dumps(record))
+    cases = [
+        (["--resume", str(fleet_dir), "--bench-args", "--quick --backends docker"],
+         "it was started with --bench-args '--quick'"),
+        (["--resume", str(tmp_path)], "no fleet.json (not a fleet folder)"),
+        (["--resume", str(fleet_dir), "--out", str(tmp_path / "o")], "give no --out with it"),
+        (["--out", str(inventory)], "exists and is not an empty folder"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        done = vmbench_fleet(str(inventory), *args, timeout=60)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, lines)
+    assert sorted(p.name for p in fleet_dir.iterdir()) == ["fleet.json"]  # nothing started
+
+
 def test_host_id_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(host.HOST_ID_ENV, "lab-07.example.org")
     assert host.host_id() == "lab-07.example.org"
