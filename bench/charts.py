@@ -326,7 +326,7 @@ def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
 def _with_boot(df: pd.DataFrame) -> pd.DataFrame:
     """A ``boot`` column from the detail's ``boot=`` word (kernel, bios, uefi, disk; empty in
     rows without one): one engine booted two ways is two groups, never one."""
-    return df.assign(boot=df.detail.map(lambda d: detail_words(d).get("boot", "")))
+    return df.assign(boot=df.detail.map(lambda d: detail_words(d).get("boot", "").strip(":;,")))
 
 
 def _engine(backend: str, boot: str) -> str:
