@@ -25,6 +25,7 @@ from bench.guests.bootdisk import (
     workload_serial,
 )
 from bench.measure import DONE, READY, file_chunks, now_ns
+from bench.results import read_rows
 from bench.trial import boot_phases
 
 # A workload name that no guest knows: the workload answers with a RESULT line naming it,
@@ -178,3 +179,31 @@ def test_debian_disk_boots_from_ide_as_virtualbox_attaches_it(qemu_backend, debi
 @pytest.mark.slow
 def test_debian_systemd_disk_boots_to_ready(qemu_backend):
     boot(qemu_backend, built_guest("debian-systemd"), "bios")
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_regular_user_builds_and_boots_a_bios_disk(tmp_path):
+    """No root, no loop device, no sbin on PATH: a throwaway user runs a boot = "bios" trial
+    of busybox from its own cache (the guest and its disk built as that user)."""
+    from lab_user import can_make_users, lab_venv, throwaway_user
+
+    if not can_make_users():
+        engine_missing("a regular user's build needs root to make a throwaway user")
+    venv = lab_venv()
+    scenario = (
+        '[scenario]\nname = "user-bios"\nguests = ["busybox"]\nworkloads = ["ready"]\n'
+        'backends = ["qemu"]\nrepetitions = 1\nwarmup = 0\n'
+        '[backend.qemu]\naccel = "tcg"\nboot = "bios"\n'
+    )
+    with throwaway_user(venv) as user:
+        (user.home / "bios.toml").write_text(scenario)
+        proc = user.vmbench("run", "bios.toml", "--results-dir", "results", "--no-report")
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        [csv] = (user.home / "results").glob("*/results.csv")
+        rows = [r for r in read_rows(csv)[0] if r["status"] == "ok"]
+        disks = list((user.cache / "guests").glob("busybox-amd64-bios-*/disk.img"))
+        owners = {d.stat().st_uid for d in disks}
+    metrics = {r["metric"] for r in rows}
+    assert {"ready_s", "firmware_s", "bootloader_s", "disk_bytes"} <= metrics
+    assert disks and owners == {user.uid}
