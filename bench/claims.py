@@ -9,6 +9,7 @@ One row per host, claim and comparison (scenario, guest, container engine, VM en
 
 from __future__ import annotations
 
+import itertools
 import math
 import textwrap
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from bench.dataset import Dataset
+from bench.dataset import TRIAL_KEYS, Dataset
 from bench.stats import (
     NO_INTERVAL,
     Interval,
@@ -432,15 +433,29 @@ def _why_missing(ds: Dataset, host: str, metric: str) -> str:
     if {"container", "vm"} <= kinds:
         return ""
     have = ", ".join(sorted(data.backend.unique())) or "none"
-    lacking = [
-        {"container": "container", "vm": "VM"}[k] for k in ("container", "vm") if k not in kinds
-    ]
+    missing_kinds = [k for k in ("container", "vm") if k not in kinds]
+    lacking = [{"container": "container", "vm": "VM"}[k] for k in missing_kinds]
     why = f"no {' or '.join(lacking)} rows with {metric} (measured: {have})"
-    failed = ds.failures[ds.failures.host_id == host]
+    trials = ds.failures[ds.failures.host_id == host].drop_duplicates(TRIAL_KEYS)
+    failed = trials[trials.status != "unsupported"]
     if len(failed):
         counts = failed.groupby("backend").size()
         why += "; failed trials: " + ", ".join(f"{b} {n}" for b, n in counts.items())
+    # An engine that cannot run a guest here did not fail; only the missing side's matter.
+    unsupported = trials[(trials.status == "unsupported") & trials.kind.isin(missing_kinds)]
+    if len(unsupported):
+        reasons = unsupported.assign(reason=unsupported.detail.map(_reason))
+        why += "; not supported here: " + "; ".join(
+            f"{backend} on {', '.join(sorted(g.guest.unique()))} ({reason})"
+            for (backend, reason), g in reasons.groupby(["backend", "reason"])
+        )
     return why
+
+
+def _reason(detail: str) -> str:
+    """A trial row's reason without the words every row of it carries (workload=, boot=)."""
+    words = list(itertools.dropwhile(lambda w: "=" in w, str(detail).split()))
+    return textwrap.shorten(" ".join(words), 100, placeholder=" …")
 
 
 def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,40 @@ def test_missing_vm_side_is_not_measured(tmp_path: Path) -> None:
     assert set(claims.claim) == set(CLAIMS)
     assert set(claims.verdict) == {"not-measured"}
     assert claims.caveat.str.contains("no VM rows").all()
+
+
+def test_unsupported_pairs_are_not_failures_where_a_claim_is_not_measured(tmp_path: Path) -> None:
+    """podman-systemd cannot run busybox (no systemd): that is not a failure, and a system
+    container is neither side of a claim, so a host without VM rows does not name it. An
+    engine of the missing side that cannot run here is named with its reason, not as failed;
+    a failed trial counts once however many rows it wrote."""
+
+    def not_run(backend: str, kind: str, why: str, trial: int) -> object:
+        detail = f"workload=ready {backend} not usable here: {why}"
+        accel = "none" if kind != "vm" else "unknown"
+        bad = row("h", backend, "trial", None, status="unsupported", trial=trial, accel=accel)
+        return replace(bad, detail=detail, kind=kind)
+
+    busybox_has_no_systemd = [
+        not_run("podman-systemd", "system-container", "guest busybox has no systemd", t)
+        for t in range(4)
+    ]
+    failed = [  # one failed trial: its ready time and the row saying why
+        row("h", "docker", "ready_s", 0.4, status="failed", trial=9),
+        row("h", "docker", "trial", None, status="failed", trial=9, detail="exit code 1"),
+    ]
+    rows = ready_rows("h", "docker", [0.3, 0.35]) + busybox_has_no_systemd + failed
+    speed = one(claims_for(tmp_path, rows), "speed", vm="")
+    assert speed.verdict == "not-measured"
+    assert "podman-systemd" not in speed.caveat
+    assert "failed trials: docker 1" in speed.caveat
+
+    rows += [not_run("qemu", "vm", "qemu-system-x86_64 not found", t) for t in range(3)]
+    speed = one(claims_for(tmp_path, rows), "speed", vm="")
+    assert "not supported here: qemu on busybox (qemu not usable here: qemu-system-x86_64" in (
+        speed.caveat
+    )
+    assert "failed trials: docker 1" in speed.caveat and "qemu 3" not in speed.caveat
 
 
 def test_summary_excludes_warmup_and_counts_failures(tmp_path: Path) -> None:
