@@ -360,24 +360,30 @@ def _finish(plan: RunPlan, stats: RunStats) -> None:
             _write_report([plan.csv], plan.run_dir / "report", deck=True)
         except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
             console.print(f"vmbench: no report: {e}", markup=False)
-    skipped = ", ".join(sorted(stats.unavailable))
-    console.print(
-        f"vmbench: {stats.ok} trials ok, {stats.failed} failed"
-        + (f", backends skipped: {skipped}" if skipped else "")
-        + f"; results: {plan.csv}",
-        markup=False,
-    )
+    console.print(f"vmbench: {_counts(stats)}; results: {plan.csv}", markup=False)
+
+
+def _counts(stats: RunStats) -> str:
+    """'8 trials ok, 0 failed, 24 not supported here (guest debian on qemu; backend docker
+    skipped)': every trial of the run is in one of the three counts."""
+    why = [f"guest {guest} on {backend}" for backend, guest in sorted(stats.unsupported_guests)]
+    why += [f"backend {backend} skipped" for backend in sorted(stats.unavailable)]
+    text = f"{stats.ok} trials ok, {stats.failed} failed"
+    if stats.unsupported:
+        text += f", {stats.unsupported} not supported here"
+    return text + (f" ({'; '.join(why)})" if why else "")
 
 
 class TrialDisplay:
     """The progress bar, and a line for each trial that did not end ok: one per backend that
-    was skipped or stopped working, one per other failure. Called after each trial's rows
-    are written, never while a trial measures."""
+    cannot run here (skipped) or stopped working, one per guest a backend cannot run (it runs
+    the others), one per other outcome. Called after each trial's rows are written, never
+    while a trial measures."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task: TaskID | None = None
-        self.told: set[str] = set()  # backends already reported as skipped or stopped
+        self.told: set[object] = set()  # backends, (backend, guest) pairs and lines said once
 
     def start(self, total: int, line: str) -> None:
         self.task = self.progress.add_task("starting", total=total)
@@ -387,27 +393,43 @@ class TrialDisplay:
         label = (
             f"{trial.scenario.name}/{trial.guest} {trial.backend} {trial.workload} #{trial.trial}"
         )
-        line = self._line(trial.backend, label, outcome, stats)
+        line = self._line(trial, label, outcome, stats)
         if line:
             self.progress.console.print(line, markup=False)
         assert self.task is not None
         self.progress.update(self.task, advance=1, description=label)
 
-    def _line(self, backend: str, label: str, outcome: TrialOutcome, stats: RunStats) -> str:
+    def _line(self, trial: PlannedTrial, label: str, outcome: TrialOutcome, stats: RunStats) -> str:
+        backend, pair = trial.backend, (trial.backend, trial.guest)
         down = stats.down.get(backend) if outcome.status == "failed" else None
-        if down or outcome.status == "unsupported":
-            if backend in self.told:
-                return ""
-            self.told.add(backend)
-            if down:
-                return (
-                    f"vmbench: backend {backend} stopped working: {down}; its remaining "
-                    "trials are written as failed, the other backends go on"
-                )
-            return f"vmbench: backend {backend} skipped: {stats.unavailable.get(backend, outcome.detail)}"
+        if down:
+            return self._once(
+                backend,
+                f"vmbench: backend {backend} stopped working: {down}; its remaining "
+                "trials are written as failed, the other backends go on",
+            )
+        if outcome.status == "unsupported" and backend in stats.unavailable:
+            return self._once(
+                backend, f"vmbench: backend {backend} skipped: {stats.unavailable[backend]}"
+            )
+        if outcome.status == "unsupported" and pair in stats.unsupported_guests:
+            return self._once(
+                pair,
+                f"vmbench: guest {trial.guest} is not supported on {backend}: "
+                f"{stats.unsupported_guests[pair]}",
+            )
+        if outcome.status == "unsupported":  # one trial (a density size that will not fit)
+            return self._once((*pair, outcome.detail), f"  {label}: unsupported: {outcome.detail}")
         if outcome.status != "ok":
             return f"  {label}: {outcome.status}: {outcome.detail}"
         return ""
+
+    def _once(self, key: object, line: str) -> str:
+        """``line`` the first time ``key`` comes, then nothing."""
+        if key in self.told:
+            return ""
+        self.told.add(key)
+        return line
 
 
 RUN_RECORD = "run.json"

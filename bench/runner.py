@@ -108,7 +108,10 @@ def finished_keys(rows: list[dict[str, str]]) -> set[TrialKey]:
 class RunStats:
     ok: int = 0
     failed: int = 0
+    unsupported: int = 0  # trials not run: the engine, or this guest on it, cannot run here
     unavailable: dict[str, str] = field(default_factory=dict)
+    # (backend, guest) -> why the engine cannot run this guest (it runs others)
+    unsupported_guests: dict[tuple[str, str], str] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mid-run
     accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
 
@@ -329,8 +332,10 @@ class Runner:
             backend = self.backend(trial.backend)
             prepared = self.prepared(trial.scenario, trial.guest, trial.backend)
         except BackendUnsupported as e:  # this engine, or this guest on it, cannot run here
+            if not isinstance(e, EngineUnavailable):
+                self.stats.unsupported_guests[(trial.backend, trial.guest)] = str(e)
             unsupported = TrialOutcome("unsupported", f"{trial.backend} not usable here: {e}")
-            self._write_outcome(unsupported, count_failure=False)
+            self._write_outcome(unsupported)
             return
         except EngineDown as e:  # no call, no wait
             flight.accel = self._known_accel(trial)
@@ -345,8 +350,7 @@ class Runner:
         outcome = self._measure(backend, prepared, trial)
         if outcome.status == "failed":
             outcome = self._after_failure(trial.backend, outcome)
-        # A density size the memory guard refused is not a measurement failure.
-        self._write_outcome(outcome, count_failure=outcome.status != "unsupported")
+        self._write_outcome(outcome)  # a density size the memory guard refused: unsupported
 
     def _phase(self, trial: PlannedTrial) -> str:
         """warmup stays warmup; the first measured trial after a fresh build (or, with --cold,
@@ -436,7 +440,7 @@ class Runner:
 
     # -- rows ------------------------------------------------------------------------------
 
-    def _write_outcome(self, outcome: TrialOutcome, count_failure: bool = True) -> None:
+    def _write_outcome(self, outcome: TrialOutcome) -> None:
         """The in-flight trial's rows: one per measurement, plus a ``trial`` row saying why
         when it did not end ok."""
         assert self._in_flight is not None
@@ -453,7 +457,9 @@ class Runner:
         ]
         if outcome.status != "ok":
             rows.append(row("trial", None, f"{base} {outcome.detail}", outcome.status))
-            if count_failure:
+            if outcome.status == "unsupported":  # not a failure: it cannot run here
+                self.stats.unsupported += 1
+            else:
                 self.stats.failed += 1
         else:
             self.stats.ok += 1

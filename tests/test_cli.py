@@ -142,3 +142,51 @@ def test_run_exits_with_the_runs_own_exit_code(
     [stats] = seen
     assert code == stats.exit_code == expected
     assert stats.ok == (16 if qemu_usable else 8) and stats.failed == 0
+
+
+def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
+    tmp_path,
+    monkeypatch,
+    fake_guest,  # noqa: F811
+    capsys,
+):
+    """qemu cannot run guest debian (like podman-systemd on busybox) but runs busybox: one
+    line for that pair, saying so, no 'skipped'; an engine that cannot run at all is skipped.
+    The last line counts every trial: ok, failed and not supported."""
+    from dataclasses import replace
+
+    from test_runner import OK_LINES, FakeBackend, scenario_file
+
+    from bench import runner as runner_mod
+    from bench.backends.base import Availability, BackendUnsupported
+
+    class Qemu(FakeBackend):
+        def prepare(self, guest, options):
+            if guest.name == "debian":
+                raise BackendUnsupported("qemu: guest debian has no kernel")
+            return super().prepare(guest, options)
+
+    class Missing(FakeBackend):
+        def availability(self):
+            return Availability(False, "no daemon", "start it")
+
+    monkeypatch.setattr(runner_mod, "build_guest", lambda name: replace(fake_guest, name=name))
+    backends = {"docker": Missing("docker", OK_LINES), "qemu": Qemu("qemu", OK_LINES)}
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    scenario = scenario_file(tmp_path).read_text().replace('["busybox"]', '["busybox", "debian"]')
+    (tmp_path / "s.toml").write_text(scenario)
+    results = tmp_path / "results"
+    main(["run", str(tmp_path / "s.toml"), "--results-dir", str(results), "--no-report"])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("vmbench: ")]
+    about_qemu = [ln for ln in lines if "qemu" in ln and "trials" not in ln]
+    assert about_qemu == [
+        "vmbench: guest debian is not supported on qemu: qemu: guest debian has no kernel"
+    ]
+    assert [ln for ln in lines if "skipped:" in ln] == [
+        "vmbench: backend docker skipped: no daemon; fix: start it"
+    ]
+    # 2 guests x 2 backends x 2 workloads x (1 warmup + 3): qemu on busybox ran, the rest not.
+    assert lines[-1].startswith(
+        "vmbench: 8 trials ok, 0 failed, 24 not supported here (guest debian on qemu; "
+        "backend docker skipped)"
+    ), lines[-1]
