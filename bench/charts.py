@@ -323,12 +323,6 @@ def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
     return engine_label(" · ".join(parts), row.accel, sep="\n")
 
 
-def _with_boot(df: pd.DataFrame) -> pd.DataFrame:
-    """A ``boot`` column from the detail's ``boot=`` word (kernel, bios, uefi, disk; empty in
-    rows without one): one engine booted two ways is two groups, never one."""
-    return df.assign(boot=df.detail.map(lambda d: detail_words(d).get("boot", "").strip(":;,")))
-
-
 def _engine(backend: str, boot: str) -> str:
     """``qemu`` for a direct kernel boot (or no boot word), ``qemu bios`` for a disk boot."""
     return backend if boot in ("", "kernel") else f"{backend} {boot}"
@@ -421,7 +415,6 @@ def _points_over_box(ax: plt.Axes, groups: list[Group]) -> None:
 
 def _distribution_groups(data: pd.DataFrame, multi_host: bool) -> list[Group]:
     groups = []
-    data = _with_boot(data)
     keys = ["host_id", "guest", "backend", "accel", "boot"]
     for _, first in _order(data.drop_duplicates(keys)).iterrows():
         g = data[(data[keys] == first[keys]).all(axis=1)]
@@ -477,7 +470,7 @@ def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
 def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
     """One idle instance: its own processes' PSS, and a container's shim stacked on it."""
     m = ds.measured
-    one = _with_boot(m[(m.instances == 1) & m.phase.isin(["cold", "warm"])])
+    one = m[(m.instances == 1) & m.phase.isin(["cold", "warm"])]
     totals = one[one.metric == FOOTPRINT]
     if totals.empty:
         return "no pss_bytes rows at one instance"
@@ -526,7 +519,7 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     m = ds.measured
     parts = ["image_bytes", "rootfs_bytes", "kernel_bytes", "initramfs_bytes", "disk_bytes"]
     parts.append("firmware_vars_bytes")
-    data = _with_boot(m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])])
+    data = m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])]
     if data[data.metric.isin(parts)].empty:
         return "no size rows (image_bytes, kernel_bytes, ...)"
     keys = ["host_id", "guest", "backend", "kind", "accel", "boot", "metric"]
@@ -737,7 +730,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     boot, host clock), what passes before the guest's clock starts (the hypervisor's start
     and the kernel's decompression), the guest's kernel and init (its uptime at READY), and
     for Vagrant the wait until `vagrant up` returns."""
-    m = _with_boot(ds.measured)
+    m = ds.measured
     data = m[m.kind.isin(OWN_KERNEL) & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
     keys = ["host_id", "backend", "boot", "accel", "guest", "phase", "metric"]
     med = data.groupby(keys).value.median().unstack("metric")

@@ -122,6 +122,7 @@ def load(csv_paths: list[Path]) -> Dataset:
         raise ReportInputError("no usable rows in " + ", ".join(str(p) for p in paths))
     rows = _typed(pd.concat(frames, ignore_index=True), warnings)
     rows = pd.concat([rows, footprint_rows(rows)], ignore_index=True)
+    rows["boot"] = trial_boot(rows)
     for host_id in rows.host_id.unique():
         hosts.setdefault(host_id, {})
     return Dataset(rows=rows, hosts=hosts, warnings=warnings, sources=paths)
@@ -176,6 +177,19 @@ def footprint_rows(rows: pd.DataFrame) -> pd.DataFrame:
     out["unit"] = "B"
     out["detail"] = "derived: pss_bytes + shim_pss_bytes"
     return out.reset_index()[rows.columns]
+
+
+def trial_boot(rows: pd.DataFrame) -> pd.Series:
+    """Each row's boot mode: its ``boot=`` word (kernel, bios, uefi, disk), else that of a
+    row of its trial, else empty (a container, an older CSV). One engine booted two ways is
+    two groups in every chart and table, never one, and a row that names no boot mode
+    itself (a footprint derived from PSS, a Vagrant memory row) still has its trial's."""
+    # A word may end a clause ("boot=disk: ..."): its punctuation is not part of it.
+    words = rows.detail.map(lambda d: detail_words(d).get("boot", "").strip(":;,"))
+    named = rows.assign(boot=words)[words != ""].drop_duplicates(TRIAL_KEYS)
+    per_trial = named.set_index(TRIAL_KEYS).boot
+    found = per_trial.reindex(pd.MultiIndex.from_frame(rows[TRIAL_KEYS])).fillna("")
+    return words.where(words != "", found.to_numpy()).rename("boot")
 
 
 def _typed(rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:

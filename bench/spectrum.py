@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from bench import charts
-from bench.dataset import TRIAL_KEYS, Dataset, detail_words
+from bench.dataset import Dataset
 from bench.results import KINDS
 from bench.stats import Interval, difference_of_medians_ci, median_ci
 from bench.units import accel_label, human
@@ -122,15 +122,10 @@ def write(ds: Dataset, out_dir: Path) -> SpectrumReport:
 
 
 def single_instance_rows(ds: Dataset, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Measured rows of one instance with a ``boot`` column (the trial's ``boot=`` word, so a
-    derived footprint row gets the boot mode of its trial's other rows)."""
+    """Measured rows of one instance (each with its trial's ``boot``, dataset.trial_boot)."""
     m = ds.measured
     rows = m[(m.instances == 1) & m.phase.isin(["cold", "warm"]) & m.kind.isin(KINDS)]
-    boots = rows.assign(boot=rows.detail.map(lambda d: detail_words(d).get("boot", "")))
-    per_trial = boots[boots.boot != ""].drop_duplicates(TRIAL_KEYS).set_index(TRIAL_KEYS).boot
-    chosen = rows[rows.metric.isin(metrics)]
-    boot = per_trial.reindex(pd.MultiIndex.from_frame(chosen[TRIAL_KEYS])).fillna("")
-    return chosen.assign(boot=boot.to_numpy())
+    return rows[rows.metric.isin(metrics)]
 
 
 def _prefer_warm(g: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -203,6 +204,33 @@ def test_memory_counts_the_shim_in_the_title_ratio(full_charts: list[charts.Char
     # full_host: container 1 MiB PSS + 6 MiB shim, VM 200 MiB: 200 / 7, not 200 / 1
     assert memory.title.startswith(f"One VM uses {200 / 7:.0f}x the memory of one container")
     assert "7.0 MiB = 1.0 MiB + 6.0 MiB shim" in svg_text(memory.svg)
+
+
+def test_memory_draws_a_vm_whose_rows_name_their_boot_mode(tmp_path: Path) -> None:
+    """Rows of an engine with image options say boot=kernel; the footprint derived from them
+    has its trial's boot mode too, or the VM's footprint and its own PSS fall in two groups:
+    an empty median (numpy's 'Mean of empty slice') and no bar, only 'n/a'."""
+    boot = {"detail": "workload=idle boot=kernel median of 21 samples at 20 Hz"}
+    rows = [
+        row("h", "docker", "pss_bytes", 1.0 * MIB),
+        row("h", "docker", "shim_pss_bytes", 6.0 * MIB),
+        *(
+            row("h", "qemu", "pss_bytes", v * MIB, trial=t, **boot)
+            for t, v in enumerate([190, 210])
+        ),
+    ]
+    ds = load([write_csv(tmp_path / "results.csv", rows)])
+    footprints = ds.rows[(ds.rows.metric == "footprint_bytes") & (ds.rows.backend == "qemu")]
+    assert set(footprints.boot) == {"kernel"}
+    with warnings.catch_warnings(), charts.slide_style():
+        warnings.simplefilter("error")  # an empty median would raise here
+        fig, _title = charts.titled(charts.memory(ds, evaluate(ds)))
+    [ax] = fig.axes
+    widths = sorted(round(p.get_width(), 1) for p in ax.patches if p.get_width() > 0)
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    assert widths == [1.0, 6.0, 200.0]  # docker's PSS and shim, qemu's median PSS
+    assert "n/a" not in texts and "200.0 MiB" in texts
 
 
 # --- the layout check, and that it can fail -------------------------------------------------
