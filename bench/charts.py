@@ -476,7 +476,7 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
         return "no pss_bytes rows at one instance"
     keys = ["host_id", "guest", "backend", "accel", "boot"]
     fig, ax = plt.subplots(layout="constrained")
-    labels, rng, right = [], np.random.default_rng(0), 0.0
+    labels, rng, right, shims = [], np.random.default_rng(0), 0.0, set()
     for i, (_, first) in enumerate(_order(totals.drop_duplicates(keys)).iterrows()):
         g = one[(one[keys] == first[keys]).all(axis=1)]
         g = g[g.phase == ("warm" if (g.phase == "warm").any() else "cold")]
@@ -489,7 +489,9 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
         ax.scatter(total / MIB, i + rng.uniform(-0.12, 0.12, len(total)), color="black", s=25)
         text = human(own + shim, "B")
         if shim > 0:
-            text += f" = {human(own, 'B')} + {human(shim, 'B')} shim"
+            name = shim_name(g[g.metric == "shim_pss_bytes"])
+            shims.add(name)
+            text += f" = {human(own, 'B')} + {human(shim, 'B')} {name or 'shim'}"
         ax.annotate(text, (max(total.max(), own + shim) / MIB, i), xytext=(8, 0), **_END_LABEL)
         right = max(right, float(total.max()))
         labels.append(_label(first, _multi_host(ds)))
@@ -498,7 +500,7 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
     ax.set_xlabel("Memory of one idle instance, PSS (MiB)")
     handles = [
         Patch(facecolor="#777777", label="the instance's own processes"),
-        Patch(facecolor="white", edgecolor="#777777", hatch="//", label="its containerd-shim"),
+        Patch(facecolor="white", edgecolor="#777777", hatch="//", label=_shim_legend(shims)),
         Line2D([], [], color="black", marker="o", linestyle="", label="one trial (sum)"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
@@ -510,6 +512,19 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
         "Memory of one idle instance (PSS, a container's shim included)",
     )
     return fig, title
+
+
+def shim_name(rows: pd.DataFrame) -> str:
+    """The shim's process name the engine wrote on its shim_pss_bytes rows (``shim=conmon``),
+    or '' for rows that do not say (a CSV from before engines named it)."""
+    names = {detail_words(d).get("shim", "") for d in rows.detail} - {""}
+    return ", ".join(sorted(names))
+
+
+def _shim_legend(names: set[str]) -> str:
+    """'its shim (conmon, containerd-shim)': each process named as the rows name it."""
+    named = sorted(names - {""})
+    return "its shim" + (f" ({', '.join(named)})" if named else "")
 
 
 _END_LABEL = {"textcoords": "offset points", "va": "center", "ha": "left", "fontsize": 16}

@@ -24,6 +24,7 @@ from bench.trial import (
     TrialOutcome,
     TrialStopped,
     launched,
+    memory_measurements,
     sample_memory,
 )
 
@@ -140,7 +141,9 @@ def run_density(
                 )
             )
             time.sleep(SETTLE_S)
-            _measure_together(group.instances, available_before, sample_s, hz, outcome)
+            _measure_together(
+                group.instances, available_before, sample_s, hz, outcome, backend.shim
+            )
     except TrialStopped as e:
         outcome.status, outcome.detail = e.status, e.detail
         outcome.accel = outcome.accel or e.accel
@@ -158,6 +161,7 @@ def _measure_together(
     sample_s: float,
     hz: float,
     outcome: TrialOutcome,
+    shim: str = "",
 ) -> None:
     """The N instances' memory summed, and the host's MemAvailable change, over one window.
     Every tick full (USS/PSS too): at a few Hz that costs little even for 32 instances."""
@@ -174,8 +178,7 @@ def _measure_together(
             "host-wide, so anything else starting or stopping meanwhile is in it",
         )
     )
-    for metric, value in medians.items():
-        outcome.measurements.append(Measurement(metric, value, f"sum over {n} instances, {window}"))
+    outcome.measurements += memory_measurements(medians, f"sum over {n} instances, {window}", shim)
 
 
 def _note_drift(outcome: TrialOutcome, before: int, after: int) -> None:

@@ -33,8 +33,9 @@ METHODOLOGY = [
     "serial port for a VM). Warmup runs are left out; cold (first run after a build) and "
     "warm runs are reported apart.",
     "Memory: PSS of every process an instance needs: the hypervisor process for a VM; the "
-    "processes in the container's cgroup plus its containerd-shim for a container (recorded "
-    "apart, added for every comparison). One instance's memory and the density slopes count "
+    "processes in the container's cgroup plus its engine's shim for a container (the process "
+    "each shim_pss_bytes row names, e.g. containerd-shim or conmon; recorded apart, added for "
+    "every comparison). One instance's memory and the density slopes count "
     "the same processes. Density: the memory of N instances running together (their PSS plus "
     "their shims', or the host's MemAvailable change when a CSV has no PSS at several N) "
     "against N; the slope of that line is what each extra instance costs.",

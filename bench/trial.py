@@ -188,9 +188,7 @@ def run_trial(
                 _measure_exit(group, outcome)
             elif spec.workload == "idle":
                 medians, detail = sample_memory(group.instances, memory_sample_s, sample_hz)
-                outcome.measurements += [
-                    Measurement(metric, value, detail) for metric, value in medians.items()
-                ]
+                outcome.measurements += memory_measurements(medians, detail, backend.shim)
     except TrialStopped as e:
         outcome.status, outcome.detail = e.status, e.detail
         outcome.accel = outcome.accel or e.accel
@@ -256,6 +254,18 @@ def _measure_exit(group: Launched, outcome: TrialOutcome) -> None:
     if not instance.wait_exited(max(0.0, (group.deadline_ns - now_ns()) / 1e9)):
         raise TrialStopped("timeout", "DONE seen but the instance did not exit in time")
     outcome.measurements.append(Measurement("exit_s", seconds_between(group.start_ns[0], now_ns())))
+
+
+def memory_measurements(
+    medians: dict[str, float], detail: str, shim: str = ""
+) -> list[Measurement]:
+    """Sampled memory as measurements; shim_pss_bytes names its process (``shim=conmon``),
+    so a reader can say which engine's shim it counted."""
+    named = f"shim={shim} {detail}" if shim else detail
+    return [
+        Measurement(metric, value, named if metric == "shim_pss_bytes" else detail)
+        for metric, value in medians.items()
+    ]
 
 
 def sample_memory(

@@ -233,6 +233,30 @@ def test_memory_draws_a_vm_whose_rows_name_their_boot_mode(tmp_path: Path) -> No
     assert "n/a" not in texts and "200.0 MiB" in texts
 
 
+def test_memory_names_each_engines_shim_from_its_rows(tmp_path: Path) -> None:
+    """podman's shim is conmon, Docker's containerd-shim: each engine writes the name on its
+    shim_pss_bytes rows and the chart reads it there, never from a list of engines."""
+
+    def shim(backend: str, name: str, mib: float) -> object:
+        detail = f"workload=idle shim={name} median of 21 samples at 20 Hz"
+        return row("h", backend, "shim_pss_bytes", mib * MIB, detail=detail)
+
+    rows = [
+        row("h", "docker", "pss_bytes", 1.0 * MIB),
+        shim("docker", "containerd-shim", 6.0),
+        row("h", "podman", "pss_bytes", 1.0 * MIB),
+        shim("podman", "conmon", 1.5),
+        row("h", "qemu", "pss_bytes", 200 * MIB),
+    ]
+    made, notes = draw(tmp_path, rows)
+    memory = next(c for c in made if c.name == "memory")
+    text = svg_text(memory.svg)
+    assert "7.0 MiB = 1.0 MiB + 6.0 MiB containerd-shim" in text
+    assert "2.5 MiB = 1.0 MiB + 1.5 MiB conmon" in text
+    assert "its shim (conmon, containerd-shim)" in text
+    assert not [n for n in notes if n.startswith("chart memory")]
+
+
 # --- the layout check, and that it can fail -------------------------------------------------
 
 

@@ -270,6 +270,7 @@ def test_density_one_and_two_instances_on_docker_and_qemu(
     shim = _rows_by(rows, "docker", "shim_pss_bytes")
     assert set(shim) == {1, 2} and all(float(r["value"]) > 0 for r in shim.values())
     assert "sum over 2 instances" in shim[2]["detail"]
+    assert "shim=containerd-shim" in shim[2]["detail"].split()
     # Nothing left behind: no container of this run, no qemu pid files.
     client = docker_backend.client
     left = client.containers.list(all=True, filters={"label": f"vmbench.run={run.name}"})

@@ -59,6 +59,8 @@ def test_docker_idle_trial_memory(docker_backend, busybox_guest):
     assert 100_000 < v["pss_bytes"] < 32 << 20
     assert v["uss_bytes"] <= v["pss_bytes"] <= v["rss_bytes"]
     assert v["shim_pss_bytes"] > 0
+    [shim] = [m for m in outcome.measurements if m.metric == "shim_pss_bytes"]
+    assert shim.detail.startswith("shim=containerd-shim ")  # named for the report
     assert v["cgroup_bytes"] > 0
     left = docker_backend.client.containers.list(
         all=True, filters={"label": f"vmbench.run={s.run_id}"}

@@ -173,6 +173,8 @@ def test_podman_trial_from_the_guest_tree_with_its_memory_and_conmon_apart(
     assert 0.0 < values["ready_s"] < 30
     assert 100_000 < values["pss_bytes"] < 32 * MIB  # a shell and a sleep, not a whole host
     assert 100_000 < values["shim_pss_bytes"] < 32 * MIB  # conmon, counted apart
+    [shim] = [m for m in outcome.measurements if m.metric == "shim_pss_bytes"]
+    assert shim.detail.startswith("shim=conmon ")  # the report names podman's shim from it
     assert values["cgroup_bytes"] > 0
     assert values["kernel_matches_host"] == 1
     assert outcome.ready_fields["init"] == "sh"

@@ -153,6 +153,9 @@ class Backend(ABC):
     # Options every row of this engine names in its detail, default values included
     # (``boot=kernel``): what a reader needs to tell two ways of running one guest apart.
     detail_options: ClassVar[tuple[str, ...]] = ()
+    # The helper process the engine runs beside each container (its PSS is shim_pss_bytes,
+    # and those rows say shim=<this>): containerd-shim for Docker, conmon for podman.
+    shim: ClassVar[str] = ""
 
     @classmethod
     def settings(cls, given: dict[str, Any]) -> dict[str, Any]:

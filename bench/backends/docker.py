@@ -72,6 +72,7 @@ class DockerBackend(Backend):
     # A busybox container measured 1-2 MiB PSS plus a 3-12 MiB containerd shim; the rest is
     # the engine's bookkeeping.
     estimate_mib = 32
+    shim = "containerd-shim"
 
     def __init__(self) -> None:
         self._client = None
@@ -322,7 +323,7 @@ class DockerInstance(Instance):
 
 
 def shim_pid(pid: int) -> int | None:
-    return parent_named(pid, "containerd-shim")
+    return parent_named(pid, DockerBackend.shim)
 
 
 def _chunks(pipe, size: int = 1 << 20):

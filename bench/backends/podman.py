@@ -143,6 +143,7 @@ class PodmanBackend(Backend):
     options = {}  # noqa: RUF012 (a declaration, never mutated)
     # A busybox container measured ~1 MiB PSS plus ~1.5 MiB for its conmon; the rest is margin.
     estimate_mib = 32
+    shim = "conmon"  # podman's monitor process of each container
     # What the container runs, for the detail column (the same words as docker's rows).
     runs: ClassVar[str] = "/vmbench/workload (no init system)"
 
