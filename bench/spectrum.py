@@ -30,7 +30,7 @@ from bench import charts
 from bench.dataset import Dataset
 from bench.results import KINDS
 from bench.stats import Interval, difference_of_medians_ci, median_ci
-from bench.units import accel_label, human
+from bench.units import accel_label, engine_label, human
 
 FOOTPRINT = "footprint_bytes"  # derived per trial by the dataset: PSS + shim PSS
 ENTRY_KEYS = ["host_id", "guest", "kind", "backend", "boot", "accel"]
@@ -261,7 +261,7 @@ def slide_lines(decomposition: pd.DataFrame) -> list[str]:
     kernel, init = {}, {}
     several = decomposition.guest.nunique() > 1  # else the chart's title names the guest
     for _, r in decomposition.iterrows():
-        vm = charts.engine_label(r.vm, r.accel)
+        vm = engine_label(r.vm, r.accel)
         guest = f"{r.guest}: " if several else ""
         kernel[(r.guest, vm, r.system_container)] = (
             f"{guest}{vm} {r.vm_ready_s:.2f} s − {r.system_container} "
@@ -397,7 +397,7 @@ def spectrum_chart(spectrum: pd.DataFrame) -> charts.Built:
         )
         host = f"{r.host_id} · " if multi_host else ""
         boot = f", boot={r.boot}" if r.boot else ""
-        labels.append(f"{host}{r.guest} · {charts.engine_label(r.backend, r.accel)}{boot}")
+        labels.append(f"{host}{r.guest} · {engine_label(r.backend, r.accel)}{boot}")
     ax_t.set_yticks(range(len(labels)), labels, fontsize=13)
     ax_t.invert_yaxis()
     for ax, values, label in (
@@ -494,7 +494,7 @@ def decomposition_chart(decomposition: pd.DataFrame) -> charts.Built:
         )
         host = f"{r.host_id} · " if decomposition.host_id.nunique() > 1 else ""
         labels.append(
-            f"{host}{r.container} → {r.system_container}\n→ {charts.engine_label(r.vm, r.accel)}"
+            f"{host}{r.container} → {r.system_container}\n→ {engine_label(r.vm, r.accel)}"
         )
     ax.set_yticks(range(len(labels)), labels, fontsize=14)
     ax.invert_yaxis()
