@@ -640,7 +640,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if backend is not None:
                 backend.close()
         if available.usable:
-            out.print(f"{where} yes  {available.reason}", markup=False)
+            better = f"; {available.fix}" if available.fix else ""  # usable, yet could be more
+            out.print(f"{where} yes  {available.reason}{better}", markup=False)
         else:
             out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
         for note in available.notes:

@@ -149,7 +149,28 @@ def test_doctor_says_when_kvm_was_probed_and_what_it_found(host):
     host.qemu = "QEMU emulator version 8.2.0"
     assert "stale (qemu changed since): the next VM boot probes again" in qemu.kvm_status("qemu")
     host.device.unlink()
-    assert qemu.kvm_status("qemu") == f"no {host.device}: TCG"
+    assert qemu.kvm_status("qemu").startswith(f"no {host.device}")
+
+
+def test_doctor_tells_absent_from_not_loaded_from_not_accessible(host, monkeypatch):
+    """Three different problems, three different fixes; none of them needs a probe."""
+    host.device.unlink()
+    monkeypatch.setattr(qemu, "cpu_virtualization_flag", lambda: None)
+    cause, fix = qemu.kvm_access()
+    assert "shows no vmx or svm flag" in cause and "firmware" in fix
+    monkeypatch.setattr(qemu, "cpu_virtualization_flag", lambda: "vmx")
+    assert qemu.kvm_access() == (
+        f"no {host.device} although the CPU has vmx: kvm_intel is not loaded",
+        "sudo modprobe kvm_intel",
+    )
+    host.device.write_text("")
+    host.device.chmod(0o600)
+    monkeypatch.setattr(qemu.access, "may_open", lambda path: False)  # root may open anything
+    cause, fix = qemu.kvm_access()
+    assert cause.startswith(f"{host.device} (-rw------- ") and "refuses" in cause
+    assert f"usermod -aG kvm {qemu.access.user()}" in fix and "log out and in again" in fix
+    line = qemu.kvm_status("qemu")
+    assert line == f"{cause}: TCG" and host.probe.boots == 0
 
 
 @pytest.mark.integration

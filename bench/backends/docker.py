@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import access
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -48,7 +49,7 @@ FROM scratch
 COPY rootfs/ /
 ENTRYPOINT {json.dumps(ENTRYPOINT)}
 """
-FIX = "start the daemon: sudo make setup (or: sudo systemctl start docker)"
+FIX = "start the daemon: sudo make host (or: sudo systemctl start docker)"
 HEALTH_TIMEOUT_S = 5.0
 
 
@@ -87,6 +88,9 @@ class DockerBackend(Backend):
         return self._client
 
     def availability(self) -> Availability:
+        refused = socket_refusal(daemon_address())
+        if refused is not None:
+            return refused
         try:
             client = _client()
             self._client = client
@@ -334,6 +338,20 @@ def _chunks(pipe, size: int = 1 << 20):
 def docker_platform(arch: str) -> str:
     """Debian architecture name -> Docker platform (``arm64`` -> ``linux/arm64``)."""
     return f"linux/{arch}"
+
+
+def socket_refusal(address: str) -> Availability | None:
+    """A local daemon socket that is missing (daemon down) or that this user may not open (the
+    docker group), told apart before any connection; None when it may be tried."""
+    if not address.startswith("unix://"):
+        return None
+    path = Path(address.removeprefix("unix://"))
+    if not path.exists():
+        return Availability(False, f"no Docker daemon runs: {path} does not exist", FIX)
+    if not access.may_open(path):
+        cause, fix = access.refusal(path, "docker")
+        return Availability(False, f"the Docker daemon's socket {cause}", fix)
+    return None
 
 
 def _short(error: BaseException) -> str:

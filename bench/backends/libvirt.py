@@ -9,6 +9,7 @@ what a killed ``vagrant up`` or ``vagrant destroy`` left. It calls ``virsh`` wit
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -16,10 +17,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import access
 from bench.guests.cache import cache_root, file_lock
 
 DEFAULT_URI = "qemu:///system"
+SESSION_URI = "qemu:///session"  # the user's own libvirtd, started on demand, qemu as the user
 URI_VARIABLE = "VMBENCH_LIBVIRT_URI"
+SYSTEM_SOCKET = Path("/var/run/libvirt/libvirt-sock")
 POOL = "vmbench"
 POOL_PATH = Path("/var/lib/libvirt/vmbench")
 PID_DIR = Path("/run/libvirt/qemu")
@@ -31,13 +35,83 @@ class LibvirtError(RuntimeError):
 
 
 def uri() -> str:
-    """The libvirt connection vmbench uses: VMBENCH_LIBVIRT_URI, else the system daemon.
+    """The libvirt connection vmbench uses: VMBENCH_LIBVIRT_URI, else the system daemon, except
+    for a regular user whom it refuses and whose own session daemon works (``user_uri``).
 
     Both virsh and vagrant-libvirt (through the Vagrantfile) use it, so pointing it elsewhere
     moves all of vmbench's libvirt work there, and pointing it at nothing shows what a broken
     libvirtd does to a run without touching the daemon other people use.
     """
-    return os.environ.get(URI_VARIABLE) or DEFAULT_URI
+    if os.environ.get(URI_VARIABLE):
+        return os.environ[URI_VARIABLE]
+    return DEFAULT_URI if os.geteuid() == 0 else user_uri()
+
+
+@functools.cache
+def user_uri() -> str:
+    """A regular user's choice, made once per process: qemu:///system if it lets them in, else
+    qemu:///session if that works, else qemu:///system (whose refusal doctor explains)."""
+    if _answers(DEFAULT_URI):
+        return DEFAULT_URI
+    return SESSION_URI if _answers(SESSION_URI) else DEFAULT_URI
+
+
+def session_answer() -> str:
+    """Whether the user's own session daemon works here: its versions, or its error."""
+    answer = _virsh_at(SESSION_URI, "version", timeout_s=20)
+    return "works" if answer.ok else f"does not work either ({answer.text})"
+
+
+def is_session() -> bool:
+    return uri().rstrip("/").endswith("/session")
+
+
+def pool_path() -> Path:
+    """The project pool's folder: the system daemon's, or one in the user's cache (session)."""
+    return cache_root() / "libvirt-pool" if is_session() else POOL_PATH
+
+
+def pid_dir() -> Path:
+    """Where libvirtd writes each domain's qemu pid: the system's, or the session daemon's
+    runtime folder ($XDG_RUNTIME_DIR/libvirt, else ~/.cache/libvirt)."""
+    if not is_session():
+        return PID_DIR
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(runtime) if runtime else Path.home() / ".cache"
+    return base / "libvirt" / "qemu" / "run"
+
+
+def system_refusal() -> tuple[str, str]:
+    """Why qemu:///system does not let this (non-root) user in, and the fix; ("", "") if it
+    does. Tells libvirtd down (no socket) from a socket the user may not open (the libvirt
+    group) from a daemon that refuses the user itself (its access policy)."""
+    if not SYSTEM_SOCKET.exists():
+        return f"libvirtd is not running (no {SYSTEM_SOCKET})", (
+            "sudo make host (starts libvirtd), or: sudo systemctl start libvirtd"
+        )
+    if not access.may_open(SYSTEM_SOCKET):
+        return access.refusal(SYSTEM_SOCKET, "libvirt")
+    answer = _virsh_at(DEFAULT_URI, "version", timeout_s=10)
+    if answer.ok:
+        return "", ""
+    who = access.user()
+    if "system bus" in answer.text:  # no unix_sock_group: libvirtd asks polkit, over D-Bus
+        return (
+            f"{DEFAULT_URI} refuses {who}: libvirtd would ask polkit over the system D-Bus, "
+            f"which does not run here ({answer.text.rpartition('error: ')[2]})",
+            f"sudo usermod -aG libvirt {who} on a host whose libvirtd.conf gives that group the "
+            "socket (libvirt-daemon-system does), then log out and in again",
+        )
+    if access.in_group(who, "libvirt") and not access.in_group_now("libvirt"):
+        return (
+            f"{DEFAULT_URI} refuses {who} ({answer.text}): {who} joined group libvirt after "
+            "this login began",
+            "log out and in again (or: newgrp libvirt)",
+        )
+    return f"{DEFAULT_URI} refuses {who} ({answer.text})", (
+        f"sudo usermod -aG libvirt {who}, then log out and in again (with libvirt-daemon-system's "
+        "libvirtd.conf: unix_sock_group libvirt, auth_unix_rw none)"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,12 +122,20 @@ class Answer:
 
 def virsh(*args: str, timeout_s: float = 60.0) -> Answer:
     """Run ``virsh -c URI ARGS`` (see ``uri``); never raises for a failing command."""
+    return _virsh_at(uri(), *args, timeout_s=timeout_s)
+
+
+def _answers(at: str) -> bool:
+    return _virsh_at(at, "version", timeout_s=20).ok
+
+
+def _virsh_at(at: str, *args: str, timeout_s: float = 60.0) -> Answer:
     binary = shutil.which("virsh")
     if binary is None:
         return Answer(False, "virsh not found")
     try:
         done = subprocess.run(
-            [binary, "-q", "-c", uri(), *args],
+            [binary, "-q", "-c", at, *args],
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -97,11 +179,11 @@ def ensure_pool() -> None:
     with file_lock(cache_root() / ".libvirt-pool.lock"):
         state = virsh("pool-info", POOL, timeout_s=20)
         if not state.ok:
-            POOL_PATH.mkdir(parents=True, exist_ok=True)
-            must("pool-define-as", POOL, "dir", "--target", str(POOL_PATH))
+            pool_path().mkdir(parents=True, exist_ok=True)
+            must("pool-define-as", POOL, "dir", "--target", str(pool_path()))
             state = virsh("pool-info", POOL, timeout_s=20)
         if "running" not in state.text:
-            POOL_PATH.mkdir(parents=True, exist_ok=True)
+            pool_path().mkdir(parents=True, exist_ok=True)
             must("pool-start", POOL)
 
 
@@ -140,7 +222,7 @@ def accel_of(domain_kind: str) -> str:
 
 def qemu_pid(name: str) -> int | None:
     """The qemu process libvirt runs for domain ``name``, from libvirt's own pid file."""
-    pidfile = PID_DIR / f"{name}.pid"
+    pidfile = pid_dir() / f"{name}.pid"
     try:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -197,5 +279,5 @@ def remove_pool() -> list[str]:
     virsh("pool-destroy", POOL, timeout_s=30)
     virsh("pool-undefine", POOL, timeout_s=30)
     with contextlib.suppress(OSError):
-        POOL_PATH.rmdir()
+        pool_path().rmdir()
     return [f"libvirt pool {POOL}"]

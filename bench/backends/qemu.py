@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from bench import access
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -123,7 +124,10 @@ class QemuBackend(Backend):
             return Availability(
                 False, f"{machine.binary} not found", f"sudo apt-get install {machine.package}"
             )
-        return Availability(True, f"{_qemu_version(binary)}; {kvm_status(binary)}")
+        _cause, fix = kvm_access()
+        return Availability(
+            True, f"{_qemu_version(binary)}; {kvm_status(binary)}", f"for KVM: {fix}" if fix else ""
+        )
 
     def versions(self) -> dict[str, str | None]:
         return {"qemu": command_version(["qemu-system-x86_64", "--version"], r"version ([\d.]+)")}
@@ -521,16 +525,54 @@ def last_kvm_probe() -> KvmProbe | None:
         return None
 
 
-def kvm_status(binary: str) -> str:
-    """For ``vmbench doctor``: when KVM was last probed, what it found, and if that still holds."""
+def kvm_access() -> tuple[str, str]:
+    """Why this user cannot use KVM before any probe: (cause, fix); ("", "") when it may open
+    /dev/kvm. Absent (the CPU shows no virtualization, or the module is not loaded) and
+    present but not accessible (a group) are different problems with different fixes."""
+    flag = cpu_virtualization_flag()
     if not KVM_DEVICE.exists():
-        return f"no {KVM_DEVICE}: TCG"
-    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
-        return f"{KVM_DEVICE} not accessible to this user: TCG"
+        if flag is None:
+            return (
+                f"no {KVM_DEVICE}: this CPU shows no vmx or svm flag (virtualization is off in "
+                "the firmware, or this is a VM without nested virtualization)",
+                "enable VT-x/AMD-V in the firmware, or nested virtualization for this VM",
+            )
+        module = "kvm_intel" if flag == "vmx" else "kvm_amd"
+        return f"no {KVM_DEVICE} although the CPU has {flag}: {module} is not loaded", (
+            f"sudo modprobe {module}"
+        )
+    if not access.may_open(KVM_DEVICE):
+        return access.refusal(KVM_DEVICE, "kvm")
+    return "", ""
+
+
+def cpu_virtualization_flag() -> str | None:
+    """``vmx`` (Intel) or ``svm`` (AMD) if /proc/cpuinfo shows one, else None."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return next((f for f in ("vmx", "svm") if f in flags), None)
+    return None
+
+
+def kvm_status(binary: str) -> str:
+    """For ``vmbench doctor``: why this user has no KVM, or when KVM was last probed, what it
+    found (a /dev/kvm that hangs), and whether that still holds."""
+    cause, _fix = kvm_access()
+    if cause and KVM_DEVICE.exists() and cpu_virtualization_flag() is None:
+        return f"{cause}: TCG (this CPU shows no vmx or svm flag: KVM may hang even then)"
+    if cause:
+        return f"{cause}: TCG"
     probe = last_kvm_probe()
     if probe is None:
         return f"{KVM_DEVICE} present, KVM not probed yet (the next VM boot probes it)"
     found = "KVM works" if probe.works else f"KVM does not work, TCG ({probe.why})"
+    if not probe.works and cpu_virtualization_flag() is None:
+        found += "; this CPU shows no vmx or svm flag (a VM without nested virtualization?)"
     stale = probe.stale_because(kvm_host_state(binary), time.time())
     if stale:
         then = f"stale ({stale}): the next VM boot probes again"

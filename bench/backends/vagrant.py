@@ -331,7 +331,7 @@ class VagrantBackend(Backend):
     def _libvirt_works(self) -> tuple[bool, str]:
         daemon = libvirt.daemon_version()
         if not daemon.ok:
-            return False, f"libvirtd does not answer at {libvirt.uri()} ({daemon.text})"
+            return False, self._libvirt_refusal(daemon.text)
         try:
             plugins = _box_vagrant(vagrant_home()).plugin_list()
         except (subprocess.CalledProcessError, OSError, RuntimeError) as e:
@@ -339,10 +339,32 @@ class VagrantBackend(Backend):
         found = [p for p in plugins if p.name == "vagrant-libvirt"]
         if not found:
             return False, "the vagrant-libvirt plugin is not installed"
-        return True, f"vagrant-libvirt {found[0].version.split(',')[0]}, {daemon.text}"
+        where = ""
+        if libvirt.is_session():
+            cause, _fix = libvirt.system_refusal()
+            where = f" at {libvirt.uri()}, the user's own libvirtd" + (
+                f" ({cause})" if cause else ""
+            )
+        return True, f"vagrant-libvirt {found[0].version.split(',')[0]}, {daemon.text}{where}"
+
+    def _libvirt_refusal(self, error: str) -> str:
+        """Why libvirt does not answer: for a regular user, the system daemon's own cause and
+        whether the user's own session daemon works instead."""
+        at = libvirt.uri()
+        if os.geteuid() == 0 or os.environ.get(libvirt.URI_VARIABLE):
+            return f"libvirtd does not answer at {at} ({error})"
+        cause, _fix = libvirt.system_refusal()
+        session = libvirt.session_answer()
+        return f"{libvirt.DEFAULT_URI}: {cause or error}; {libvirt.SESSION_URI}: {session}"
+
+    def _libvirt_fix(self) -> str:
+        if os.geteuid() == 0 or os.environ.get(libvirt.URI_VARIABLE):
+            return "sudo make host (installs vagrant, vagrant-libvirt, libvirt; starts libvirtd)"
+        _cause, fix = libvirt.system_refusal()
+        return fix or "sudo make host (installs vagrant, vagrant-libvirt, libvirt)"
 
     def availability(self) -> Availability:
-        fix = "sudo make setup (installs vagrant, vagrant-libvirt, libvirt; starts libvirtd)"
+        fix = "sudo make host (installs vagrant, vagrant-libvirt, libvirt; starts libvirtd)"
         if shutil.which("vagrant") is None:
             return Availability(False, "vagrant not found", fix)
         if not vagrantfile().is_file():
@@ -358,7 +380,9 @@ class VagrantBackend(Backend):
             words = f"Vagrant {_box_vagrant(vagrant_home()).version()}; {words}"
         notes = tuple(vbox.doctor_lines())
         if not any(ok for ok, _why in found.values()):
-            return Availability(False, f"no Vagrant provider works ({words})", fix, notes)
+            return Availability(
+                False, f"no Vagrant provider works ({words})", self._libvirt_fix(), notes
+            )
         return Availability(True, words, notes=notes)
 
     def versions(self) -> dict[str, str | None]:
