@@ -355,11 +355,16 @@ def _finish(plan: RunPlan, stats: RunStats) -> None:
     with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
         _write_host(plan.run_dir, {"run_id": plan.config.run_id, "accel": stats.accels})
     out.print(summary_table(plan.csv))
+    not_checked: list[str] = []
     if plan.report:
         try:
-            _write_report([plan.csv], plan.run_dir / "report", deck=True)
+            claims = _write_report([plan.csv], plan.run_dir / "report", deck=True).claims
+            not_checked = list(dict.fromkeys(claims.claim[claims.verdict == "not-measured"]))
         except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
             console.print(f"vmbench: no report: {e}", markup=False)
+    line = _not_checked_line(not_checked, stats)
+    if line:
+        console.print(line, markup=False, highlight=False)
     console.print(f"vmbench: {_counts(stats)}; results: {plan.csv}", markup=False)
 
 
@@ -368,6 +373,7 @@ def _counts(stats: RunStats) -> str:
     skipped)': every trial of the run is in one of the three counts."""
     why = [f"guest {guest} on {backend}" for backend, guest in sorted(stats.unsupported_guests)]
     why += [f"backend {backend} skipped" for backend in sorted(stats.unavailable)]
+    why += [f"guest {guest} cannot be built here" for guest in sorted(stats.guests_unavailable)]
     text = f"{stats.ok} trials ok, {stats.failed} failed"
     if stats.unsupported:
         text += f", {stats.unsupported} not supported here"
@@ -401,6 +407,12 @@ class TrialDisplay:
 
     def _line(self, trial: PlannedTrial, label: str, outcome: TrialOutcome, stats: RunStats) -> str:
         backend, pair = trial.backend, (trial.backend, trial.guest)
+        if outcome.status == "unsupported" and trial.guest in stats.guests_unavailable:
+            return self._once(
+                f"guest {trial.guest}",
+                f"vmbench: guest {trial.guest} skipped: {stats.guests_unavailable[trial.guest]}; "
+                "its trials are written as unsupported",
+            )
         down = stats.down.get(backend) if outcome.status == "failed" else None
         if down:
             return self._once(
@@ -611,15 +623,32 @@ def _print_outcome(outcome, label: str, table=None) -> None:
     out.print(f"{label}: {outcome.report_path}", markup=False)
 
 
-def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False) -> None:
+def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False):
+    """The report (and deck) of ``csvs``; returns the report's outcome (its claims)."""
     from bench.report import write_report
     from bench.slides import write_deck
 
-    _print_outcome(_reading(lambda: write_report(csvs, out_dir)), "report")
+    outcome = _reading(lambda: write_report(csvs, out_dir))
+    _print_outcome(outcome, "report")
     if deck:
         out.print(
             f"slides: {_reading(lambda: write_deck(csvs, out_dir / 'deck.pptx'))}", markup=False
         )
+    return outcome
+
+
+def _not_checked_line(claims: list[str], stats: RunStats) -> str:
+    """The run's last word on its claims: which could not be checked, and what could not run
+    on this host (each with its fix); the verdict table says per claim what was missing."""
+    missing = [f"{name} ({why})" for name, why in sorted(stats.unavailable.items())]
+    missing += [f"guest {g} ({why})" for g, why in sorted(stats.guests_unavailable.items())]
+    could_not = f"could not run here: {'; '.join(missing)}" if missing else ""
+    if claims:
+        line = (
+            f"vmbench: claims not checked: {', '.join(claims)} (the verdicts say what each lacks)"
+        )
+        return f"{line}; {could_not}" if could_not else line
+    return f"vmbench: {could_not}" if could_not else ""
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -646,6 +675,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
         for note in available.notes:
             out.print(f"{'':{width + 23}}{note}", markup=False, soft_wrap=True)  # one line each
+    _doctor_guests(width)
     return EXIT_OK
 
 
@@ -678,6 +708,18 @@ def cmd_box(args: argparse.Namespace) -> int:
         markup=False,
     )
     return EXIT_OK
+
+
+def _doctor_guests(width: int) -> None:
+    """The guest that needs more than downloads to build: who builds debian for this user."""
+    from bench.guests import debian
+
+    usable, reason, fix = debian.builder_status()
+    where = f"{'debian':{width}} {'guest':16}"
+    if usable:
+        out.print(f"{where} yes  {reason}", markup=False)
+    else:
+        out.print(f"{where} no   {reason}; fix: {fix}", markup=False)
 
 
 def cmd_guests(args: argparse.Namespace) -> int:

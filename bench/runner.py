@@ -2,8 +2,9 @@
 
 The runner knows trials and rows, not engines: it asks a Backend to prepare images and
 hands them to ``trial.run_trial`` (one instance) or ``density.run_density`` (N at once).
-What cannot run travels as exceptions (EngineUnavailable, EngineDown, GuestBuildError and the
-backends' BackendError/BackendUnsupported), each written as the trial's rows.
+What cannot run travels as exceptions (EngineUnavailable, EngineDown, GuestUnavailable,
+GuestBuildError and the backends' BackendError/BackendUnsupported), each written as the
+trial's rows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bench.backends import (
 )
 from bench.backends.base import LaunchSpec, SizeRecord
 from bench.density import MemoryGuard, run_density
-from bench.guests import DebError, Guest, build_guest
+from bench.guests import DebError, Guest, HostToolMissing, build_guest
 from bench.results import ResultWriter, Row, unit_of
 from bench.scenario import Scenario
 from bench.signals import shielded
@@ -112,13 +113,15 @@ class RunStats:
     unavailable: dict[str, str] = field(default_factory=dict)
     # (backend, guest) -> why the engine cannot run this guest (it runs others)
     unsupported_guests: dict[tuple[str, str], str] = field(default_factory=dict)
+    guests_unavailable: dict[str, str] = field(default_factory=dict)  # guest -> why not here
     down: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mid-run
     accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
 
     @property
     def exit_code(self) -> int:
-        """The run's exit code: 1 when a trial failed or a backend could not run here."""
-        return 1 if self.failed or self.unavailable else 0
+        """The run's exit code: 1 when a trial failed, or a backend or guest could not be had
+        on this host."""
+        return 1 if self.failed or self.unavailable or self.guests_unavailable else 0
 
 
 def effective(scenario: Scenario, config: RunConfig) -> Scenario:
@@ -179,6 +182,11 @@ class GuestBuildError(Exception):
     """A guest could not be built: every trial on it fails with this reason."""
 
 
+class GuestUnavailable(Exception):
+    """This host lacks what building a guest needs (a tool, a subordinate id range): every
+    trial on it is an ``unsupported`` row naming what is missing and the fix; the run exits 1."""
+
+
 @dataclass
 class InFlight:
     """The trial being run, until its rows are written (Ctrl-C writes it as interrupted)."""
@@ -208,8 +216,8 @@ class Runner:
         self.stats = RunStats()
         self.host_kernel = platform.release()
         self._backends: dict[str, Backend] = {}  # every engine made, usable or not
-        self._guests: dict[str, Guest | GuestBuildError] = {}
-        self._prepared: dict[tuple[str, str], Prepared | BackendError | GuestBuildError] = {}
+        self._guests: dict[str, Guest | GuestBuildError | GuestUnavailable] = {}
+        self._prepared: dict[tuple[str, str], Prepared | Exception] = {}
         self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
         self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
         self._in_flight: InFlight | None = None
@@ -243,7 +251,7 @@ class Runner:
         if key not in self._prepared:
             try:
                 self._prepared[key] = self._prepare(scenario, guest_name, backend_name)
-            except (BackendError, GuestBuildError) as e:
+            except (BackendError, GuestBuildError, GuestUnavailable) as e:
                 self._prepared[key] = e
         found = self._prepared[key]
         if isinstance(found, Exception):
@@ -289,14 +297,18 @@ class Runner:
         return prepared
 
     def guest(self, name: str) -> Guest:
-        """Guest ``name``, built (or found in the cache) once per run; GuestBuildError."""
+        """Guest ``name``, built (or found in the cache) once per run; GuestUnavailable when
+        this host lacks what it needs, GuestBuildError when the build went wrong."""
         if name not in self._guests:
             try:
                 self._guests[name] = build_guest(name)
+            except HostToolMissing as e:
+                self.stats.guests_unavailable[name] = str(e)
+                self._guests[name] = GuestUnavailable(f"guest {name} cannot be built here: {e}")
             except (DebError, OSError, RuntimeError, ValueError) as e:
                 self._guests[name] = GuestBuildError(f"guest {name} could not be built: {e}")
         found = self._guests[name]
-        if isinstance(found, GuestBuildError):
+        if isinstance(found, Exception):
             raise found.with_traceback(None)
         return found
 
@@ -336,6 +348,9 @@ class Runner:
                 self.stats.unsupported_guests[(trial.backend, trial.guest)] = str(e)
             unsupported = TrialOutcome("unsupported", f"{trial.backend} not usable here: {e}")
             self._write_outcome(unsupported)
+            return
+        except GuestUnavailable as e:  # the guest cannot be had here, on any engine
+            self._write_outcome(TrialOutcome("unsupported", str(e)))
             return
         except EngineDown as e:  # no call, no wait
             flight.accel = self._known_accel(trial)

@@ -40,8 +40,11 @@ def test_missing_range_names_the_usermod_line_with_a_free_range(tmp_path, monkey
     with pytest.raises(userns.UserNamespaceUnavailable) as caught:
         userns.as_root(["true"])
     message = str(caught.value)
-    assert "usermod --add-subuids 165536-231071" in message
-    assert str(subuid) in message and "no range" in message
+    assert message.endswith(
+        "fix: sudo usermod --add-subuids 165536-231071 --add-subgids 165536-231071 "
+        + userns._user()
+    )
+    assert f"{subuid} gives" in message and f"{subgid} gives" in message and "no range" in message
 
 
 def test_namespace_maps_the_range_onto_root_and_the_caller_beyond_it(tmp_path, monkeypatch):
@@ -66,7 +69,7 @@ def test_a_short_range_is_refused_with_what_a_debian_tree_needs(tmp_path, monkey
         (tmp_path / name).write_text(f"{me}:300000:1000\n")
     monkeypatch.setattr(userns, "SUBUID", tmp_path / "subuid")
     monkeypatch.setattr(userns, "SUBGID", tmp_path / "subgid")
-    with pytest.raises(userns.UserNamespaceUnavailable, match=r"only 1000 ids .* needs 65536"):
+    with pytest.raises(userns.UserNamespaceUnavailable, match=r"only 1000 ids .* needs 65536 subordinate ids"):
         userns.as_root(["true"])
 
 

@@ -50,7 +50,7 @@ from bench.backends.cgroups import (
     cgroup_memory,
     container_cgroup,
 )
-from bench.guests import Guest
+from bench.guests import Guest, userns
 from bench.measure import (
     ConsoleWatcher,
     fd_chunks,
@@ -202,7 +202,20 @@ class PodmanBackend(Backend):
         except BackendError as e:
             return Availability(False, str(e).removeprefix("podman: "), "run: podman info")
         flags = " ".join([*self._global, *self._ulimits]) or "its defaults"
-        return Availability(True, f"podman {host.version} ({host.words()}); runs with {flags}")
+        words = f"podman {host.version} ({host.words()}); runs with {flags}"
+        if host.rootless:
+            try:
+                userns.describe()
+            except userns.UserNamespaceUnavailable as e:
+                # Rootless podman then maps only the user's own id: an image whose files belong
+                # to several owners (debian: root, shadow, _apt, ...) cannot be imported.
+                cause, _, fix = str(e).partition("; fix: ")
+                return Availability(
+                    True,
+                    f"{words}; images whose files all belong to root only: {cause}",
+                    f"for the debian guest: {fix}",
+                )
+        return Availability(True, words)
 
     def health(self) -> str:
         try:

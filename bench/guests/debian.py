@@ -124,12 +124,7 @@ def _debootstrap(
 def _mmdebstrap(
     arch: str, include: tuple[str, ...], suite: str, mirror: str, out: Path, log: Path
 ) -> None:
-    if not shutil.which("mmdebstrap") or not MMDEBSTRAP_HOOKS.is_dir():
-        raise debs.HostToolMissing(
-            "building the debian guest without root needs mmdebstrap; "
-            "fix, once as root: apt-get install mmdebstrap uidmap (make setup does)"
-        )
-    userns.check()
+    _can_mmdebstrap()
     argv = [
         "mmdebstrap",
         "--mode=unshare",
@@ -143,6 +138,31 @@ def _mmdebstrap(
         argv.append(f"--include={','.join(include)}")
     argv += [suite, str(out), mirror]
     _run_logged(argv, log, f"mmdebstrap {suite} from {mirror}")
+
+
+def _can_mmdebstrap() -> None:
+    """HostToolMissing unless mmdebstrap and a user namespace work for this user."""
+    if not shutil.which("mmdebstrap") or not MMDEBSTRAP_HOOKS.is_dir():
+        raise debs.HostToolMissing(
+            "building the debian guest without root needs mmdebstrap; "
+            "fix: sudo make host (installs mmdebstrap, uidmap)"
+        )
+    userns.check()
+
+
+def builder_status() -> tuple[bool, str, str]:
+    """For ``vmbench doctor``: can this user build the debian guests, how, and if not, why
+    and the fix."""
+    if builder() == "debootstrap":
+        if shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin:/sbin"):
+            return True, "built by debootstrap (root)", ""
+        return False, "debootstrap not found", "sudo make host (installs debootstrap)"
+    try:
+        _can_mmdebstrap()
+    except debs.HostToolMissing as e:
+        cause, _, fix = str(e).partition("; fix: ")
+        return False, cause, fix
+    return True, f"built by mmdebstrap --mode=unshare, no root ({userns.describe()})", ""
 
 
 def _run_logged(argv: list[str], log: Path, what: str) -> None:

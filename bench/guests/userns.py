@@ -83,16 +83,36 @@ def _ranges() -> tuple[IdRange, IdRange]:
     user, uid = _user(), os.getuid()
     uids = subordinate_range(SUBUID, user, uid)
     gids = subordinate_range(SUBGID, user, uid)
-    for name, found, file in (("uid", uids, SUBUID), ("gid", gids, SUBGID)):
-        if found is None or found.count < MIN_RANGE:
-            start = free_range_start(SUBUID) if name == "uid" else free_range_start(SUBGID)
-            have = f"only {found.count} ids" if found else "no range"
-            raise UserNamespaceUnavailable(
-                f"{file} gives {user} {have} (a Debian tree needs {MIN_RANGE}); fix, once as "
-                f"root: usermod --add-sub{name}s {start}-{start + MIN_RANGE - 1} {user}"
-            )
+    short = {
+        name: (found, file)
+        for name, found, file in (("uid", uids, SUBUID), ("gid", gids, SUBGID))
+        if found is None or found.count < MIN_RANGE
+    }
+    if short:
+        causes = "; ".join(
+            f"{file} gives {user} " + (f"only {found.count} ids" if found else "no range")
+            for found, file in short.values()
+        )
+        adds = " ".join(
+            f"--add-sub{name}s {start}-{start + MIN_RANGE - 1}"
+            for name, (_found, file) in short.items()
+            for start in [free_range_start(file)]
+        )
+        raise UserNamespaceUnavailable(
+            f"{causes} (a Debian tree built without root needs {MIN_RANGE} subordinate ids); "
+            f"fix: sudo usermod {adds} {user}"
+        )
     assert uids is not None and gids is not None
     return uids, gids
+
+
+def describe() -> str:
+    """The namespace this user gets, in words (doctor)."""
+    uids, gids = _ranges()
+    return (
+        f"a user namespace on subordinate uids {uids.start}-{uids.end - 1}, "
+        f"gids {gids.start}-{gids.end - 1}"
+    )
 
 
 def as_root(argv: list[str]) -> list[str]:
@@ -104,7 +124,7 @@ def as_root(argv: list[str]) -> list[str]:
     for tool in ("newuidmap", "newgidmap"):
         if shutil.which(tool) is None:
             raise UserNamespaceUnavailable(
-                f"{tool} not found; fix, once as root: apt-get install uidmap"
+                f"{tool} not found; fix: sudo make host (installs uidmap)"
             )
     caller = uids.count + 1  # at N, util-linux 2.38 drops the range's last id
     return [
@@ -165,7 +185,7 @@ def _sysctl_hint() -> str:
         if bad:
             name = path.removeprefix("/proc/sys/").replace("/", ".")
             fix = wanted if wanted is not None else "15000"
-            return f" ({name} is {value}; fix, once as root: sysctl -w {name}={fix})"
+            return f" ({name} is {value}; fix: sudo sysctl -w {name}={fix})"
     return ""
 
 
