@@ -652,7 +652,8 @@ def _not_checked_line(claims: list[str], stats: RunStats) -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """One line per engine the registry knows: name, kind, whether it can run here and why."""
+    """One line per engine the registry knows: name, kind, whether it can run here and why.
+    Never wrapped: a fix is a command to copy."""
     from bench.backends import BackendError, engines
 
     width = max(map(len, engines()))  # the longest engine name sets the first column
@@ -663,16 +664,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             backend = cls()
             available = backend.availability()
         except BackendError as e:
-            out.print(f"{where} no   {e}", markup=False)
+            out.print(f"{where} no   {e}", markup=False, soft_wrap=True)
             continue
         finally:
             if backend is not None:
                 backend.close()
         if available.usable:
             better = f"; {available.fix}" if available.fix else ""  # usable, yet could be more
-            out.print(f"{where} yes  {available.reason}{better}", markup=False)
+            out.print(f"{where} yes  {available.reason}{better}", markup=False, soft_wrap=True)
         else:
-            out.print(f"{where} no   {available.reason}; fix: {available.fix}", markup=False)
+            out.print(
+                f"{where} no   {available.reason}; fix: {available.fix}",
+                markup=False,
+                soft_wrap=True,
+            )
         for note in available.notes:
             out.print(f"{'':{width + 23}}{note}", markup=False, soft_wrap=True)  # one line each
     _doctor_guests(width)
@@ -717,9 +722,9 @@ def _doctor_guests(width: int) -> None:
     usable, reason, fix = debian.builder_status()
     where = f"{'debian':{width}} {'guest':16}"
     if usable:
-        out.print(f"{where} yes  {reason}", markup=False)
+        out.print(f"{where} yes  {reason}", markup=False, soft_wrap=True)
     else:
-        out.print(f"{where} no   {reason}; fix: {fix}", markup=False)
+        out.print(f"{where} no   {reason}; fix: {fix}", markup=False, soft_wrap=True)
 
 
 def cmd_guests(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ venv may sit under /root or use a Python only root can reach.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pwd
@@ -76,6 +77,7 @@ def can_make_users() -> bool:
     return os.geteuid() == 0 and all(shutil.which(t) for t in ("useradd", "userdel", "runuser"))
 
 
+@functools.cache
 def lab_venv() -> Path:
     """A venv every user can read, with this checkout's vmbench installed from a copy (not
     editable: the checkout itself may be unreadable to others). Dependencies come from pip's

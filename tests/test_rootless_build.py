@@ -1,21 +1,16 @@
-"""The Debian guest built without root: user namespaces, the tree's tar <-> folder <-> ext4
-steps, and (as a real throwaway user, under CI) the rootless tree against root's."""
+"""The Debian guest built without root: user namespaces and the tree's tar <-> folder <-> ext4
+steps. The real build as a throwaway user, against root's tree, is in test_lab_user.py."""
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import os
 import stat
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import engine_missing
-from lab_user import can_make_users, lab_venv, throwaway_user
 
 from bench.guests import debs, tree, userns
 
@@ -69,7 +64,9 @@ def test_a_short_range_is_refused_with_what_a_debian_tree_needs(tmp_path, monkey
         (tmp_path / name).write_text(f"{me}:300000:1000\n")
     monkeypatch.setattr(userns, "SUBUID", tmp_path / "subuid")
     monkeypatch.setattr(userns, "SUBGID", tmp_path / "subgid")
-    with pytest.raises(userns.UserNamespaceUnavailable, match=r"only 1000 ids .* needs 65536 subordinate ids"):
+    with pytest.raises(
+        userns.UserNamespaceUnavailable, match=r"only 1000 ids .* needs 65536 subordinate ids"
+    ):
         userns.as_root(["true"])
 
 
@@ -213,7 +210,7 @@ def _debugfs_stat(disk: Path, path: str) -> str:
     return proc.stdout
 
 
-# -- the real thing, as a real unprivileged user ------------------------------------------
+# -- what a rootless tree may differ in (tests/test_lab_user.py builds one) ---------------
 
 # What debootstrap and mmdebstrap leave differently in the same package set: their own logs
 # and apt/dpkg bookkeeping. Everything else must match name for name, mode, owner and size.
@@ -236,80 +233,3 @@ BUILDER_STATE = {
     "./var/log/alternatives.log",
     "./var/log/dpkg.log",
 }
-
-
-@pytest.fixture(scope="module")
-def rootless_debian():
-    """The debian guest built by a throwaway user in its own cache: (user, guest folder, meta)."""
-    if not can_make_users():
-        engine_missing("building as a throwaway user needs root (useradd, runuser)")
-    venv = lab_venv()
-    with throwaway_user(venv) as user:
-        code = (
-            "import json; from bench.guests import build_guest; g = build_guest('debian'); "
-            "print(json.dumps({'folder': str(g.folder), 'meta': g.meta}))"
-        )
-        proc = user.python(code, timeout=1800)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        built = json.loads(proc.stdout.strip().splitlines()[-1])
-        subordinate = userns.subordinate_range(userns.SUBUID, user.name, user.uid)
-        yield user, Path(built["folder"]), built["meta"], subordinate
-
-
-@pytest.mark.integration
-def test_rootless_tree_matches_root_tree(rootless_debian):
-    from bench.guests import build_guest
-
-    _, folder, meta, _ = rootless_debian
-    root_guest = build_guest("debian")
-    assert meta["builder"] == "mmdebstrap --mode=unshare"
-    assert root_guest.meta["builder"] == "debootstrap (root)"
-    mine, theirs = tar_listing(root_guest.rootfs_tar), tar_listing(folder / "rootfs.tar")
-    assert len(mine) > 5000
-    assert sorted((set(mine) ^ set(theirs)) - BUILDER_STATE) == []
-    differ = [n for n in (set(mine) & set(theirs)) - BUILDER_STATE if mine[n] != theirs[n]]
-    assert sorted(differ) == [], [(n, mine[n], theirs[n]) for n in sorted(differ)[:10]]
-    # Root's files really are root's in the user's tar (not the user's, not subordinate ids).
-    assert theirs["./etc/shadow"][1:4] == (0o640, 0, 42)
-    assert theirs["./usr/bin/passwd"][1:4] == (0o4755, 0, 0)
-    assert theirs["./dev/null"] == ("c", 0o666, 0, 0, 0, "1,3")
-
-
-@pytest.mark.integration
-def test_rootless_disk_holds_the_tree_with_owners_from_inside_the_guest(rootless_debian):
-    """Mounted read-only (root may), the user's ext4 image is its rootfs.tar, file for file."""
-    _, folder, _, _ = rootless_debian
-    image = folder / "disk.img"
-    with tempfile.TemporaryDirectory() as mnt, _mounted(image, Path(mnt)):
-        on_disk = folder_listing(Path(mnt))
-    on_disk.pop("./lost+found")
-    in_tar = tar_listing(folder / "rootfs.tar")
-    assert sorted(set(on_disk) ^ set(in_tar)) == []
-    differ = [n for n in in_tar if on_disk[n] != in_tar[n]]
-    assert differ == [], [(n, on_disk[n], in_tar[n]) for n in differ[:10]]
-
-
-@pytest.mark.integration
-def test_rootless_build_leaves_no_file_of_subordinate_ids(rootless_debian):
-    user, folder, _, subordinate = rootless_debian
-    assert subordinate is not None
-    strays = []
-    for where in (user.home, Path(tempfile.gettempdir())):
-        for dirpath, dirs, files in os.walk(where):
-            for name in dirs + files:
-                with contextlib.suppress(FileNotFoundError):
-                    uid = os.lstat(os.path.join(dirpath, name)).st_uid
-                    if subordinate.start <= uid < subordinate.end:
-                        strays.append(os.path.join(dirpath, name))
-    assert strays == []
-    owners = {p.stat().st_uid for p in folder.iterdir()}
-    assert owners == {user.uid}
-
-
-@contextlib.contextmanager
-def _mounted(image: Path, where: Path):
-    subprocess.run(["mount", "-o", "ro,loop,noload", str(image), str(where)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", str(where)], check=False)
