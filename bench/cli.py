@@ -640,8 +640,9 @@ def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False):
 def _not_checked_line(claims: list[str], stats: RunStats) -> str:
     """The run's last word on its claims: which could not be checked, and what could not run
     on this host (each with its fix); the verdict table says per claim what was missing."""
-    missing = [f"{name} ({why})" for name, why in sorted(stats.unavailable.items())]
-    missing += [f"guest {g} ({why})" for g, why in sorted(stats.guests_unavailable.items())]
+    # The cause was said once when it was met; the summary repeats only what to do.
+    missing = [_with_fix(name, why) for name, why in sorted(stats.unavailable.items())]
+    missing += [_with_fix(f"guest {g}", why) for g, why in sorted(stats.guests_unavailable.items())]
     could_not = f"could not run here: {'; '.join(missing)}" if missing else ""
     if claims:
         line = (
@@ -649,6 +650,11 @@ def _not_checked_line(claims: list[str], stats: RunStats) -> str:
         )
         return f"{line}; {could_not}" if could_not else line
     return f"vmbench: {could_not}" if could_not else ""
+
+
+def _with_fix(what: str, why: str) -> str:
+    cause, _, fix = why.partition("; fix: ")
+    return f"{what} (fix: {fix})" if fix else f"{what} ({cause})"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

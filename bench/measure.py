@@ -236,6 +236,16 @@ class ProcessMemory:
     uss_bytes: int
     pss_bytes: int
     processes: int
+    # Processes whose USS and PSS this user may not read (another user's: a regular user and
+    # a root-owned container); their RSS is in rss_bytes, their USS and PSS are not in the sums.
+    denied: int = 0
+
+
+# Why a regular user's container rows have no USS or PSS.
+SMAPS_DENIED = (
+    "no uss_bytes/pss_bytes: /proc/PID/smaps_rollup of another user's processes (the "
+    "container's, root's) is readable by root only"
+)
 
 
 def process_memory(pids: Iterable[int], full: bool = True) -> ProcessMemory:
@@ -243,20 +253,26 @@ def process_memory(pids: Iterable[int], full: bool = True) -> ProcessMemory:
 
     ``full`` reads smaps_rollup (psutil.memory_full_info): the kernel walks the page tables,
     ~3 ms for a 256 MiB process. Without it only statm is read (RSS; USS and PSS are 0).
-    A process that ends while it is read is left out rather than failing the sample.
+    A process that ends while it is read is left out rather than failing the sample; one of
+    another user's, which only root may walk, gives its RSS (statm is world-readable) and is
+    counted in ``denied``.
     """
-    rss = uss = pss = count = 0
+    rss = uss = pss = count = denied = 0
     for pid in pids:
         try:
             process = psutil.Process(pid)
-            info = process.memory_full_info() if full else process.memory_info()
+            try:
+                info = process.memory_full_info() if full else process.memory_info()
+            except psutil.AccessDenied:
+                info = process.memory_info()
+                denied += 1
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
         rss += info.rss
         uss += getattr(info, "uss", 0)
         pss += getattr(info, "pss", 0)
         count += 1
-    return ProcessMemory(rss, uss, pss, count)
+    return ProcessMemory(rss, uss, pss, count, denied)
 
 
 def mem_available_bytes() -> int:

@@ -305,4 +305,6 @@ def sample_memory(
     if not medians:
         why = sampler.error or "instance gone"
         raise TrialStopped("failed", f"no memory sample could be taken: {why}")
-    return medians, f"median of {len(sampler.samples)} samples at {hz:g} Hz"
+    notes = sorted({i.memory_note for i in instances if i.memory_note})
+    detail = "; ".join([f"median of {len(sampler.samples)} samples at {hz:g} Hz", *notes])
+    return medians, detail

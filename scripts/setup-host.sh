@@ -10,6 +10,8 @@ set -u
 for_tests=0
 [ "${1:-}" = "--tests" ] && for_tests=1
 
+# Daemons and admin tools live in sbin, which a regular user's PATH lacks.
+PATH=$PATH:/usr/sbin:/sbin
 log_dir=${VMBENCH_LOG_DIR:-/var/log/vmbench}
 say() { printf 'setup: %s\n' "$*"; }
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -189,7 +191,10 @@ start_libvirtd() {
   if ! is_root; then
     # The system socket exists but refuses us: the libvirt group (user_steps) or
     # qemu:///session, not a daemon start.
-    [ -S /var/run/libvirt/libvirt-sock ] && return 0
+    if [ -S /var/run/libvirt/libvirt-sock ]; then
+      say "libvirtd (qemu:///system) refuses $(id -un); vagrant uses qemu:///session where it works (make doctor)"
+      return 0
+    fi
     needs_host "start libvirtd (none answers)"
     return 0
   fi

@@ -8,6 +8,7 @@ name through SMBIOS only, and the guest must print it back: that proves the chan
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -31,6 +32,8 @@ from bench.trial import boot_phases
 # A workload name that no guest knows: the workload answers with a RESULT line naming it,
 # so the name must have travelled from the host to the guest.
 PROBE_WORKLOAD = "smbios-probe"
+# sfdisk is in /usr/sbin, which a regular user's PATH lacks.
+SFDISK = shutil.which("sfdisk") or shutil.which("sfdisk", path="/usr/sbin:/sbin") or "sfdisk"
 BOOT_TIMEOUT_S = 180
 
 
@@ -48,9 +51,7 @@ def disk_of(guest, firmware: str):
 
 
 def partitions(disk) -> dict:
-    out = subprocess.run(
-        ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([SFDISK, "--json", str(disk)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)["partitiontable"]
 
 
@@ -113,7 +114,7 @@ def test_uefi_disk_gpt_esp_grub(busybox_guest):
         == busybox_guest.initramfs.read_bytes()
     )
     # The backup GPT at the end is valid (sfdisk --verify checks both headers).
-    verify = subprocess.run(["sfdisk", "--verify", str(disk.path)], capture_output=True, text=True)
+    verify = subprocess.run([SFDISK, "--verify", str(disk.path)], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

@@ -182,7 +182,7 @@ def test_docker_daemon_dies_mid_run(
     about = [ln for ln in log.splitlines() if private_dockerd.host in ln]
     assert len(about) == 1, log
     assert about[0].startswith("vmbench: backend docker stopped working:"), log
-    assert "make setup" in about[0] and f"vmbench clean --run {run_id}" in about[0], log
+    assert "make host" in about[0] and f"vmbench clean --run {run_id}" in about[0], log
     assert not re.search(r" docker idle #\d+: failed", log), log
     # Well under the SDK's 60 s timeout per call: the dead socket is refused at once.
     assert noticed_s < 30
@@ -205,7 +205,7 @@ def test_docker_daemon_dies_mid_run(
     for row in (r for r in rows if r["status"] == "failed"):
         assert row["metric"] == "trial"
         assert f"docker: the daemon at {private_dockerd.host} stopped answering" in row["detail"]
-        assert "make setup" in row["detail"]
+        assert "make host" in row["detail"]
 
     # Nothing of the run is left running: its helpers and VMs are gone...
     assert not [p.pid for p in ours if alive(p.pid)]
@@ -243,7 +243,7 @@ def test_libvirtd_unreachable_skips_vagrant_others_go_on(harness, tmp_path, qemu
     assert len(about) == 1, run.stderr
     assert about[0].startswith("vmbench: backend vagrant skipped:"), run.stderr
     assert f"libvirtd does not answer at {uri}" in about[0], run.stderr
-    assert "make setup" in about[0], run.stderr
+    assert "make host" in about[0], run.stderr
     run_id = harness.run_id(results)
     rows, bad = read_rows(results / run_id / "results.csv")
     assert bad == []
@@ -267,6 +267,6 @@ def test_vagrant_health_names_libvirtd_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("VMBENCH_LIBVIRT_URI", uri)
     line = backend.health()
     assert line.startswith(f"vagrant: libvirtd stopped answering at {uri}")
-    assert "make setup" in line
+    assert "make host" in line
     monkeypatch.delenv("VMBENCH_LIBVIRT_URI")
     assert backend.health() == ""  # the shared libvirtd answers

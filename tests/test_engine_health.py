@@ -3,6 +3,8 @@ daemon is killed in test_engine_faults.py)."""
 
 from __future__ import annotations
 
+import os
+
 from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file  # noqa: F401
 from test_vagrant import settings
 
@@ -72,8 +74,10 @@ def test_a_failure_with_the_engine_still_up_does_not_stop_the_backend(
 
 def test_vagrant_talks_to_the_libvirtd_virsh_talks_to(tmp_path, monkeypatch):
     monkeypatch.delenv(libvirt.URI_VARIABLE, raising=False)
-    assert libvirt.uri() == "qemu:///system"
-    assert machine_env(settings(tmp_path))["LIBVIRT_DEFAULT_URI"] == "qemu:///system"
+    # Root: the system daemon; a regular user: the one of the two that lets them in.
+    expected = "qemu:///system" if os.geteuid() == 0 else libvirt.user_uri()
+    assert libvirt.uri() == expected
+    assert machine_env(settings(tmp_path))["LIBVIRT_DEFAULT_URI"] == expected
     monkeypatch.setenv(libvirt.URI_VARIABLE, "qemu+unix:///system?socket=/nowhere")
     assert libvirt.uri() == "qemu+unix:///system?socket=/nowhere"
     assert machine_env(settings(tmp_path))["LIBVIRT_DEFAULT_URI"] == libvirt.uri()

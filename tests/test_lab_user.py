@@ -31,6 +31,7 @@ from test_rootless_build import BUILDER_STATE, folder_listing, tar_listing
 from bench import access
 from bench.guests import userns
 from bench.guests.cache import cache_root
+from bench.measure import SMAPS_DENIED
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +39,12 @@ QUICK = """\
 [scenario]
 name = "lab"
 guests = ["busybox", "debian"]
-workloads = ["ready"]
+workloads = ["ready", "idle"]
 backends = ["docker", "qemu"]
 repetitions = 1
 warmup = 0
 timeout_s = 300
+memory_sample_s = 1.0
 
 [backend.qemu]
 accel = "auto"
@@ -157,6 +159,13 @@ def test_quick_run_gives_ok_rows_on_docker_and_qemu_for_both_guests(docker_user,
         (r["guest"], r["backend"]): r["value"] for r in rows if r["metric"] == "kernel_matches_host"
     }
     assert float(kernel[("debian", "docker")]) == 1 and float(kernel[("debian", "qemu")]) == 0
+    # Memory of root's container processes: RSS, and the rows say why there is no PSS; the
+    # user's own qemu: PSS as for root.
+    memory = {(r["guest"], r["backend"], r["metric"]): r for r in rows if r["phase"] != "build"}
+    for guest in ("busybox", "debian"):
+        assert memory[(guest, "docker", "rss_bytes")]["detail"].endswith(SMAPS_DENIED)
+        assert (guest, "docker", "pss_bytes") not in memory
+        assert float(memory[(guest, "qemu", "pss_bytes")]["value"]) > 50e6
     # Built now, by this user: the build rows are there, the guest came from no one's cache.
     built = {(r["guest"], r["backend"]) for r in rows if r["metric"] == "build_s"}
     assert ("debian", "qemu") in built or ("debian", "docker") in built

@@ -134,3 +134,22 @@ def test_sizes_of_sparse_file_and_tree(tmp_path):
 def test_gzip_bytes_compresses_repetitive_data():
     assert gzip_bytes([b"a" * 100_000]) < 1000
     assert gzip_bytes([os.urandom(100_000)]) > 99_000
+
+
+def test_another_users_process_gives_rss_and_is_counted_denied(monkeypatch):
+    """A regular user may not walk root's page tables (smaps_rollup): RSS from statm, no
+    USS/PSS in the sums, and the caller told so (not a 0 that looks measured)."""
+    import os
+
+    import psutil
+
+    from bench.measure import process_memory
+
+    def refuse(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "memory_full_info", refuse)
+    got = process_memory([os.getpid()], full=True)
+    assert got.denied == 1 and got.processes == 1
+    assert got.rss_bytes > 0 and got.pss_bytes == 0 and got.uss_bytes == 0
+    assert process_memory([os.getpid()], full=False).denied == 0  # statm is for everyone

@@ -175,7 +175,11 @@ def test_podman_trial_from_the_guest_tree_with_its_memory_and_conmon_apart(
     assert 100_000 < values["shim_pss_bytes"] < 32 * MIB  # conmon, counted apart
     [shim] = [m for m in outcome.measurements if m.metric == "shim_pss_bytes"]
     assert shim.detail.startswith("shim=conmon ")  # the report names podman's shim from it
-    assert values["cgroup_bytes"] > 0
+    host = podman_backend.host()
+    if host.rootless and host.cgroup_version == "v1":  # no cgroup of its own: its process tree
+        assert "cgroup_bytes" not in values
+    else:
+        assert values["cgroup_bytes"] > 0
     assert values["kernel_matches_host"] == 1
     assert outcome.ready_fields["init"] == "sh"
     assert podman_containers(launch.run_id) == []

@@ -99,6 +99,9 @@ class Instance(ABC):
     # The console line that means ready: the guest's own READY, unless the instance runs
     # something else (a user's box: what its engine prints once it is up).
     ready_marker: str = READY
+    # Why a memory metric is missing from its samples (e.g. measure.SMAPS_DENIED), for the
+    # rows' detail; empty when every metric could be read.
+    memory_note: str = ""
     # A VM booted through firmware and a bootloader: text in the bootloader's first line on
     # the console and in its last line before the kernel runs. The trial times firmware_s and
     # bootloader_s from them (bench.trial); empty for anything else.

@@ -39,7 +39,7 @@ from bench.backends.cgroups import (
     parent_named,
 )
 from bench.guests import Guest
-from bench.measure import ConsoleWatcher, gzip_bytes, process_memory
+from bench.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_memory
 
 LABEL = "vmbench"
 RUN_LABEL = "vmbench.run"
@@ -295,9 +295,13 @@ class DockerInstance(Instance):
             sample = cgroup_memory(self._cgroup, full)
         except CgroupUnreadable as e:
             raise CgroupUnreadable(f"docker: {e}") from None
+        if full and "pss_bytes" not in sample:
+            self.memory_note = SMAPS_DENIED
         shim = shim_pid(pid) if full else None
         if shim:
-            sample["shim_pss_bytes"] = process_memory([shim]).pss_bytes
+            shim_memory = process_memory([shim])
+            if not shim_memory.denied:
+                sample["shim_pss_bytes"] = shim_memory.pss_bytes
         return sample
 
     def wait_exited(self, timeout_s: float) -> bool:

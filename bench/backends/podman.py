@@ -52,6 +52,7 @@ from bench.backends.cgroups import (
 )
 from bench.guests import Guest, userns
 from bench.measure import (
+    SMAPS_DENIED,
     ConsoleWatcher,
     fd_chunks,
     gzip_bytes,
@@ -380,8 +381,12 @@ class PodmanInstance(Instance):
                 sample = _tree_memory(pid, full)
         except CgroupUnreadable as e:
             raise CgroupUnreadable(f"podman: {e}") from None
+        if full and "pss_bytes" not in sample:
+            self.memory_note = SMAPS_DENIED
         if full and conmon:
-            sample["shim_pss_bytes"] = process_memory([conmon]).pss_bytes
+            conmon_memory = process_memory([conmon])
+            if not conmon_memory.denied:
+                sample["shim_pss_bytes"] = conmon_memory.pss_bytes
         return sample
 
     def wait_exited(self, timeout_s: float) -> bool:
@@ -430,7 +435,7 @@ def _tree_memory(pid: int, full: bool) -> dict[str, int]:
     if not own.processes:
         raise CgroupUnreadable(f"no process of the container (pid {pid}) could be read")
     sample = {"rss_bytes": own.rss_bytes}
-    if full:
+    if full and not own.denied:  # a partial sum would be a wrong number, not a small one
         sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
     return sample
 

@@ -25,7 +25,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from bench.backends.base import BackendUnsupported, LaunchSpec, Prepared
+from bench.backends.base import Availability, BackendUnsupported, LaunchSpec, Prepared
 from bench.backends.podman import PodmanBackend
 from bench.guests import Guest
 from bench.guests.cache import cache_root
@@ -81,6 +81,22 @@ class PodmanSystemdBackend(PodmanBackend):
     # systemd + journald + the workload measured ~12 MiB PSS, conmon ~1.5 MiB; the rest margin.
     estimate_mib = 64
     runs = f"{INIT} (systemd as PID 1, the guest's {UNIT})"
+
+    def availability(self) -> Availability:
+        available = super().availability()
+        if not available.usable:
+            return available
+        host = self.host()
+        if host.rootless and host.cgroup_version == "v1":
+            # Measured: "Failed to create /init.scope control group: Permission denied".
+            return Availability(
+                False,
+                "rootless podman on cgroup v1: systemd as PID 1 gets no cgroup tree of its own "
+                "to write (only cgroup v2 delegates one to a user)",
+                "run as root, or on a host booted with cgroup v2 "
+                "(systemd.unified_cgroup_hierarchy=1)",
+            )
+        return available
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
         names = tree_names(guest)

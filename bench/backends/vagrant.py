@@ -402,7 +402,7 @@ class VagrantBackend(Backend):
             return ""
         return (
             f"vagrant: libvirtd stopped answering at {libvirt.uri()} ({daemon.text}); "
-            "start it again: sudo make setup"
+            "start it again: sudo make host"
         )
 
     # -- images ------------------------------------------------------------------------------
