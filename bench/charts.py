@@ -46,7 +46,7 @@ BACKEND_COLOURS = {
 }
 EXTRA_COLOURS = ["#CC79A7", "#D55E00", "#000000", "#F0E442"]
 COMPONENT_STYLE = {  # size breakdown segments: colour + hatch, apart from backend colours
-    "rootfs": ("#56B4E9", ""),
+    "rootfs": ("#BFE1F5", ""),  # a tint of podman's sky blue: its bar's edge stays visible
     "kernel": ("#D55E00", "//"),
     "initramfs": ("#F0E442", ".."),
     "disk": ("#CC79A7", "xx"),
@@ -323,15 +323,24 @@ def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
     return engine_label(" · ".join(parts), row.accel, sep="\n")
 
 
+def _measured(ds: Dataset) -> pd.DataFrame:
+    """``ds.measured`` with a direct kernel boot and no boot word in one group: both are
+    labelled the same (``qemu``), and rows from before boot modes were recorded booted so."""
+    m = ds.measured
+    return m.assign(boot=m.boot.replace("kernel", ""))
+
+
 def _engine(backend: str, boot: str) -> str:
     """``qemu`` for a direct kernel boot (or no boot word), ``qemu bios`` for a disk boot."""
     return backend if boot in ("", "kernel") else f"{backend} {boot}"
 
 
-def _order(df: pd.DataFrame) -> pd.DataFrame:
-    """Hosts, then guests, containers before VMs: the same order in every chart."""
+def _order(df: pd.DataFrame, by_guest: bool = True) -> pd.DataFrame:
+    """Hosts, then guests, containers before VMs: the same order in every chart (a table
+    that lists an engine's guests in one row: hosts, then kinds)."""
     key = df.kind.map(KIND_ORDER).fillna(len(KIND_ORDER))
-    return df.assign(_k=key).sort_values(["host_id", "guest", "_k", "backend", "accel"])
+    by = ["host_id", *(["guest"] if by_guest else []), "_k", "backend", "accel"]
+    return df.assign(_k=key).sort_values(by)
 
 
 def _log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 20.0) -> None:
@@ -347,13 +356,14 @@ def _log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 2
 ROWS_PT = 400.0  # height the group rows of a 7.5 in chart get, title and x axis taken off
 TICK_PT = 17.0  # STYLE's tick label size
 MIN_TICK_PT = 8.0
+READABLE_TICK_PT = 11.0  # below this, a label takes another line rather than smaller type
 
 
-def _group_rows(ax: plt.Axes, labels: list[str]) -> None:
+def _group_rows(ax: plt.Axes, labels: list[str], rows_pt: float = ROWS_PT) -> None:
     """Groups top to bottom on the y axis, in the given order. Many groups (several hosts)
     get one-line labels, then smaller type, so neighbours never overlap; past MIN_TICK_PT
-    the layout check in the report says so."""
-    per_row = ROWS_PT / max(len(labels), 1)
+    the layout check in the report says so. ``rows_pt``: less where a legend takes more."""
+    per_row = rows_pt / max(len(labels), 1)
     lines = max(label.count("\n") + 1 for label in labels)
     if lines * TICK_PT * 1.25 > per_row:
         labels, lines = [label.replace("\n", ", ") for label in labels], 1
@@ -439,6 +449,22 @@ def _legend_cold(ax: plt.Axes, groups: list[Group]) -> None:
         ax.legend(loc="lower right")
 
 
+def _legend_below(fig: Figure, handles: list) -> int:
+    """A legend under the plots in one row, or in as many rows as it needs to stay on the
+    page (a boot-phase legend with Vagrant's wait and a disk boot's firmware has five).
+    Returns its number of rows."""
+    renderer = fig.canvas.get_renderer()
+    for ncols in range(len(handles), 0, -1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
+        if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            break
+        legend.remove()
+    return math.ceil(len(handles) / ncols)
+
+
+LEGEND_ROW_PT = 28.0  # one more row of a legend at STYLE's legend.fontsize
+
+
 def _multi_host(ds: Dataset) -> bool:
     return ds.rows.host_id.nunique() > 1
 
@@ -447,7 +473,7 @@ def _multi_host(ds: Dataset) -> bool:
 
 
 def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
-    m = ds.measured
+    m = _measured(ds)
     data = m[(m.metric == "ready_s") & (m.instances == 1)]
     if data.empty:
         return "no ready_s rows"
@@ -469,7 +495,7 @@ def ready_time(ds: Dataset, claims: pd.DataFrame) -> Built:
 
 def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
     """One idle instance: its own processes' PSS, and a container's shim stacked on it."""
-    m = ds.measured
+    m = _measured(ds)
     one = m[(m.instances == 1) & m.phase.isin(["cold", "warm"])]
     totals = one[one.metric == FOOTPRINT]
     if totals.empty:
@@ -495,7 +521,6 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
         ax.annotate(text, (max(total.max(), own + shim) / MIB, i), xytext=(8, 0), **_END_LABEL)
         right = max(right, float(total.max()))
         labels.append(_label(first, _multi_host(ds)))
-    _group_rows(ax, labels)
     ax.set_xlim(0, right / MIB * 1.45)
     ax.set_xlabel("Memory of one idle instance, PSS (MiB)")
     handles = [
@@ -503,7 +528,8 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
         Patch(facecolor="white", edgecolor="#777777", hatch="//", label=_shim_legend(shims)),
         Line2D([], [], color="black", marker="o", linestyle="", label="one trial (sum)"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    legend_rows = _legend_below(fig, handles)
+    _group_rows(ax, labels, ROWS_PT - LEGEND_ROW_PT * (legend_rows - 1))
     title = claim_title(
         memory_comparisons(ds),
         "memory",
@@ -531,7 +557,7 @@ _END_LABEL = {"textcoords": "offset points", "va": "center", "ha": "left", "font
 
 
 def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
-    m = ds.measured
+    m = _measured(ds)
     parts = ["image_bytes", "rootfs_bytes", "kernel_bytes", "initramfs_bytes", "disk_bytes"]
     parts.append("firmware_vars_bytes")
     data = m[(m.phase == "build") & m.metric.isin([*parts, "image_compressed_bytes"])]
@@ -541,14 +567,8 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
     med = data.groupby(keys).value.median()
     columns = [*parts, "image_compressed_bytes"]
     table = med.unstack("metric").reindex(columns=columns).fillna(0.0).reset_index()
-    guests = sorted(table.guest.unique())
-    ncols = min(len(guests), 2)
-    nrows = math.ceil(len(guests) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, layout="constrained", squeeze=False)
-    for ax in axes.flat[len(guests) :]:
-        ax.set_visible(False)
-    for ax, guest in zip(axes.flat, guests, strict=False):
-        width_pt = 0.85 * STYLE["figure.figsize"][0] * 72 / ncols
+    fig = plt.figure(layout="constrained")
+    for ax, guest, width_pt in _panels_by_bars(fig, table.guest.value_counts()):
         _size_bars(ax, _order(table[table.guest == guest]), _multi_host(ds), width_pt)
         ax.set_title(guest, fontsize=20)
     fig.supylabel("Bytes to boot the guest (MiB)")
@@ -558,7 +578,7 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
         for name, (fc, h) in COMPONENT_STYLE.items()
         if name in used
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    _legend_below(fig, handles)
     title = claim_title(
         claims,
         "size",
@@ -567,6 +587,25 @@ def size_breakdown(ds: Dataset, claims: pd.DataFrame) -> Built:
         "What each backend needs on disk to boot the guest",
     )
     return fig, title
+
+
+def _panels_by_bars(
+    fig: Figure, bars: pd.Series, per_row: int = 2
+) -> Iterator[tuple[plt.Axes, str, float]]:
+    """A panel per guest (``bars``: guest -> bar count), two to a row, each as wide as its
+    share of the row's bars (at least MIN_BARS' worth): every bar of the chart gets about
+    the same width, so a guest measured on many engines has room for their labels."""
+    guests = sorted(bars.index)
+    rows = [guests[i : i + per_row] for i in range(0, len(guests), per_row)]
+    row_pt = 0.85 * STYLE["figure.figsize"][0] * 72
+    for subfig, row in zip(fig.subfigures(len(rows), 1, squeeze=False)[:, 0], rows, strict=True):
+        weights = [max(float(bars[g]), MIN_BARS) for g in row]
+        axes = subfig.subplots(1, len(row), width_ratios=weights, squeeze=False)[0]
+        for ax, guest, weight in zip(axes, row, weights, strict=True):
+            yield ax, guest, row_pt * weight / sum(weights)
+
+
+MIN_BARS = 2.5  # a panel of one or two bars still has room for a guest's name as its title
 
 
 def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: float) -> None:
@@ -589,8 +628,10 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: floa
         + engine_label(_engine(r.backend, r.boot), r.accel, "\n")
         for _, r in sub.iterrows()
     ]
-    if _column_type(labels, width_pt, TICK_PT) <= MIN_TICK_PT:  # narrow: the title says TCG
-        labels = [label.replace("emulated (TCG)", "emulated") for label in labels]
+    if _column_type(labels, width_pt, TICK_PT) < READABLE_TICK_PT:  # narrow: a third line
+        labels = [label.replace("emulated (TCG)", "emulated\n(TCG)") for label in labels]
+    if _column_type(labels, width_pt, TICK_PT) <= MIN_TICK_PT:  # narrower: the title says TCG
+        labels = [label.replace("emulated\n(TCG)", "emulated") for label in labels]
     size = _group_columns(ax, labels, width_pt)
     note_size = _column_type(notes, width_pt, 16.0)
     if note_size < 11:  # many bars: the total alone (the gzip size is in report.md)
@@ -611,6 +652,9 @@ def _size_bars(ax: plt.Axes, sub: pd.DataFrame, multi_host: bool, width_pt: floa
     ax.grid(False, axis="x")
 
 
+ROOTFS_SLACK = 1.05
+
+
 def _segments(r: pd.Series) -> dict[str, float]:
     """Stack kernel, initramfs and disk; the rootfs only where it is not inside them. A boot
     disk has kernel and initramfs inside (no rows of their own), a UEFI VM its variable store."""
@@ -619,7 +663,9 @@ def _segments(r: pd.Series) -> dict[str, float]:
     total = r.image_bytes or sum(boot.values()) + r.rootfs_bytes
     rest = total - sum(boot.values())
     segs = {}
-    if 0 < r.rootfs_bytes <= rest * 1.001:
+    # An image a few per cent below the tree's apparent bytes still holds the tree: Docker's
+    # and podman's imports of the same files measure 1-3% apart (hard links, block rounding).
+    if 0 < r.rootfs_bytes <= rest * ROOTFS_SLACK:
         segs["rootfs"] = min(r.rootfs_bytes, rest)
         rest -= segs["rootfs"]
     segs |= {k: v for k, v in boot.items() if v > 0}
@@ -745,7 +791,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     boot, host clock), what passes before the guest's clock starts (the hypervisor's start
     and the kernel's decompression), the guest's kernel and init (its uptime at READY), and
     for Vagrant the wait until `vagrant up` returns."""
-    m = ds.measured
+    m = _measured(ds)
     data = m[m.kind.isin(OWN_KERNEL) & (m.instances == 1) & m.phase.isin(["cold", "warm"])]
     keys = ["host_id", "backend", "boot", "accel", "guest", "phase", "metric"]
     med = data.groupby(keys).value.median().unstack("metric")
@@ -793,7 +839,6 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
         labels.append(
             f"{who}\n{phase}" + (f", {ACCEL_SUFFIX[accel]}" if accel in ACCEL_SUFFIX else "")
         )
-    _group_rows(ax, labels)
     ax.set_xlim(0, ax.get_xlim()[1] * 1.12)
     ax.set_xlabel("Seconds from launch")
     handles = [
@@ -801,7 +846,8 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
         for name, (fc, hatch) in PHASE_STYLE.items()
         if name in used
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    legend_rows = _legend_below(fig, handles)
+    _group_rows(ax, labels, ROWS_PT - LEGEND_ROW_PT * (legend_rows - 1))
     vagrant = [e for e in shares if e.startswith("vagrant")]
     engine = vagrant[0] if vagrant else max(shares, key=lambda e: np.median(shares[e]))
     who = engine.replace("vagrant", "vagrant up", 1) if vagrant else engine
@@ -841,7 +887,8 @@ def kernel_table(ds: Dataset, claims: pd.DataFrame) -> Built:
     ]
     cells, colours = [], []
     keys = ["host_id", "backend", "accel", "guest_kernel", "host_kernel"]
-    for _, first in _order(k.drop_duplicates(keys)).iterrows():
+    # A row per engine and kernel (its guests listed): shared kernels first, then own ones.
+    for _, first in _order(k.drop_duplicates(keys), by_guest=False).iterrows():
         g = k[(k[keys] == first[keys]).all(axis=1)]
         same = bool((g.value == 1).all())
         guests = textwrap.fill(", ".join(sorted(g.guest.unique())), 24, break_on_hyphens=False)
