@@ -33,7 +33,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
 from bench.claims import FOOTPRINT, density_metric, memory_comparisons
-from bench.dataset import Dataset, detail_words
+from bench.dataset import Dataset, detail_words, prefer_warm
 from bench.stats import fit_slope
 from bench.units import ACCEL_SUFFIX, engine_label, human
 
@@ -505,7 +505,7 @@ def memory(ds: Dataset, claims: pd.DataFrame) -> Built:
     labels, rng, right, shims = [], np.random.default_rng(0), 0.0, set()
     for i, (_, first) in enumerate(_order(totals.drop_duplicates(keys)).iterrows()):
         g = one[(one[keys] == first[keys]).all(axis=1)]
-        g = g[g.phase == ("warm" if (g.phase == "warm").any() else "cold")]
+        g, _phase = prefer_warm(g)
         total = g[g.metric == FOOTPRINT].value.to_numpy(dtype=float)
         own = min(float(np.median(g[g.metric == "pss_bytes"].value)), float(np.median(total)))
         shim = float(np.median(total)) - own
@@ -740,7 +740,7 @@ def _density_series(sub: pd.DataFrame, hosts: list[str]) -> list[Series]:
     multi = len(hosts) > 1
     for _, first in _order(sub.drop_duplicates(["host_id", "backend", "accel"])).iterrows():
         g = sub[(sub.host_id == first.host_id) & (sub.backend == first.backend)]
-        g = g[g.phase == ("warm" if (g.phase == "warm").any() else "cold")]
+        g, _phase = prefer_warm(g)
         k = hosts.index(first.host_id)
         name = engine_label(
             f"{first.host_id} {first.backend}" if multi else first.backend, first.accel

@@ -192,6 +192,13 @@ def trial_boot(rows: pd.DataFrame) -> pd.Series:
     return words.where(words != "", found.to_numpy()).rename("boot")
 
 
+def prefer_warm(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The warm rows and "warm", or the cold ones and "cold" where none is warm (an engine
+    measured once after its build): one group's numbers never mix the two."""
+    phase = "warm" if (rows.phase == "warm").any() else "cold"
+    return rows[rows.phase == phase], phase
+
+
 def _typed(rows: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     before = len(rows)
     rows = rows.drop_duplicates(subset=list(COLUMNS)).reset_index(drop=True)

@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from bench import charts
-from bench.dataset import Dataset
+from bench.dataset import Dataset, prefer_warm
 from bench.results import KINDS
 from bench.stats import Interval, difference_of_medians_ci, median_ci
 from bench.units import accel_label, engine_label, human
@@ -128,21 +128,16 @@ def single_instance_rows(ds: Dataset, metrics: tuple[str, ...]) -> pd.DataFrame:
     return rows[rows.metric.isin(metrics)]
 
 
-def _prefer_warm(g: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    phase = "warm" if (g.phase == "warm").any() else "cold"
-    return g[g.phase == phase], phase
-
-
 def spectrum_table(ds: Dataset) -> pd.DataFrame:
     """One row per host, guest and engine (and boot mode, accelerator): median ready_s and
     footprint with their CIs, shared kernel first."""
     rows = single_instance_rows(ds, ("ready_s", FOOTPRINT))
     records = []
     for key, g in rows.groupby(ENTRY_KEYS, sort=False):
-        ready, phase = _prefer_warm(g[g.metric == "ready_s"])
+        ready, phase = prefer_warm(g[g.metric == "ready_s"])
         if ready.empty:
             continue  # an engine that never reached READY has no place on the spectrum
-        foot, _ = _prefer_warm(g[g.metric == FOOTPRINT])
+        foot, _ = prefer_warm(g[g.metric == FOOTPRINT])
         r, f = median_ci(ready.value), median_ci(foot.value)
         records.append(
             dict(zip(ENTRY_KEYS, key, strict=True))
@@ -197,7 +192,7 @@ def decomposition_table(ds: Dataset) -> pd.DataFrame:
 def _sides(g: pd.DataFrame) -> list[Side]:
     found = []
     for (backend, boot, accel), e in g.groupby(["backend", "boot", "accel"], sort=True):
-        chosen, phase = _prefer_warm(e)
+        chosen, phase = prefer_warm(e)
         found.append(Side(backend, boot, accel, phase, chosen.value.to_numpy(dtype=float)))
     return found
 
