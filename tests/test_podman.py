@@ -18,7 +18,13 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import built_guest, usable_backend
-from test_interrupts import alive, harness, wait_until, write_scenario  # noqa: F401 (a fixture)
+from test_interrupts import (  # noqa: F401 (harness: a fixture)
+    Harness,
+    alive,
+    harness,
+    wait_until,
+    write_scenario,
+)
 
 from bench.backends import engine
 from bench.backends.base import BackendUnsupported, LaunchSpec, Prepared
@@ -214,6 +220,20 @@ def assert_interrupted_cleanly(proc, run_id: str, results: Path) -> None:
     assert any(r["status"] == "interrupted" for r in rows), rows
 
 
+def _running(
+    run: Harness, scenario: Path, results: Path, timeout_s: float
+) -> tuple[subprocess.Popen, str, str, list[int]]:
+    """`vmbench run` (``run``: the harness fixture) in the background, once its first
+    container and that one's conmon run."""
+    proc = run.start("run", str(scenario), results=results)
+    run_id = run.run_id(results)
+    [container] = wait_until(lambda: podman_containers(run_id), timeout_s, "the container")
+    conmon = wait_until(
+        lambda: [p for p, cmd in live_conmons().items() if container in cmd], 30, "its conmon"
+    )
+    return proc, run_id, container, conmon
+
+
 @pytest.mark.integration
 def test_ctrl_c_while_podman_samples_memory_leaves_no_container_and_no_conmon(
     harness,  # noqa: F811 (the fixture imported above)
@@ -225,12 +245,7 @@ def test_ctrl_c_while_podman_samples_memory_leaves_no_container_and_no_conmon(
         tmp_path, "podman", workloads=["idle"], backends=["podman"], memory_sample_s=60
     )
     results = tmp_path / "results"
-    proc = harness.start("run", str(scenario), results=results)
-    run_id = harness.run_id(results)
-    [container] = wait_until(lambda: podman_containers(run_id), 60, "the podman container")
-    conmon = wait_until(
-        lambda: [p for p, cmd in live_conmons().items() if container in cmd], 30, "its conmon"
-    )
+    proc, run_id, container, conmon = _running(harness, scenario, results, 60)
     wait_until(lambda: "READY" in _logs(container), 30, "READY: sampling started")
     proc.send_signal(signal.SIGINT)
     assert_interrupted_cleanly(proc, run_id, results)
@@ -252,12 +267,7 @@ def test_ctrl_c_while_the_system_container_boots_leaves_nothing(
         backends=["podman-systemd"],
     )
     results = tmp_path / "results"
-    proc = harness.start("run", str(scenario), results=results)
-    run_id = harness.run_id(results)
-    [container] = wait_until(lambda: podman_containers(run_id), 120, "the system container")
-    conmon = wait_until(
-        lambda: [p for p, cmd in live_conmons().items() if container in cmd], 30, "its conmon"
-    )
+    proc, run_id, _container, conmon = _running(harness, scenario, results, 120)
     proc.send_signal(signal.SIGINT)  # systemd is booting or just booted
     assert_interrupted_cleanly(proc, run_id, results)
     wait_until(lambda: not any(alive(p) for p in conmon), 10, "conmon to end")
