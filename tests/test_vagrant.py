@@ -521,7 +521,7 @@ def test_vagrant_libvirt_boots_the_boot_disk_to_ready(vagrant_backend, busybox_g
             assert serial is not None and serial.text == f"VMBENCH_WORKLOAD={probe}"
             assert instance.console.wait_for("VMBENCH DONE", deadline) is not None
             assert instance.console.results().get("workload") == probe
-            assert "boot=disk" in instance.describe()
+            assert "boot=" not in instance.describe()  # the runner writes it in every row
             assert instance.wait_exited(60)  # the guest powered off; then vagrant destroy
     finally:
         vagrant_backend.cleanup_run(run_id)
@@ -663,3 +663,25 @@ def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monke
     with ResultWriter(tmp_path / "results.csv") as writer:
         Runner(RunConfig("run1", "host1"), writer).run([s for f in files for s in load(f)])
     assert backend.prepared_for == ["kernel", "disk"]
+
+
+@pytest.mark.usefixtures("fake_guest")
+@pytest.mark.parametrize("box", ["", "bento/debian-12"])
+def test_every_vagrant_row_says_once_how_the_guest_booted(tmp_path, monkeypatch, box):
+    """Build (size) rows and trial rows alike carry boot=<value> once, so charts never split
+    one engine's bars; a box of the user's boots its own way, so its rows carry none."""
+    from test_runner import OK_LINES, FakeBackend, run_with
+
+    path = tmp_path / "v.toml"
+    path.write_text(
+        '[scenario]\nname = "v"\nguests = ["busybox"]\nworkloads = ["ready"]\n'
+        'backends = ["vagrant"]\nrepetitions = 1\nwarmup = 0\n'
+        f'[backend.vagrant]\nboot = "disk"\nbox = "{box}"\n'
+    )
+    _stats, rows = run_with(
+        tmp_path, monkeypatch, {"vagrant": FakeBackend("vagrant", OK_LINES)}, path
+    )
+    assert {r["phase"] for r in rows} >= {"build", "cold"}
+    for r in rows:
+        boots = [w for w in r["detail"].split() if w.startswith("boot=")]
+        assert boots == ([] if box else ["boot=disk"]), r

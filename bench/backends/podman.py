@@ -42,6 +42,7 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
     SizeRecord,
+    command_version,
 )
 from bench.backends.cgroups import (
     CGROUP_ROOT,
@@ -194,6 +195,9 @@ class PodmanBackend(Backend):
         return done.stdout
 
     # --- what every engine declares ------------------------------------------------------
+
+    def versions(self) -> dict[str, str | None]:
+        return {"podman": command_version(["podman", "--version"], r"version ([\d.]+)")}
 
     def availability(self) -> Availability:
         if not shutil.which("podman"):

@@ -315,6 +315,16 @@ class VagrantBackend(Backend):
     estimate_mib = 256
     # A box per guest and per provider, boot and box: two scenarios may boot both ways.
     image_options = ("provider", "boot", "accel", "box", "box_url")
+    # Every row says how the guest booted (its size rows too); a box of the user's has no
+    # boot option of ours, so its rows say none.
+    detail_options = ("boot",)
+
+    @classmethod
+    def settings(cls, given: dict[str, Any]) -> dict[str, Any]:
+        options = super().settings(given)
+        if options.get("box"):
+            options["boot"] = ""  # the user's box boots the way it was made
+        return options
 
     def __init__(self) -> None:
         self._checks: dict[str, tuple[bool, str]] = {}
@@ -640,7 +650,7 @@ def _box_sizes(box, guest: Guest) -> list[SizeRecord]:
             "image_bytes",
             box.unpacked_bytes,
             "vagrant-box",
-            f"unpacked {box.provider} box, boot={box.boot}: {members} (box.img allocated)",
+            f"unpacked {box.provider} box: {members} (box.img allocated)",
         ),
         SizeRecord(
             "image_compressed_bytes",
@@ -867,8 +877,6 @@ class VagrantInstance(Instance):
             f"readiness={ready}",
             f"box={self.image.box}",
         ]
-        if self.image.boot:  # kernel: direct kernel boot; disk: BIOS + syslinux from the disk
-            words.append(f"boot={self.image.boot}")
         if self._domain_kind:
             words.append(f"domain_type={self._domain_kind}")
         words.append(f"memory_mib={self.settings.memory_mib}")
