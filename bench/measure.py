@@ -239,6 +239,7 @@ class ProcessMemory:
     # Processes whose USS and PSS this user may not read (another user's: a regular user and
     # a root-owned container); their RSS is in rss_bytes, their USS and PSS are not in the sums.
     denied: int = 0
+    relayed: int = 0  # processes whose USS and PSS came through ``read_smaps``
 
 
 # Why a regular user's container rows have no USS or PSS.
@@ -246,18 +247,23 @@ SMAPS_DENIED = (
     "no uss_bytes/pss_bytes: /proc/PID/smaps_rollup of another user's processes (the "
     "container's, root's) is readable by root only"
 )
+# Reads other users' /proc/PID/smaps_rollup on the caller's behalf: pids -> their texts.
+SmapsRelay = Callable[[list[int]], dict[int, str]]
 
 
-def process_memory(pids: Iterable[int], full: bool = True) -> ProcessMemory:
+def process_memory(
+    pids: Iterable[int], full: bool = True, read_smaps: SmapsRelay | None = None
+) -> ProcessMemory:
     """RSS, and with ``full`` USS and PSS, summed over processes.
 
     ``full`` reads smaps_rollup (psutil.memory_full_info): the kernel walks the page tables,
     ~3 ms for a 256 MiB process. Without it only statm is read (RSS; USS and PSS are 0).
-    A process that ends while it is read is left out rather than failing the sample; one of
-    another user's, which only root may walk, gives its RSS (statm is world-readable) and is
-    counted in ``denied``.
+    A process that ends while it is read is left out rather than failing the sample. One of
+    another user's, which only root may walk, gives its RSS (statm is world-readable) and its
+    USS and PSS through ``read_smaps`` if given (else it is counted in ``denied``).
     """
-    rss = uss = pss = count = denied = 0
+    rss = uss = pss = count = 0
+    denied: list[int] = []
     for pid in pids:
         try:
             process = psutil.Process(pid)
@@ -265,14 +271,30 @@ def process_memory(pids: Iterable[int], full: bool = True) -> ProcessMemory:
                 info = process.memory_full_info() if full else process.memory_info()
             except psutil.AccessDenied:
                 info = process.memory_info()
-                denied += 1
+                denied.append(pid)
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
         rss += info.rss
         uss += getattr(info, "uss", 0)
         pss += getattr(info, "pss", 0)
         count += 1
-    return ProcessMemory(rss, uss, pss, count, denied)
+    relayed = read_smaps(denied) if denied and read_smaps is not None else {}
+    for text in relayed.values():
+        more_uss, more_pss = smaps_rollup_bytes(text)
+        uss, pss = uss + more_uss, pss + more_pss
+    return ProcessMemory(rss, uss, pss, count, len(denied) - len(relayed), len(relayed))
+
+
+def smaps_rollup_bytes(text: str) -> tuple[int, int]:
+    """(USS, PSS) in bytes from a smaps_rollup text, as psutil computes them: USS is the sum
+    of the Private_* lines (clean, dirty, hugetlb)."""
+    uss = pss = 0
+    for line in text.splitlines():
+        if line.startswith("Private_"):
+            uss += int(line.split()[1]) * 1024
+        elif line.startswith("Pss:"):
+            pss = int(line.split()[1]) * 1024
+    return uss, pss
 
 
 def mem_available_bytes() -> int:

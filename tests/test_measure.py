@@ -153,3 +153,53 @@ def test_another_users_process_gives_rss_and_is_counted_denied(monkeypatch):
     assert got.denied == 1 and got.processes == 1
     assert got.rss_bytes > 0 and got.pss_bytes == 0 and got.uss_bytes == 0
     assert process_memory([os.getpid()], full=False).denied == 0  # statm is for everyone
+
+
+SMAPS_ROLLUP = """\
+00400000-7fff40acb000 ---p 00000000 00:00 0                              [rollup]
+Rss:                1372 kB
+Pss:                 708 kB
+Pss_Dirty:            52 kB
+Shared_Clean:       1320 kB
+Private_Clean:         0 kB
+Private_Dirty:        52 kB
+Private_Hugetlb:       4 kB
+Swap:                  0 kB
+"""
+
+
+def test_smaps_rollup_counts_as_psutil_does():
+    from bench.measure import smaps_rollup_bytes
+
+    assert smaps_rollup_bytes(SMAPS_ROLLUP) == (56 * 1024, 708 * 1024)
+
+
+def test_another_users_process_is_read_through_the_relay(monkeypatch):
+    """What a regular user gets for root's container with the Docker helper: USS and PSS
+    from the text it relays, RSS from statm; a pid it could not read stays denied."""
+    import os
+
+    import psutil
+
+    from bench.measure import process_memory
+
+    def refuse(self):
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "memory_full_info", refuse)
+    me = os.getpid()
+    got = process_memory([me], read_smaps=lambda pids: {pid: SMAPS_ROLLUP for pid in pids})
+    assert (got.relayed, got.denied) == (1, 0)
+    assert (got.uss_bytes, got.pss_bytes) == (56 * 1024, 708 * 1024) and got.rss_bytes > 0
+    silent = process_memory([me], read_smaps=lambda pids: {})
+    assert (silent.relayed, silent.denied, silent.pss_bytes) == (0, 1, 0)
+
+
+def test_the_docker_helpers_answer_is_split_per_pid():
+    """What the smaps helper container prints for 'pids': a header per pid, then its file;
+    a pid it could not read (gone, or refused) has a header and no Pss line."""
+    from bench.backends.smaps_reader import _split
+
+    text = f"VMBENCH-SMAPS 12\n{SMAPS_ROLLUP}VMBENCH-SMAPS 13\nVMBENCH-SMAPS 14\n{SMAPS_ROLLUP}"
+    found = _split(text.encode())
+    assert sorted(found) == [12, 14] and found[12] == SMAPS_ROLLUP

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.backends.base import BackendError
-from bench.measure import process_memory
+from bench.measure import SmapsRelay, process_memory
 
 PROC_ROOT = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -70,10 +70,13 @@ def cgroup_pids(cgroup: Path) -> list[int]:
         ) from None
 
 
-def cgroup_memory(cgroup: Path, full: bool = True) -> dict[str, int]:
-    """One sample: its processes' rss_bytes (``full``: uss, pss too) and the cgroup's usage."""
+def cgroup_memory(
+    cgroup: Path, full: bool = True, read_smaps: SmapsRelay | None = None
+) -> dict[str, int]:
+    """One sample: its processes' rss_bytes (``full``: uss, pss too) and the cgroup's usage.
+    ``read_smaps`` reads what this user may not (measure.process_memory)."""
     pids = cgroup_pids(cgroup)
-    own = process_memory(pids, full)
+    own = process_memory(pids, full, read_smaps)
     if not own.processes:
         listed = " ".join(map(str, pids)) or "none"
         raise CgroupUnreadable(
