@@ -346,11 +346,17 @@ def _order(df: pd.DataFrame, by_guest: bool = True) -> pd.DataFrame:
 def _log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 20.0) -> None:
     v = values[values > 0]
     if len(v) and v.max() / v.min() > span:
-        axis._set_axes_scale("log")
-        # Plain numbers at 1, 2, 5 x 10^k: "0.2", "5", not "2 x 10^-1" on a slide.
-        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
-        axis.set_minor_formatter(NullFormatter())
+        plain_log_axis(axis)
+
+
+def plain_log_axis(axis: matplotlib.axis.Axis, decades_only: bool = False) -> None:
+    """A log axis labelled with plain numbers at 1, 2, 5 x 10^k ("0.2", "5", not "2 x 10^-1"
+    on a slide), or at 1 x 10^k only where a narrow axis spans many decades."""
+    axis._set_axes_scale("log")
+    subs = (1.0,) if decades_only else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 ROWS_PT = 400.0  # height the group rows of a 7.5 in chart get, title and x axis taken off
