@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from bench.dataset import TRIAL_KEYS, Dataset
+from bench.dataset import TRIAL_KEYS, Dataset, detail_words
 from bench.stats import (
     NO_INTERVAL,
     Interval,
@@ -60,6 +60,9 @@ NUMERIC = ("ratio", "ci_low", "ci_high")
 TCG_CAVEAT = (
     "VM side is software-emulated (TCG): slower than hardware virtualization (KVM) would be"
 )
+
+# PID 1 names (the guest's READY line says init=...) that are an init system, not a script.
+INIT_SYSTEMS = ("systemd",)
 
 TCG_MEMORY_CAVEAT = (
     "VM side is software-emulated (TCG): its translation cache is memory a KVM VM would not use"
@@ -197,10 +200,28 @@ def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
         ev = f"median {pair.vm} {human(np.median(v), 's')}"
         ev += f" vs {pair.container} {human(np.median(c), 's')}"
         caveats = [TCG_CAVEAT] if "tcg" in pair.accel else []
+        caveats += _init_caveat(pair)
         record = _ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2)
         record["_n"] = min(len(c), len(v))
         out.append(record)
     return _drop_subsumed(out), _why_missing(ds, host, "ready_s")
+
+
+def _init_caveat(pair: Pair) -> list[str]:
+    """Say so when one side booted an init system and the other did not: then the ratio is
+    the kernel's and the init's share together (the decomposition splits them)."""
+
+    def inits(backend: str) -> set[str]:
+        details = pair.rows.loc[pair.rows.backend == backend, "detail"]
+        return {detail_words(d).get("guest_init", "") for d in details} - {"", "?"}
+
+    vm, container = inits(pair.vm), inits(pair.container)
+    if vm == container or not (vm | container) & set(INIT_SYSTEMS):
+        return []
+    return [
+        f"PID 1 differs: {'/'.join(sorted(vm))} in the VM, {'/'.join(sorted(container))} in "
+        "the container: the ratio includes the init system's start (see the decomposition)"
+    ]
 
 
 def _drop_subsumed(records: list[Row]) -> list[Row]:

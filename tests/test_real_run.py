@@ -148,6 +148,31 @@ def test_speed_ratios_are_the_medians_of_the_csv(claims: pd.DataFrame) -> None:
         assert ("TCG" in r.caveat) == (r.accel == "tcg")
 
 
+def test_a_speed_ratio_whose_sides_boot_different_inits_says_so(claims: pd.DataFrame) -> None:
+    def inits(r: pd.Series, backend: str) -> set[str]:
+        found = set()
+        for row in MEASURED:
+            if (row["metric"], row["scenario"], row["guest"], row["backend"]) == (
+                "ready_s",
+                r.scenario,
+                r.guest,
+                backend,
+            ):
+                found |= {
+                    w[len("guest_init=") :]
+                    for w in row["detail"].split()
+                    if w.startswith("guest_init=")
+                }
+        return found
+
+    speed = claims[claims.claim == "speed"]
+    for _, r in speed.iterrows():
+        vm, container = inits(r, r.vm), inits(r, r.container)
+        differs = vm != container and "systemd" in vm | container
+        assert ("PID 1 differs" in r.caveat) == differs, (r.guest, vm, container)
+    assert speed.caveat.str.contains("PID 1 differs: systemd in the VM, sh in the container").any()
+
+
 def test_size_ratios_are_the_image_bytes_of_the_csv(claims: pd.DataFrame) -> None:
     size = claims[claims.claim == "size"]
     assert len(size) >= 2
