@@ -113,8 +113,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-def containers_of(client, run_id: str) -> list:
-    return client.containers.list(all=True, filters={"label": f"vmbench.run={run_id}"})
+def containers_of(client, run_id: str, helpers: bool = True) -> list:
+    """The run's containers; without ``helpers``, only the measured ones (a regular user's run
+    also has its smaps reader, bench/backends/smaps_reader.py)."""
+    found = client.containers.list(all=True, filters={"label": f"vmbench.run={run_id}"})
+    return [c for c in found if helpers or "vmbench.role" not in c.labels]
 
 
 def qemu_pids(run_id: str, cache: Path | None = None) -> list[int]:
@@ -154,7 +157,9 @@ def test_sigint_during_memory_sampling_keeps_finished_trials(
     run_id = harness.run_id(results)
     csv = results / run_id / "results.csv"
     wait_until(lambda: csv.is_file() and "exit_s" in csv.read_text(), 60, "the ready trial's rows")
-    container = wait_until(lambda: containers_of(docker_client, run_id), 30, "the idle container")
+    container = wait_until(
+        lambda: containers_of(docker_client, run_id, helpers=False), 30, "the idle container"
+    )
     wait_until(lambda: b"VMBENCH READY" in container[0].logs(), 30, "READY: sampling started")
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -215,13 +220,15 @@ def test_kill_9_then_clean_removes_exactly_that_run(harness, tmp_path, docker_cl
         proc = harness.start("run", str(scenario), results=out)
         run_id = harness.run_id(out)
         if backend == "docker":
-            wait_until(lambda r=run_id: containers_of(docker_client, r), 60, "the container")
+            wait_until(
+                lambda r=run_id: containers_of(docker_client, r, helpers=False), 60, "the container"
+            )
         else:
             wait_until(lambda r=run_id: qemu_pids(r), 60, "qemu's pid file")
         proc.kill()  # kill -9: no cleanup at all
         proc.wait(10)
         left[backend] = run_id
-    [container] = containers_of(docker_client, left["docker"])
+    [container] = containers_of(docker_client, left["docker"], helpers=False)
     [qemu_pid] = qemu_pids(left["qemu"])
     assert alive(qemu_pid)
 
@@ -295,7 +302,9 @@ def test_engine_down_or_missing_one_line_others_go_on(
         env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )  # fmt: skip
     assert down.returncode == 1, down.stderr
-    lines = [ln for ln in down.stderr.splitlines() if "backend docker skipped" in ln]
+    lines = [
+        ln for ln in down.stderr.splitlines() if ln.startswith("vmbench: backend docker skipped")
+    ]
     assert len(lines) == 1 and "fix:" in lines[0], down.stderr
     harness.run_id(results)
     rows, _ = read_rows(next(results.glob("*/results.csv")))
@@ -317,7 +326,9 @@ def test_engine_down_or_missing_one_line_others_go_on(
         env={"PATH": str(bin_dir)},
     )  # fmt: skip
     assert missing.returncode == 1, missing.stderr
-    lines = [ln for ln in missing.stderr.splitlines() if "backend qemu skipped" in ln]
+    lines = [
+        ln for ln in missing.stderr.splitlines() if ln.startswith("vmbench: backend qemu skipped")
+    ]
     assert len(lines) == 1 and "apt-get install" in lines[0], missing.stderr
     harness.run_id(results)
     rows, _ = read_rows(next(results.glob("*/results.csv")))

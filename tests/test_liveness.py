@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bench import cleanup, liveness
 from bench.backends.base import Availability
 
@@ -81,3 +83,31 @@ def test_clean_leaves_live_runs_and_shared_artefacts_alone(cache_dir, monkeypatc
     log.clear()
     cleanup.clean()
     assert sorted(log) == ["ALL", "run-dead", "run-live"]
+
+
+class UnusableBackend(FakeBackend):
+    def __init__(self, available: Availability):
+        super().__init__([])
+        self.available = available
+
+    def availability(self):
+        return self.available
+
+
+@pytest.mark.parametrize(
+    "available, said",
+    [
+        # a daemon that is down may hold a run's containers: clean says it could not look
+        (Availability(False, "no Docker daemon runs", "start it"), True),
+        # not installed, or never usable by this user: nothing of it can be left behind
+        (Availability(False, "fake: program not found", "apt-get install fake"), False),
+        (Availability(False, "rootless cgroup v1", "run as root", never_ran=True), False),
+    ],
+)
+def test_clean_says_which_engines_it_could_not_check(cache_dir, monkeypatch, available, said):
+    monkeypatch.setattr(cleanup, "engine_names", lambda: ("fake",))
+    monkeypatch.setattr(cleanup, "make_backend", lambda name: UnusableBackend(available))
+    report = cleanup.clean()
+    assert report.removed == []
+    expected = [f"fake: not checked: {available.reason}; fix: {available.fix}"] if said else []
+    assert report.problems == expected

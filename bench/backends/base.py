@@ -48,6 +48,9 @@ class Availability:
     reason: str
     fix: str = ""
     notes: tuple[str, ...] = ()  # more lines for `vmbench doctor` (e.g. VirtualBox's state)
+    # Unusable for a reason that means it never ran for this user (vmbench clean then has
+    # nothing of it to look for), unlike a daemon that is down.
+    never_ran: bool = False
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class PodmanSystemdBackend(PodmanBackend):
                 "to write (only cgroup v2 delegates one to a user)",
                 "run as root, or on a host booted with cgroup v2 "
                 "(systemd.unified_cgroup_hierarchy=1)",
+                never_ran=True,  # and podman's own cleanup finds its containers anyway
             )
         return available
 
