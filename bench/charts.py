@@ -792,6 +792,21 @@ def _slope_label(name: str, series: list[Series]) -> str:
     return f"{name}: +{lo} per instance" if lo == hi else f"{name}: +{lo} to {hi} per instance"
 
 
+def _median_share(bars: list[tuple[str, float]]) -> float:
+    return float(np.median([share for _guest, share in bars]))
+
+
+def _phases_title(engine: str, bars: list[tuple[str, float]]) -> str:
+    """The share of one engine's bars before the guest kernel, saying which guests (or how many
+    bars, when hosts repeat a guest) it is the median of."""
+    share = f"{_median_share(bars):.0%}"
+    if len(bars) == 1:
+        return f"{engine}: {share} of {bars[0][0]}'s time to ready passes before its kernel runs"
+    guests = [guest for guest, _share in bars]
+    over = f"{len(bars)} bars" if len(set(guests)) < len(guests) else " and ".join(guests)
+    return f"{engine}: {share} of the time to ready passes before the guest kernel runs (median of {over})"
+
+
 def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     """Where a VM's time to ready goes, one bar per boot mode: firmware and bootloader (a disk
     boot, host clock), what passes before the guest's clock starts (the hypervisor's start
@@ -821,7 +836,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
         segs["before the guest's clock starts"] = after - min(uptime, after)
         segs["kernel + init (guest uptime)"] = min(uptime, after)
         engine = _engine(backend, boot)
-        shares.setdefault(engine, []).append((ready - uptime) / ready)
+        shares.setdefault(engine, []).append((guest, (ready - uptime) / ready))
         accels.add(accel)
         if not math.isnan(up) and up > ready:
             segs["vagrant up returns after READY"] = up - ready
@@ -855,12 +870,8 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     legend_rows = _legend_below(fig, handles)
     _group_rows(ax, labels, ROWS_PT - LEGEND_ROW_PT * (legend_rows - 1))
     vagrant = [e for e in shares if e.startswith("vagrant")]
-    engine = vagrant[0] if vagrant else max(shares, key=lambda e: np.median(shares[e]))
-    who = engine.replace("vagrant", "vagrant up", 1) if vagrant else engine
-    title = (
-        f"{who}: {np.median(shares[engine]):.0%} of the time to ready passes "
-        "before the guest kernel runs"
-    )
+    engine = vagrant[0] if vagrant else max(shares, key=lambda e: _median_share(shares[e]))
+    title = _phases_title(engine.replace("vagrant", "vagrant up", 1), shares[engine])
     if accels == {"tcg"}:
         title += ", VMs under TCG emulation"
     elif "tcg" in accels:

@@ -102,7 +102,8 @@ def test_charts_keep_boot_modes_apart(tmp_path):
     text = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", Path(phases.svg).read_text()))
     assert "busybox · qemu bios" in text and "firmware" in text and "bootloader" in text
     assert "before the guest's clock starts" in text
-    assert phases.title.startswith("qemu bios: 50%")  # (0.4 + 1.6) / 5.0 before the kernel
+    # (0.4 + 1.6) / 5.0 before the kernel, one bar: its guest named
+    assert phases.title.startswith("qemu bios: 50% of busybox's time to ready passes before")
     groups = charts._distribution_groups(ds.measured[ds.measured.metric == "ready_s"], False)
     means = {g.label.split("\n")[0]: float(g.main.mean()) for g in groups}
     assert means == {
@@ -153,3 +154,13 @@ def assert_phases_fit(values: dict[str, float]) -> None:
     assert values["firmware_s"] > 0 and values["bootloader_s"] > 0, values
     phases = values["firmware_s"] + values["bootloader_s"] + values["guest_uptime_s"]
     assert phases <= values["ready_s"] * 1.15, values
+
+
+def test_phases_title_names_its_guest_or_how_many_bars_it_takes_the_median_of():
+    one = charts._phases_title("qemu uefi", [("debian", 0.68)])
+    assert one == "qemu uefi: 68% of debian's time to ready passes before its kernel runs"
+    several = charts._phases_title("qemu uefi", [("busybox", 0.72), ("debian", 0.68)])
+    assert several.startswith("qemu uefi: 70% of the time to ready passes before")
+    assert several.endswith("(median of busybox and debian)")
+    hosts = charts._phases_title("qemu", [("busybox", 0.2), ("busybox", 0.3), ("debian", 0.4)])
+    assert hosts.endswith("passes before the guest kernel runs (median of 3 bars)")
