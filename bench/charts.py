@@ -283,7 +283,7 @@ def claim_title(claims: pd.DataFrame, claim: str, supported: str, refuted: str, 
     else:
         k = int((rows.verdict == "supported").sum())
         title = f"{other}: claim supported in {k} of {len(rows)} comparisons"
-    return title + _tcg_note(rows)
+    return title + _init_note(rows) + _tcg_note(rows)
 
 
 def _tcg_note(rows: pd.DataFrame) -> str:
@@ -293,6 +293,15 @@ def _tcg_note(rows: pd.DataFrame) -> str:
     if tcg.any():
         return ", some VMs under TCG emulation"
     return ""
+
+
+def _init_note(rows: pd.DataFrame) -> str:
+    """A ratio that holds an init system on one side only (claims._init_caveat) says so."""
+    differs = rows.caveat.str.extract(r"PID 1 differs: (\S+) in the VM", expand=False).dropna()
+    if differs.empty:
+        return ""
+    inits = "/".join(sorted(set(differs)))
+    return f", {len(differs)} of {len(rows)} with {inits} as PID 1 in the VM only"
 
 
 def fact_title(claims: pd.DataFrame, claim: str, supported: str, other: str) -> str:

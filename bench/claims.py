@@ -200,19 +200,24 @@ def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
         ev = f"median {pair.vm} {human(np.median(v), 's')}"
         ev += f" vs {pair.container} {human(np.median(c), 's')}"
         caveats = [TCG_CAVEAT] if "tcg" in pair.accel else []
-        caveats += _init_caveat(pair)
+        caveats += _init_caveat(ds, pair, "start (see the decomposition)")
         record = _ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2)
         record["_n"] = min(len(c), len(v))
         out.append(record)
     return _drop_subsumed(out), _why_missing(ds, host, "ready_s")
 
 
-def _init_caveat(pair: Pair) -> list[str]:
-    """Say so when one side booted an init system and the other did not: then the ratio is
-    the kernel's and the init's share together (the decomposition splits them)."""
+def _init_caveat(ds: Dataset, pair: Pair, what: str) -> list[str]:
+    """Say so when one side booted an init system and the other did not: then the ratio holds
+    the init's share too (its start in a time, its memory in a footprint; the decomposition
+    splits the time). The init comes from the READY lines (``guest_init`` of ``ready_s`` rows),
+    so a memory pair finds it through the same host, engines and guests."""
+    m = ds.measured
+    ready = m[(m.host_id == pair.host) & (m.metric == "ready_s")]
+    ready = ready[ready.guest.isin(pair.guest.split(","))]
 
     def inits(backend: str) -> set[str]:
-        details = pair.rows.loc[pair.rows.backend == backend, "detail"]
+        details = ready.loc[ready.backend == backend, "detail"]
         return {detail_words(d).get("guest_init", "") for d in details} - {"", "?"}
 
     vm, container = inits(pair.vm), inits(pair.container)
@@ -220,7 +225,7 @@ def _init_caveat(pair: Pair) -> list[str]:
         return []
     return [
         f"PID 1 differs: {'/'.join(sorted(vm))} in the VM, {'/'.join(sorted(container))} in "
-        "the container: the ratio includes the init system's start (see the decomposition)"
+        f"the container: the ratio includes the init system's {what}"
     ]
 
 
@@ -356,8 +361,8 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
                 f"PSS {pair.vm} {human(np.median(v), 'B')} vs "
                 f"{pair.container} {human(np.median(c), 'B')} with its shim"
             )
-            caveats = [TCG_MEMORY_CAVEAT]
-            caveats = caveats if "tcg" in pair.accel else []
+            caveats = [TCG_MEMORY_CAVEAT] if "tcg" in pair.accel else []
+            caveats += _init_caveat(ds, pair, "memory")
             out.append(_ratio_record(ds, pair, "memory", phase, ev, caveats))
     return _table(out)
 
