@@ -83,6 +83,7 @@ SHARE_STYLE = {  # decomposition segments
 }
 TCG_MARK = "TCG: software emulation, not hardware VM speed"
 BETWEEN = ("system-container", "microvm")  # the kinds between the claims' two sides
+DECOMPOSED_KINDS = ("container", "system-container", "vm")  # (a), (b), (c) of one guest
 
 
 @dataclass
@@ -95,13 +96,15 @@ class SpectrumReport:
     files: list[Path] = field(default_factory=list)
     charts: list[charts.Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # crowded chart texts
+    # engines of the decomposition's kinds that could not run here, with why (unsupported rows)
+    unsupported: dict[str, str] = field(default_factory=dict)
 
 
 def write(ds: Dataset, out_dir: Path) -> SpectrumReport:
     """spectrum.csv, decomposition.csv and their charts (png+svg) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spectrum, decomposition = spectrum_table(ds), decomposition_table(ds)
-    report = SpectrumReport(spectrum, decomposition)
+    report = SpectrumReport(spectrum, decomposition, unsupported=_unsupported(ds))
     for name, table in (("spectrum", spectrum), ("decomposition", decomposition)):
         path = out_dir / f"{name}.csv"
         table.to_csv(path, index=False)
@@ -116,6 +119,16 @@ def write(ds: Dataset, out_dir: Path) -> SpectrumReport:
             report.charts.append(chart)
             report.notes += [f"chart {name}: {c}" for c in chart.crowded]
     return report
+
+
+def _unsupported(ds: Dataset) -> dict[str, str]:
+    """Engines of a decomposition kind whose every trial was ``unsupported``, and the reason
+    their rows give (e.g. rootless podman-systemd on cgroup v1)."""
+    f = ds.failures
+    f = f[(f.status == "unsupported") & f.kind.isin(DECOMPOSED_KINDS)]
+    ran = set(ds.measured.backend)
+    reasons = f.detail.str.replace(r"^(\S+=\S*\s+)+", "", regex=True)  # workload=... words
+    return {b: reasons[g.index[0]] for b, g in f.groupby("backend") if b not in ran}
 
 
 # --- the tables -----------------------------------------------------------------------------
@@ -179,9 +192,7 @@ def decomposition_table(ds: Dataset) -> pd.DataFrame:
     rows = single_instance_rows(ds, ("ready_s",))
     records = []
     for (host, guest), g in rows.groupby(["host_id", "guest"], sort=True):
-        sides = {
-            kind: _sides(g[g.kind == kind]) for kind in ("container", "system-container", "vm")
-        }
+        sides = {kind: _sides(g[g.kind == kind]) for kind in DECOMPOSED_KINDS}
         for vm, system, app in itertools.product(
             sides["vm"], sides["system-container"], sides["container"]
         ):
@@ -287,7 +298,10 @@ def markdown(report: SpectrumReport, out_dir: Path) -> list[str]:
     from bench.report import markdown_table  # the report's one table writer
 
     parts = ["## Isolation spectrum", ""]
-    if report.decomposition.empty:
+    if report.decomposition.empty and report.unsupported:
+        why = "; ".join(reason for _b, reason in sorted(report.unsupported.items()))
+        parts += [f"Decomposition: not measured: {why}.", ""]
+    elif report.decomposition.empty:
         parts += [
             "Decomposition: not measured (it needs one guest as an app container, a system "
             "container and a VM on one host: `vmbench run scenarios/spectrum.toml`).",

@@ -5,6 +5,7 @@ claims that never take a system container or a microVM for either side."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -190,3 +191,22 @@ def test_a_report_of_containers_only_is_written_with_nothing_measured_said(tmp_p
     text = out.report_path.read_text()
     assert "Decomposition: not measured" in text
     assert "| debian-systemd | system-container | podman-systemd |" in text
+
+
+def test_a_decomposition_that_could_not_run_here_says_why(tmp_path):
+    """A regular user on cgroup v1 has no system container: the report gives the reason its
+    rows give, not a scenario that would not run either."""
+    csv = tmp_path / "results.csv"
+    why = "podman-systemd not usable here: rootless podman on cgroup v1: no cgroup of its own"
+    with ResultWriter(csv) as writer:
+        for t in range(3):
+            writer.write(trial_rows("docker", "debian-systemd", t, 0.3, idle=False))
+            writer.write(trial_rows("qemu", "debian-systemd", t, 9.0, idle=False))
+            [row] = trial_rows("podman-systemd", "debian-systemd", t, 0.0, idle=False)
+            writer.write([replace(row, metric="trial", value=None, unit="", status="unsupported",
+                                  detail=f"workload=ready {why}")])  # fmt: skip
+    report = spectrum.write(load([csv]), tmp_path / "out")
+    assert report.decomposition.empty and report.unsupported == {"podman-systemd": why}
+    text = "\n".join(spectrum.markdown(report, tmp_path / "out"))
+    assert f"Decomposition: not measured: {why}." in text
+    assert "spectrum.toml" not in text.split("Decomposition")[1].split("\n")[0]
