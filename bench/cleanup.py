@@ -42,9 +42,10 @@ def clean(run_id: str | None = None, own_run: str | None = None) -> CleanReport:
             problems.append(f"{name}: not checked: {e}")
             continue
         if not available.usable:
-            # An engine that is not installed left nothing; one that is down (a Docker
-            # daemon that does not answer) may have: say so instead of "nothing to clean".
-            if "not found" not in available.reason and not available.never_ran:
+            # An engine that never ran for this user (not installed, ...) left nothing; one
+            # that is down (a Docker daemon that does not answer) may have: say so instead of
+            # "nothing to clean".
+            if not available.never_ran:
                 problems.append(f"{name}: not checked: {available.reason}; fix: {available.fix}")
             backend.close()
             continue

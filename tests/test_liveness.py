@@ -100,7 +100,7 @@ class UnusableBackend(FakeBackend):
         # a daemon that is down may hold a run's containers: clean says it could not look
         (Availability(False, "no Docker daemon runs", "start it"), True),
         # not installed, or never usable by this user: nothing of it can be left behind
-        (Availability(False, "fake: program not found", "apt-get install fake"), False),
+        (Availability(False, "fake not found", "apt-get install fake", never_ran=True), False),
         (Availability(False, "rootless cgroup v1", "run as root", never_ran=True), False),
     ],
 )

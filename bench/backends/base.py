@@ -48,8 +48,9 @@ class Availability:
     reason: str
     fix: str = ""
     notes: tuple[str, ...] = ()  # more lines for `vmbench doctor` (e.g. VirtualBox's state)
-    # Unusable for a reason that means it never ran for this user (vmbench clean then has
-    # nothing of it to look for), unlike a daemon that is down.
+    # Unusable for a reason that means it never ran for this user (not installed, or not
+    # possible for this user): vmbench clean has nothing of it to look for, unlike a daemon
+    # that is down.
     never_ran: bool = False
 
 

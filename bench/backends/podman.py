@@ -201,7 +201,7 @@ class PodmanBackend(Backend):
 
     def availability(self) -> Availability:
         if not shutil.which("podman"):
-            return Availability(False, "podman not found", INSTALL)
+            return Availability(False, "podman not found", INSTALL, never_ran=True)
         try:
             host = self.host()
         except BackendError as e:

@@ -122,7 +122,10 @@ class QemuBackend(Backend):
         binary = shutil.which(machine.binary)
         if not binary:
             return Availability(
-                False, f"{machine.binary} not found", f"sudo apt-get install {machine.package}"
+                False,
+                f"{machine.binary} not found",
+                f"sudo apt-get install {machine.package}",
+                never_ran=True,
             )
         _cause, fix = kvm_access()
         return Availability(

@@ -376,7 +376,7 @@ class VagrantBackend(Backend):
     def availability(self) -> Availability:
         fix = "sudo make host (installs vagrant, vagrant-libvirt, libvirt; starts libvirtd)"
         if shutil.which("vagrant") is None:
-            return Availability(False, "vagrant not found", fix)
+            return Availability(False, "vagrant not found", fix, never_ran=True)
         if not vagrantfile().is_file():
             return Availability(
                 False,
