@@ -9,7 +9,6 @@ One row per host, claim and comparison (scenario, guest, container engine, VM en
 
 from __future__ import annotations
 
-import itertools
 import math
 import textwrap
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from bench.dataset import TRIAL_KEYS, Dataset, detail_words
+from bench.dataset import TRIAL_KEYS, Dataset, detail_reason, detail_words
 from bench.stats import (
     NO_INTERVAL,
     Interval,
@@ -480,8 +479,7 @@ def _why_missing(ds: Dataset, host: str, metric: str) -> str:
 
 def _reason(detail: str) -> str:
     """A trial row's reason without the words every row of it carries (workload=, boot=)."""
-    words = list(itertools.dropwhile(lambda w: "=" in w, str(detail).split()))
-    return textwrap.shorten(" ".join(words), 100, placeholder=" …")
+    return textwrap.shorten(detail_reason(detail), 100, placeholder=" …")
 
 
 def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:

@@ -6,6 +6,7 @@ Bad lines are skipped by ``results.read_rows`` and every one becomes a warning n
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,6 +53,12 @@ def detail_words(detail: str) -> dict[str, str]:
         if sep and key:
             words[key] = value
     return words
+
+
+def detail_reason(detail: str) -> str:
+    """A failed or unsupported trial's reason: its detail less the leading key=value words
+    every row of the trial carries (workload=, boot=)."""
+    return " ".join(itertools.dropwhile(lambda w: "=" in w, str(detail).split()))
 
 
 @dataclass

@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from bench import charts
-from bench.dataset import Dataset, prefer_warm
+from bench.dataset import Dataset, detail_reason, prefer_warm
 from bench.results import KINDS
 from bench.stats import Interval, difference_of_medians_ci, median_ci
 from bench.units import accel_label, engine_label, human
@@ -127,8 +127,7 @@ def _unsupported(ds: Dataset) -> dict[str, str]:
     f = ds.failures
     f = f[(f.status == "unsupported") & f.kind.isin(DECOMPOSED_KINDS)]
     ran = set(ds.measured.backend)
-    reasons = f.detail.str.replace(r"^(\S+=\S*\s+)+", "", regex=True)  # workload=... words
-    return {b: reasons[g.index[0]] for b, g in f.groupby("backend") if b not in ran}
+    return {b: detail_reason(g.detail.iloc[0]) for b, g in f.groupby("backend") if b not in ran}
 
 
 # --- the tables -----------------------------------------------------------------------------
