@@ -270,8 +270,7 @@ def _times(values: pd.Series) -> str:
 
 def claim_title(claims: pd.DataFrame, claim: str, supported: str, refuted: str, other: str) -> str:
     """A title stating what the claim's rows found: {r} is the ratio (range) in the text."""
-    ratio = pd.to_numeric(claims.ratio, errors="coerce")  # all-empty: object dtype
-    rows = claims[(claims.claim == claim) & ratio.notna() & np.isfinite(ratio)]
+    rows = claims[(claims.claim == claim) & np.isfinite(claims.ratio)]  # claims._table: float
     rows = rows[rows.ratio > 0]
     if rows.empty:
         return other
@@ -866,9 +865,7 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
             left += secs
         ax.annotate(human(left, "s"), (left, i), xytext=(6, 0), **_END_LABEL)
         who = f"{host} · " * multi + f"{guest} · {engine}"
-        labels.append(
-            f"{who}\n{phase}" + (f", {ACCEL_SUFFIX[accel]}" if accel in ACCEL_SUFFIX else "")
-        )
+        labels.append(engine_label(f"{who}\n{phase}", accel))
     ax.set_xlim(0, ax.get_xlim()[1] * 1.12)
     ax.set_xlabel("Seconds from launch")
     handles = [

@@ -27,12 +27,12 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from bench import charts
+from bench.claims import FOOTPRINT  # PSS + shim PSS per trial, as the memory claims count it
 from bench.dataset import Dataset, detail_reason, prefer_warm
 from bench.results import KINDS
 from bench.stats import Interval, difference_of_medians_ci, median_ci
 from bench.units import accel_label, engine_label, human
 
-FOOTPRINT = "footprint_bytes"  # derived per trial by the dataset: PSS + shim PSS
 ENTRY_KEYS = ["host_id", "guest", "kind", "backend", "boot", "accel"]
 SPECTRUM_COLUMNS = [
     *ENTRY_KEYS,
