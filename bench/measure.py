@@ -241,8 +241,16 @@ class ProcessMemory:
     denied: int = 0
     relayed: int = 0  # processes whose USS and PSS came through ``read_smaps``
 
+    def sample(self, full: bool) -> dict[str, int]:
+        """rss_bytes, and with ``full`` uss_bytes and pss_bytes, unless a process was denied:
+        then their sums are a wrong number, not a small one (the rows say SMAPS_DENIED)."""
+        sample = {"rss_bytes": self.rss_bytes}
+        if full and not self.denied:
+            sample |= {"uss_bytes": self.uss_bytes, "pss_bytes": self.pss_bytes}
+        return sample
 
-# Why a regular user's container rows have no USS or PSS.
+
+# Why a regular user's rows of a root-owned container (or libvirt's qemu) have no USS or PSS.
 SMAPS_DENIED = (
     "no uss_bytes/pss_bytes: /proc/PID/smaps_rollup of another user's processes (the "
     "container's, root's) is readable by root only"

@@ -153,6 +153,13 @@ def test_another_users_process_gives_rss_and_is_counted_denied(monkeypatch):
     assert got.denied == 1 and got.processes == 1
     assert got.rss_bytes > 0 and got.pss_bytes == 0 and got.uss_bytes == 0
     assert process_memory([os.getpid()], full=False).denied == 0  # statm is for everyone
+    # What every engine records from it: RSS only, never the partial USS/PSS sums.
+    assert got.sample(full=True) == {"rss_bytes": got.rss_bytes}
+    monkeypatch.undo()
+    mine = process_memory([os.getpid()], full=True)
+    assert set(mine.sample(full=True)) == {"rss_bytes", "uss_bytes", "pss_bytes"}
+    assert mine.sample(full=True)["pss_bytes"] == mine.pss_bytes > 0
+    assert set(mine.sample(full=False)) == {"rss_bytes"}
 
 
 SMAPS_ROLLUP = """\

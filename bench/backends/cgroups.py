@@ -82,9 +82,7 @@ def cgroup_memory(
         raise CgroupUnreadable(
             f"no process of {cgroup} could be read (cgroup.procs lists {listed})"
         )
-    sample = {"rss_bytes": own.rss_bytes}
-    if full and not own.denied:  # a partial sum would be a wrong number, not a small one
-        sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+    sample = own.sample(full)
     usage = cgroup_usage_bytes(cgroup)
     if usage is not None:
         sample["cgroup_bytes"] = usage

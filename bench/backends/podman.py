@@ -438,10 +438,7 @@ def _tree_memory(pid: int, full: bool) -> dict[str, int]:
     own = process_memory(pids, full)
     if not own.processes:
         raise CgroupUnreadable(f"no process of the container (pid {pid}) could be read")
-    sample = {"rss_bytes": own.rss_bytes}
-    if full and not own.denied:  # a partial sum would be a wrong number, not a small one
-        sample |= {"uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
-    return sample
+    return own.sample(full)
 
 
 def _name(container: dict[str, Any]) -> str:

@@ -323,9 +323,7 @@ class QemuInstance(Instance):
         own = process_memory([self.proc.pid], full)
         if not own.processes:
             return {}
-        if not full:
-            return {"rss_bytes": own.rss_bytes}
-        return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+        return own.sample(full)
 
     def wait_exited(self, timeout_s: float) -> bool:
         if self.proc is None:

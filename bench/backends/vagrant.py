@@ -50,6 +50,7 @@ from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
 from bench.measure import (
     READY,
+    SMAPS_DENIED,
     ConsoleWatcher,
     follow_file,
     now_ns,
@@ -824,9 +825,9 @@ class VagrantInstance(Instance):
         if not own.processes:
             self._stop.set()  # the VM is gone: the trial stops waiting for more output
             return {}
-        if not full:
-            return {"rss_bytes": own.rss_bytes}
-        return {"rss_bytes": own.rss_bytes, "uss_bytes": own.uss_bytes, "pss_bytes": own.pss_bytes}
+        if full and own.denied:  # a regular user's domain on qemu:///system runs as libvirt's user
+            self.memory_note = SMAPS_DENIED
+        return own.sample(full)
 
     def wait_exited(self, timeout_s: float) -> bool:
         """The guest powered itself off (its hypervisor process ended); then ``vagrant
