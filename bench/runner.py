@@ -439,10 +439,11 @@ class Runner:
     def _image_key(self, scenario: Scenario, guest: str, backend: str) -> tuple[str, str, str]:
         """One image per guest, backend and value of the options its image depends on
         (``Backend.image_options``: e.g. two scenarios booting Vagrant two ways)."""
-        engine = self._backends.get(backend)
-        options = scenario.options(backend)
-        shaping = engine.image_options if engine is not None else ()
-        return guest, backend, repr([(k, options.get(k)) for k in shaping])
+        engine = engines().get(backend)
+        if engine is None:
+            return guest, backend, "[]"
+        options = engine.settings(scenario.options(backend))  # defaults included, as in rows
+        return guest, backend, repr([(k, options.get(k)) for k in engine.image_options])
 
     def _detail_words(self, scenario: Scenario, backend: str) -> str:
         """``boot=bios``: the values of the options the engine names in every row's detail

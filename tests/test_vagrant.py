@@ -634,7 +634,8 @@ def test_claims_compare_only_the_same_readiness(tmp_path, readiness):
 @pytest.mark.usefixtures("fake_guest")
 def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monkeypatch):
     """Two scenarios booting vagrant two ways get an image each (image_options), not the
-    first scenario's box for both."""
+    first scenario's box for both; a scenario leaving boot at its default shares the box of
+    one that names that default."""
     from test_runner import OK_LINES, FakeBackend
 
     from bench import runner as runner_mod
@@ -651,12 +652,12 @@ def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monke
     backend = Boxes("vagrant", OK_LINES)
     backend.prepared_for = []
     files = []
-    for name, boot in (("k", "kernel"), ("d", "disk"), ("k2", "kernel")):
+    for name, boot in (("k", "kernel"), ("d", "disk"), ("k2", "kernel"), ("default", "")):
         path = tmp_path / f"{name}.toml"
         path.write_text(
             f'[scenario]\nname = "{name}"\nguests = ["busybox"]\nworkloads = ["ready"]\n'
             'backends = ["vagrant"]\nrepetitions = 1\nwarmup = 0\n'
-            f'[backend.vagrant]\nboot = "{boot}"\n'
+            + (f'[backend.vagrant]\nboot = "{boot}"\n' if boot else "")
         )
         files.append(path)
     monkeypatch.setattr(runner_mod, "make_backend", lambda name: backend)
