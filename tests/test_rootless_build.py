@@ -233,3 +233,33 @@ BUILDER_STATE = {
     "./var/log/alternatives.log",
     "./var/log/dpkg.log",
 }
+
+
+def test_a_forbidding_kernel_switch_is_the_cause_and_its_sysctl_the_fix(monkeypatch):
+    """The namespace probe fails and user.max_user_namespaces is 0: doctor's cause names the
+    switch and its fix is the whole sysctl command (it once came back cut in two)."""
+    from bench.guests import debian
+
+    switches = {"/proc/sys/user/max_user_namespaces": "0"}
+
+    class Proc:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def read_text(self) -> str:
+            if self.path not in switches:
+                raise OSError(self.path)
+            return switches[self.path] + "\n"
+
+    monkeypatch.setattr(userns, "Path", Proc)
+    monkeypatch.setattr(
+        userns, "as_root", lambda argv: ["sh", "-c", "echo 'unshare: Operation not permitted' >&2; exit 1"]
+    )  # fmt: skip
+    monkeypatch.setattr(debian, "builder", lambda: "mmdebstrap")
+    monkeypatch.setattr(debian.shutil, "which", lambda name, path=None: f"/usr/bin/{name}")
+    with pytest.raises(userns.UserNamespaceUnavailable) as raised:
+        userns.check()
+    assert raised.value.cause.endswith("Operation not permitted (user.max_user_namespaces is 0)")
+    assert raised.value.fix == "sudo sysctl -w user.max_user_namespaces=15000"
+    ok, cause, fix = debian.builder_status()
+    assert (ok, cause, fix) == (False, raised.value.cause, raised.value.fix)

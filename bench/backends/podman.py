@@ -214,11 +214,10 @@ class PodmanBackend(Backend):
             except userns.UserNamespaceUnavailable as e:
                 # Rootless podman then maps only the user's own id: an image whose files belong
                 # to several owners (debian: root, shadow, _apt, ...) cannot be imported.
-                cause, _, fix = str(e).partition("; fix: ")
                 return Availability(
                     True,
-                    f"{words}; images whose files all belong to root only: {cause}",
-                    f"for the debian guest: {fix}",
+                    f"{words}; images whose files all belong to root only: {e.cause}",
+                    f"for the debian guest: {e.fix}" if e.fix else "",
                 )
         return Availability(True, words)
 

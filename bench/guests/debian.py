@@ -144,8 +144,8 @@ def _can_mmdebstrap() -> None:
     """HostToolMissing unless mmdebstrap and a user namespace work for this user."""
     if not shutil.which("mmdebstrap") or not MMDEBSTRAP_HOOKS.is_dir():
         raise debs.HostToolMissing(
-            "building the debian guest without root needs mmdebstrap; "
-            "fix: sudo make host (installs mmdebstrap, uidmap)"
+            "building the debian guest without root needs mmdebstrap",
+            fix="sudo make host (installs mmdebstrap, uidmap)",
         )
     userns.check()
 
@@ -160,8 +160,7 @@ def builder_status() -> tuple[bool, str, str]:
     try:
         _can_mmdebstrap()
     except debs.HostToolMissing as e:
-        cause, _, fix = str(e).partition("; fix: ")
-        return False, cause, fix
+        return False, e.cause, e.fix
     return True, f"built by mmdebstrap --mode=unshare, no root ({userns.describe()})", ""
 
 

@@ -21,7 +21,12 @@ class DebError(RuntimeError):
 
 class HostToolMissing(DebError):
     """This host lacks a program or privilege that building guests needs (apt-get,
-    debootstrap, cpio, root): set-up is incomplete, not a fault of the build."""
+    debootstrap, cpio, root): set-up is incomplete, not a fault of the build. ``cause`` and
+    ``fix`` stay apart for doctor; the message joins them."""
+
+    def __init__(self, cause: str, fix: str = "") -> None:
+        super().__init__(f"{cause}; fix: {fix}" if fix else cause)
+        self.cause, self.fix = cause, fix
 
 
 @dataclass(frozen=True)

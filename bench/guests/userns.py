@@ -99,8 +99,8 @@ def _ranges() -> tuple[IdRange, IdRange]:
             for start in [free_range_start(file)]
         )
         raise UserNamespaceUnavailable(
-            f"{causes} (a Debian tree built without root needs {MIN_RANGE} subordinate ids); "
-            f"fix: sudo usermod {adds} {user}"
+            f"{causes} (a Debian tree built without root needs {MIN_RANGE} subordinate ids)",
+            fix=f"sudo usermod {adds} {user}",
         )
     assert uids is not None and gids is not None
     return uids, gids
@@ -124,7 +124,7 @@ def as_root(argv: list[str]) -> list[str]:
     for tool in ("newuidmap", "newgidmap"):
         if shutil.which(tool) is None:
             raise UserNamespaceUnavailable(
-                f"{tool} not found; fix: sudo make host (installs uidmap)"
+                f"{tool} not found", fix="sudo make host (installs uidmap)"
             )
     caller = uids.count + 1  # at N, util-linux 2.38 drops the range's last id
     return [
@@ -166,10 +166,11 @@ def check() -> None:
         ) from None
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserNamespaceUnavailable(f"no user namespace for {_user()}: {last}{_sysctl_hint()}")
+        knob, fix = _sysctl_hint()
+        raise UserNamespaceUnavailable(f"no user namespace for {_user()}: {last}{knob}", fix=fix)
 
 
-def _sysctl_hint() -> str:
+def _sysctl_hint() -> tuple[str, str]:
     """The kernel switch that most often forbids unprivileged user namespaces, if it is off."""
     knobs = {
         "/proc/sys/kernel/unprivileged_userns_clone": "1",
@@ -185,8 +186,8 @@ def _sysctl_hint() -> str:
         if bad:
             name = path.removeprefix("/proc/sys/").replace("/", ".")
             fix = wanted if wanted is not None else "15000"
-            return f" ({name} is {value}; fix: sudo sysctl -w {name}={fix})"
-    return ""
+            return f" ({name} is {value})", f"sudo sysctl -w {name}={fix}"
+    return "", ""
 
 
 def remove_tree(path: Path) -> None:
