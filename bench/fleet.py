@@ -44,7 +44,7 @@ from bench.cli import (
     console,
     load_scenarios,
 )
-from bench.host import HOST_ID_RE
+from bench.host import valid_host_id
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 PLAYBOOK = CHECKOUT / "fleet" / "bench.yml"
@@ -53,7 +53,6 @@ FLEET_RECORD = "fleet.json"
 HOST_RECORD = "fleet-host.json"
 COMPARE_DIR = "compare"
 # What the fleet controls itself: the hosts' results folder, and resuming is per fleet.
-FORBIDDEN_BENCH_ARGS = ("--results-dir", "--resume")
 STOP_TIMEOUT_S = 300
 
 
@@ -296,7 +295,7 @@ def inventory_hosts(inventory: Path) -> list[str]:
             f"{inventory}: the inventory names no host" + (f" ({warning[0]})" if warning else "")
         )
     for host in hosts:
-        if host == COMPARE_DIR or not HOST_ID_RE.match(host) or ".." in host:
+        if host == COMPARE_DIR or not valid_host_id(host):
             raise UsageError(
                 f"{inventory}: host {host!r}: expected a name of letters, digits, '.', '_' or "
                 f"'-' (it becomes the host_id and a folder name), and not {COMPARE_DIR!r}"
@@ -368,9 +367,13 @@ def check_bench_args(text: str) -> str:
             raise UsageError(f"--bench-args {text!r}: {reason}") from None
     if parsed.scenarios:
         raise UsageError(f"--bench-args {text!r}: scenario files go in --scenario")
-    for word in words:
-        if word.split("=", 1)[0] in FORBIDDEN_BENCH_ARGS:
-            raise UsageError(f"--bench-args: {word} is not allowed; the fleet sets it itself")
+    # From the parsed namespace, so an abbreviation argparse accepts (--results-d) is caught.
+    for option, value, default in (
+        ("--results-dir", parsed.results_dir, Path("results")),
+        ("--resume", parsed.resume, None),
+    ):
+        if value != default:
+            raise UsageError(f"--bench-args: {option} is not allowed; the fleet sets it itself")
     return shlex.join(words)
 
 

@@ -20,6 +20,12 @@ HOST_ID_ENV = "VMBENCH_HOST_ID"
 HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def valid_host_id(name: str) -> bool:
+    """1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, and no '..'
+    (a host id is also a folder name)."""
+    return bool(HOST_ID_RE.match(name)) and ".." not in name
+
+
 class HostIdError(ValueError):
     """$VMBENCH_HOST_ID is set to something that cannot name a host in run ids and folders."""
 
@@ -29,7 +35,7 @@ def host_id() -> str:
     inventory hostname), else the first label of the hostname, made file-name-safe."""
     given = os.environ.get(HOST_ID_ENV)
     if given is not None:
-        if not HOST_ID_RE.match(given) or ".." in given:
+        if not valid_host_id(given):
             raise HostIdError(
                 f"{HOST_ID_ENV}={given!r}: expected 1 to 64 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"

@@ -370,10 +370,19 @@ def test_missing_inventory_is_one_line_and_exit_2(ansible_present: None, tmp_pat
     [
         (["--bench-args", "--backends nosuch"], "unknown backend 'nosuch'"),
         (["--bench-args", "--results-dir /tmp/x"], "--results-dir is not allowed"),
+        (["--bench-args", "--results-d /tmp/x"], "--results-dir is not allowed"),
+        (["--bench-args", "--resum 20261127T000000Z-h-abcd"], "--resume is not allowed"),
         (["--bench-args", "scenarios/busybox.toml"], "scenario files go in --scenario"),
         (["--scenario", "/etc/hostname"], "/etc/hostname"),
     ],
-    ids=["unknown-backend", "results-dir", "positional", "scenario-outside"],
+    ids=[
+        "unknown-backend",
+        "results-dir",
+        "results-dir-abbreviated",
+        "resume-abbreviated",
+        "positional",
+        "scenario-outside",
+    ],
 )
 def test_bad_options_are_one_line_and_exit_2(
     ansible_present: None, tmp_path: Path, args: list[str], expected: str
