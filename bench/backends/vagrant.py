@@ -523,7 +523,7 @@ class VagrantBackend(Backend):
             timings["import_s"] = seconds_between(start, now_ns())
         accel = "virtualbox"
         image = VagrantImage(
-            guest, "virtualbox", choice.reason, name, box.url, "serial", "disk", accel, "", "",
+            guest, "virtualbox", choice.reason, name, box.url, "serial", "disk", accel, "qemu", "",
             home,
         )  # fmt: skip
         return Prepared(
@@ -582,7 +582,7 @@ class VagrantBackend(Backend):
             workdir=workdir,
             cmdline=cmdline,
             smbios_serial=smbios,
-            libvirt_driver=image.libvirt_driver or "qemu",
+            libvirt_driver=image.libvirt_driver,
             vagrant_home=image.vagrant_home,
         )
         return VagrantInstance(settings, image)
@@ -639,6 +639,8 @@ class VagrantBackend(Backend):
 
 def _box_sizes(box, guest: Guest) -> list[SizeRecord]:
     """The size rows of a vmbench box: what each provider's box holds, unpacked and packed."""
+    from bench.backends.vagrant_box import VMDK_NAME  # lazily, like build_box
+
     members = " + ".join(sorted(box.file_bytes))
     sizes = []
     if box.boot == "kernel":
@@ -664,7 +666,7 @@ def _box_sizes(box, guest: Guest) -> list[SizeRecord]:
         sizes.append(
             SizeRecord(
                 "disk_bytes",
-                box.file_bytes["box-disk001.vmdk"],
+                box.file_bytes[VMDK_NAME],
                 "disk",
                 f"boot disk as a streamOptimized VMDK; virtual {box.disk_virtual_bytes} bytes",
             )
