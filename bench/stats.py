@@ -8,7 +8,9 @@ size metrics produce); a constant sample has an exact interval, its own value.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -77,29 +79,7 @@ def ratio_of_medians_ci(
     b = np.asarray(denominator, dtype=float)
     if len(a) == 0 or len(b) == 0 or np.median(b) == 0:
         return NO_INTERVAL
-    est = float(np.median(a) / np.median(b))
-    a_fixed, b_fixed = _is_constant(a), _is_constant(b)
-    if a_fixed and b_fixed:
-        return Interval(est, est, est)
-    rng = np.random.default_rng(seed)
-    common = {
-        "n_resamples": RESAMPLES,
-        "confidence_level": CONFIDENCE,
-        "method": "percentile",
-        "rng": rng,
-    }
-    if a_fixed:
-        res = sps.bootstrap((b,), lambda y, axis=-1: a[0] / np.median(y, axis=axis), **common)
-    elif b_fixed:
-        res = sps.bootstrap((a,), lambda x, axis=-1: np.median(x, axis=axis) / b[0], **common)
-    else:
-        res = sps.bootstrap(
-            (a, b),
-            lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
-            **common,
-        )
-    ci = res.confidence_interval
-    return Interval(est, float(ci.low), float(ci.high))
+    return _two_sample_ci(a, b, np.divide, seed)
 
 
 def difference_of_medians_ci(
@@ -115,9 +95,17 @@ def difference_of_medians_ci(
     b = np.asarray(subtrahend, dtype=float)
     if len(a) == 0 or len(b) == 0:
         return NO_INTERVAL
-    est = float(np.median(a) - np.median(b))
     if min(len(a), len(b)) < 2:
-        return Interval(est, math.nan, math.nan)
+        return Interval(float(np.median(a) - np.median(b)), math.nan, math.nan)
+    return _two_sample_ci(a, b, np.subtract, seed)
+
+
+def _two_sample_ci(
+    a: np.ndarray, b: np.ndarray, op: Callable[[Any, Any], Any], seed: int
+) -> Interval:
+    """op(median(a), median(b)) with a percentile bootstrap CI; a constant side is known
+    exactly (only the other is resampled), two constant sides give the exact value."""
+    est = float(op(np.median(a), np.median(b)))
     a_fixed, b_fixed = _is_constant(a), _is_constant(b)
     if a_fixed and b_fixed:
         return Interval(est, est, est)
@@ -128,13 +116,13 @@ def difference_of_medians_ci(
         "rng": np.random.default_rng(seed),
     }
     if a_fixed:
-        res = sps.bootstrap((b,), lambda y, axis=-1: a[0] - np.median(y, axis=axis), **common)
+        res = sps.bootstrap((b,), lambda y, axis=-1: op(a[0], np.median(y, axis=axis)), **common)
     elif b_fixed:
-        res = sps.bootstrap((a,), lambda x, axis=-1: np.median(x, axis=axis) - b[0], **common)
+        res = sps.bootstrap((a,), lambda x, axis=-1: op(np.median(x, axis=axis), b[0]), **common)
     else:
         res = sps.bootstrap(
             (a, b),
-            lambda x, y, axis=-1: np.median(x, axis=axis) - np.median(y, axis=axis),
+            lambda x, y, axis=-1: op(np.median(x, axis=axis), np.median(y, axis=axis)),
             **common,
         )
     ci = res.confidence_interval
