@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.guests import tool
 from bench.guests.cache import cache_root, cached_build, content_key
 from bench.guests.debian import ROOT_LABEL
 from bench.guests.debs import DebError, HostToolMissing
@@ -393,12 +394,11 @@ def _round_up(value: int, unit: int) -> int:
 
 def _package_version(package: str) -> str:
     try:
-        out = subprocess.run(
+        out = tool.run(
             ["dpkg-query", "-W", "-f=${Version}", package],
             capture_output=True,
             text=True,
             timeout=30,
-            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         out = None
@@ -430,13 +430,12 @@ def _need_dir(path: Path, package: str) -> Path:
 
 def _run(argv: list[str], stdin: str | None = None, env: dict[str, str] | None = None) -> str:
     try:
-        proc = subprocess.run(
+        proc = tool.run(
             argv,
             input=stdin,
             capture_output=True,
             text=True,
             timeout=300,
-            check=False,
             env={**os.environ, **(env or {})},
         )
     except subprocess.TimeoutExpired:

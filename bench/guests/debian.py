@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.guests import debs, tree, userns
+from bench.guests import debs, tool, tree, userns
 from bench.guests.aptsources import debian_mirror
 from bench.guests.cache import CacheEntry, cache_root, cached_build, content_key, file_lock
 from bench.guests.files import FILES_DIR, file_bytes
@@ -167,12 +167,11 @@ def builder_status() -> tuple[bool, str, str]:
 def _run_logged(argv: list[str], log: Path, what: str) -> None:
     with open(log, "w") as out:
         try:
-            proc = subprocess.run(
+            proc = tool.run(
                 argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 timeout=DEBOOTSTRAP_TIMEOUT_S,
-                check=False,
             )
         except subprocess.TimeoutExpired:
             raise debs.DebError(
@@ -196,7 +195,7 @@ def unmount_under(tree: Path) -> list[str]:
         if point == root or point.startswith(root + "/"):
             points.append(point)
     for point in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=60, check=False)
+        tool.run(["umount", "-l", point], capture_output=True, timeout=60)
     return points
 
 
@@ -274,9 +273,7 @@ def make_tree_artefacts(tree_tar: Path, name: str, out: Path) -> dict:
     # No __pycache__ files of subordinate ids in the caller's checkout.
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=1800, env=env, check=False
-        )
+        proc = tool.run(argv, capture_output=True, text=True, timeout=1800, env=env)
     except subprocess.TimeoutExpired:
         raise debs.DebError(f"making the {name} tree took longer than 1800 s") from None
     if proc.returncode != 0:
@@ -482,7 +479,7 @@ def _main(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    proc = tool.run(argv, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise debs.DebError(f"{' '.join(argv[:3])} ... failed: {last}")

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.guests import tool
+
 
 class DebError(RuntimeError):
     pass
@@ -46,9 +48,7 @@ def _apt(argv: list[str], cwd: Path | None = None, timeout: float = 600) -> str:
             f"{argv[0]} not found: vmbench builds guests from Debian packages (apt)"
         )
     try:
-        out = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        out = tool.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise DebError(f"{' '.join(argv)} took longer than {timeout:.0f} s") from None
     if out.returncode != 0:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from bench.guests import tool
 from bench.guests.debs import HostToolMissing
 
 
@@ -17,12 +17,11 @@ def write_initramfs(tree: Path, out: Path) -> Path:
         raise HostToolMissing("cpio not found: install Debian's cpio package (make setup does)")
     names = sorted(_relative_paths(tree))
     listing = "".join(f"{name}\n" for name in names).encode()
-    proc = subprocess.run(
+    proc = tool.run(
         ["cpio", "--create", "--format=newc", "--owner=0:0", "--reproducible", "--quiet"],
         cwd=tree,
         input=listing,
         capture_output=True,
-        check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"cpio failed: {proc.stderr.decode(errors='replace').strip()}")

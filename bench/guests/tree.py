@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
+from bench.guests import tool
 from bench.guests.debs import DebError, HostToolMissing
 
 # Our own builder's output, a whole root tree: absolute symlinks, setuid bits and owners are
@@ -74,13 +74,12 @@ def add_device_nodes(disk: Path, devices: list[tarfile.TarInfo]) -> None:
             f"set_inode_field {path} gid {device.gid}",
             *(f"set_inode_field {path} {t} @{int(device.mtime)}" for t in ("atime", "mtime")),
         ]
-    proc = subprocess.run(
+    proc = tool.run(
         [debugfs, "-w", "-f", "-", str(disk)],
         input="\n".join(commands) + "\n",
         capture_output=True,
         text=True,
         timeout=120,
-        check=False,
     )
     # debugfs exits 0 whatever its commands did; its complaints go to stderr after its banner.
     complaints = [line for line in proc.stderr.splitlines() if not line.startswith("debugfs ")]

@@ -18,6 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.guests import tool
 from bench.guests.debs import HostToolMissing
 
 SUBUID = Path("/etc/subuid")
@@ -121,10 +122,10 @@ def as_root(argv: list[str]) -> list[str]:
     unshare = shutil.which("unshare")
     if unshare is None:
         raise UserNamespaceUnavailable("unshare not found (package util-linux)")
-    for tool in ("newuidmap", "newgidmap"):
-        if shutil.which(tool) is None:
+    for program in ("newuidmap", "newgidmap"):
+        if shutil.which(program) is None:
             raise UserNamespaceUnavailable(
-                f"{tool} not found", fix="sudo make host (installs uidmap)"
+                f"{program} not found", fix="sudo make host (installs uidmap)"
             )
     caller = uids.count + 1  # at N, util-linux 2.38 drops the range's last id
     return [
@@ -157,9 +158,7 @@ def check() -> None:
     """
     argv = as_root(["true"])
     try:
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False
-        )
+        proc = tool.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise UserNamespaceUnavailable(
             f"unshare did not return within {PROBE_TIMEOUT_S:.0f} s"
@@ -193,9 +192,8 @@ def _sysctl_hint() -> tuple[str, str]:
 def remove_tree(path: Path) -> None:
     """Remove a tree a namespace left behind (files of subordinate ids the caller cannot
     delete itself), e.g. after a build was killed half-way."""
-    subprocess.run(
+    tool.run(
         as_root(["rm", "-rf", "--one-file-system", str(path)]),
         capture_output=True,
         timeout=600,
-        check=False,
     )
