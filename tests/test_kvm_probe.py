@@ -199,3 +199,20 @@ def test_real_probe_on_this_host(qemu_backend, busybox_guest, tmp_path, monkeypa
     assert qemu.kvm_works(busybox_guest, machine) == (works, why)
     assert time.monotonic() - started < min(probe_s, 5)  # the record, not a second boot
     assert qemu.kvm_status(machine.binary).startswith("KVM last probed ")
+
+
+@pytest.mark.parametrize(
+    ("arch", "binary"),
+    [
+        ("amd64", "qemu-system-x86_64"),
+        ("arm64", "qemu-system-aarch64"),
+        ("riscv64", "qemu-system-x86_64"),
+    ],
+)
+def test_doctor_and_results_name_the_qemu_of_the_hosts_architecture(monkeypatch, arch, binary):
+    """An arm64 host runs its guests with qemu-system-aarch64: that is the version recorded."""
+    monkeypatch.setattr(qemu, "HOST_ARCH", arch)
+    asked = []
+    monkeypatch.setattr(qemu, "command_version", lambda argv, pattern: asked.append(argv[0]))
+    qemu.QemuBackend().versions()
+    assert qemu.host_machine().binary == binary and asked == [binary]

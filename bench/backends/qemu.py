@@ -86,6 +86,12 @@ MACHINES = {
 }
 
 
+def host_machine() -> Machine:
+    """The machine of the host's own architecture (x86_64's on an architecture QEMU has
+    none here for): its binary is the one doctor checks and the results name."""
+    return MACHINES.get(HOST_ARCH, MACHINES["amd64"])
+
+
 def run_dir(run_id: str) -> Path:
     """Where a run keeps its qemu pid files, so ``vmbench clean`` can find what a crash left."""
     return cache_root() / "run" / run_id
@@ -118,7 +124,7 @@ class QemuBackend(Backend):
     estimate_mib = 128
 
     def availability(self) -> Availability:
-        machine = MACHINES["amd64" if HOST_ARCH not in MACHINES else HOST_ARCH]
+        machine = host_machine()
         binary = shutil.which(machine.binary)
         if not binary:
             return Availability(
@@ -133,7 +139,7 @@ class QemuBackend(Backend):
         )
 
     def versions(self) -> dict[str, str | None]:
-        return {"qemu": command_version(["qemu-system-x86_64", "--version"], r"version ([\d.]+)")}
+        return {"qemu": command_version([host_machine().binary, "--version"], r"version ([\d.]+)")}
 
     def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
         options = self.settings(options)
