@@ -30,7 +30,7 @@ from bench import host, liveness, scenario, signals
 from bench.backends import engine_names
 from bench.options import hint
 from bench.results import ResultsWriteError, ResultWriter, check_run_id
-from bench.runner import PlannedTrial, RunConfig, Runner, RunStats, effective
+from bench.runner import Missing, PlannedTrial, RunConfig, Runner, RunStats, effective
 from bench.trial import TrialOutcome
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -652,9 +652,8 @@ def _not_checked_line(claims: list[str], stats: RunStats) -> str:
     return f"vmbench: {could_not}" if could_not else ""
 
 
-def _with_fix(what: str, why: str) -> str:
-    cause, _, fix = why.partition("; fix: ")
-    return f"{what} (fix: {fix})" if fix else f"{what} ({cause})"
+def _with_fix(what: str, missing: Missing) -> str:
+    return f"{what} (fix: {missing.fix})" if missing.fix else f"{what} ({missing.cause})"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -105,15 +105,27 @@ def finished_keys(rows: list[dict[str, str]]) -> set[TrialKey]:
     return keys
 
 
+@dataclass(frozen=True)
+class Missing:
+    """What this host lacks for an engine or a guest, and the command that gives it (or "").
+    Kept apart so the end-of-run summary can repeat only the fix."""
+
+    cause: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.cause}; fix: {self.fix}" if self.fix else self.cause
+
+
 @dataclass
 class RunStats:
     ok: int = 0
     failed: int = 0
     unsupported: int = 0  # trials not run: the engine, or this guest on it, cannot run here
-    unavailable: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, Missing] = field(default_factory=dict)
     # (backend, guest) -> why the engine cannot run this guest (it runs others)
     unsupported_guests: dict[tuple[str, str], str] = field(default_factory=dict)
-    guests_unavailable: dict[str, str] = field(default_factory=dict)  # guest -> why not here
+    guests_unavailable: dict[str, Missing] = field(default_factory=dict)  # guest -> why not here
     down: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mid-run
     accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
 
@@ -233,12 +245,12 @@ class Runner:
                 self._backends[name] = make_backend(name)
                 available = self._backends[name].availability()
             except BackendError as e:
-                self.stats.unavailable[name] = str(e)
+                self.stats.unavailable[name] = Missing(str(e))
             else:
                 if not available.usable:
-                    self.stats.unavailable[name] = f"{available.reason}; fix: {available.fix}"
+                    self.stats.unavailable[name] = Missing(available.reason, available.fix)
         if name in self.stats.unavailable:
-            raise EngineUnavailable(self.stats.unavailable[name])
+            raise EngineUnavailable(str(self.stats.unavailable[name]))
         if name in self.stats.down:
             raise EngineDown(self.stats.down[name])
         return self._backends[name]
@@ -303,7 +315,7 @@ class Runner:
             try:
                 self._guests[name] = build_guest(name)
             except HostToolMissing as e:
-                self.stats.guests_unavailable[name] = str(e)
+                self.stats.guests_unavailable[name] = Missing(e.cause, e.fix)
                 self._guests[name] = GuestUnavailable(f"guest {name} cannot be built here: {e}")
             except (DebError, OSError, RuntimeError, ValueError) as e:
                 self._guests[name] = GuestBuildError(f"guest {name} could not be built: {e}")

@@ -185,6 +185,10 @@ def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
     assert [ln for ln in lines if "skipped:" in ln] == [
         "vmbench: backend docker skipped: no daemon; fix: start it"
     ]
+    # The summary repeats only what to do about it.
+    assert [ln.partition("could not run here: ")[2] for ln in lines if "could not run" in ln] == [
+        "docker (fix: start it)"
+    ]
     # 2 guests x 2 backends x 2 workloads x (1 warmup + 3): qemu on busybox ran, the rest not.
     assert lines[-1].startswith(
         "vmbench: 8 trials ok, 0 failed, 24 not supported here (guest debian on qemu; "

@@ -179,7 +179,10 @@ def test_unavailable_backend_gives_unsupported_rows(tmp_path, monkeypatch, fake_
     stats, rows = run_with(tmp_path, monkeypatch, backends, scenario_file(tmp_path))
     unsupported = [r for r in rows if r["status"] == "unsupported"]
     assert len(unsupported) == 8 and "no daemon" in unsupported[0]["detail"]
-    assert stats.failed == 0 and stats.unavailable == {"docker": "no daemon; fix: start it"}
+    assert stats.failed == 0 and stats.unavailable == {
+        "docker": runner_mod.Missing("no daemon", "start it")
+    }
+    assert str(stats.unavailable["docker"]) == "no daemon; fix: start it"
 
 
 def test_a_guest_the_backend_cannot_run_gives_unsupported_rows_not_failures(
