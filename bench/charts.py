@@ -875,9 +875,9 @@ def boot_phases(ds: Dataset, claims: pd.DataFrame) -> Built:
     ]
     legend_rows = _legend_below(fig, handles)
     _group_rows(ax, labels, ROWS_PT - LEGEND_ROW_PT * (legend_rows - 1))
-    vagrant = [e for e in shares if e.startswith("vagrant")]
-    engine = vagrant[0] if vagrant else max(shares, key=lambda e: _median_share(shares[e]))
-    title = _phases_title(engine.replace("vagrant", "vagrant up", 1), shares[engine])
+    # The title speaks for the engine that spends the largest share before the guest kernel.
+    engine = max(shares, key=lambda e: _median_share(shares[e]))
+    title = _phases_title(engine, shares[engine])
     if accels == {"tcg"}:
         title += ", VMs under TCG emulation"
     elif "tcg" in accels:

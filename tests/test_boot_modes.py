@@ -113,6 +113,23 @@ def test_charts_keep_boot_modes_apart(tmp_path):
     }
 
 
+def test_phases_title_speaks_for_the_largest_share_whatever_the_engine(tmp_path):
+    """No engine is preferred by name: here qemu's BIOS boot (50 % before the kernel) outweighs
+    vagrant's kernel boot (20 %) and heads the title."""
+    rows = []
+    for backend, boot, ready, uptime in (
+        ("vagrant", "kernel", 10.0, 8.0),
+        ("qemu", "bios", 5.0, 2.5),
+    ):
+        detail = f"workload=ready boot={boot}"
+        for t in range(3):
+            rows.append(row("h", backend, "ready_s", ready, trial=t, detail=detail))
+            rows.append(row("h", backend, "guest_uptime_s", uptime, trial=t, detail=detail))
+    ds = load([write_csv(tmp_path / "results.csv", rows)])
+    _fig, title = charts.boot_phases(ds, evaluate(ds))
+    assert title.startswith("qemu bios: 50% of busybox's time to ready passes before"), title
+
+
 @pytest.mark.integration
 def test_a_bios_run_times_firmware_and_bootloader(tmp_path, qemu_backend, busybox_guest):
     """One run, two scenarios: the same guest on qemu booted by kernel and through BIOS. Each

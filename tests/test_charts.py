@@ -28,7 +28,7 @@ EXPECTED_TITLES = {
     "size_breakdown": "Container images are",
     "memory": "One VM uses",
     "density": "Each extra VM costs",
-    "boot_phases": "vagrant up:",
+    "boot_phases": "vagrant: ",
     "kernel_table": "Containers report the host's kernel",
     "compat_matrix": "A VM ran the arm64 guest under emulation",
 }
