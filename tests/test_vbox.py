@@ -145,6 +145,33 @@ def test_doctor_with_virtualbox_gives_its_version_and_the_vtx_conflict(monkeypat
     assert "VERR_VMX_IN_VMX_ROOT_MODE" in lines[1] and len(lines) == 2
 
 
+def test_remove_vms_deletes_the_runs_clones_before_their_master_and_nothing_else(
+    monkeypatch, tmp_path
+):
+    """A stub VBoxManage that lists three VMs and logs what it is asked; VirtualBox is listed
+    once, the other run's VM is not touched, a linked clone goes before its master."""
+    log = tmp_path / "calls"
+    stub = tmp_path / "bin" / "VBoxManage"
+    stub.parent.mkdir()
+    stub.write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\n'
+        'if [ "$2 $3" = "list vms" ]; then\n'
+        "  echo '\"vmbench-r1-master\" {{1}}'; echo '\"vmbench-r1-busybox\" {{2}}'\n"
+        "  echo '\"vmbench-r2-busybox\" {{3}}'\nfi\n"
+    )
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub.parent}:/usr/bin:/bin")
+    removed = vbox.remove_vms("vmbench-r1-")
+    assert removed == ["VirtualBox VM vmbench-r1-busybox", "VirtualBox VM vmbench-r1-master"]
+    assert log.read_text().splitlines() == [
+        "-q list vms",
+        "-q controlvm vmbench-r1-busybox poweroff",
+        "-q unregistervm vmbench-r1-busybox --delete",
+        "-q controlvm vmbench-r1-master poweroff",
+        "-q unregistervm vmbench-r1-master --delete",
+    ]
+
+
 def test_vmbench_doctor_prints_the_virtualbox_line(capsys):
     from bench.cli import main
 

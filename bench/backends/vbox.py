@@ -170,13 +170,16 @@ def remove_vms(prefix: str) -> list[str]:
     """Power off and delete every VM whose name starts with ``prefix``: linked clones first,
     then the masters they were cloned from (``*-master``)."""
     names = sorted((n for n in vm_names() if n.startswith(prefix)), key=_masters_last)
-    return [f"VirtualBox VM {name}" for name in names if remove_vm(name)]
+    return [f"VirtualBox VM {name}" for name in names if _delete(name)]
 
 
 def remove_vm(name: str) -> bool:
     """Power off and delete VM ``name`` (exactly that name); True if it was there."""
-    if name not in vm_names():
-        return False
+    return name in vm_names() and _delete(name)
+
+
+def _delete(name: str) -> bool:
+    """Power off and unregister a VM VirtualBox listed; False if VirtualBox refused."""
     with contextlib.suppress(VBoxError):
         run("controlvm", name, "poweroff", timeout_s=60)
     try:
