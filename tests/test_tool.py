@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from test_interrupts import alive
 
 from bench.guests import tool
 
@@ -31,13 +32,6 @@ def helper_pid(pid_file: Path) -> int:
     raise AssertionError(f"the tool never wrote {pid_file}")
 
 
-def running(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def test_output_input_and_exit_status_as_subprocess_run():
     proc = tool.run(
         ["sh", "-c", "cat; echo oops >&2; exit 3"], input="hello", capture_output=True, text=True
@@ -49,7 +43,7 @@ def test_a_timeout_stops_the_tools_helpers_too(tmp_path):
     pid_file = tmp_path / "helper.pid"
     with pytest.raises(subprocess.TimeoutExpired):
         tool.run(tool_with_helper(pid_file), timeout=1, capture_output=True)
-    assert not running(helper_pid(pid_file))
+    assert not alive(helper_pid(pid_file))
 
 
 def test_ctrl_c_stops_the_tools_helpers_too(tmp_path):
@@ -66,7 +60,7 @@ def test_ctrl_c_stops_the_tools_helpers_too(tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert not running(helper_pid(pid_file))
+    assert not alive(helper_pid(pid_file))
 
 
 def test_subprocess_run_alone_would_leave_the_helper(tmp_path):
@@ -76,6 +70,6 @@ def test_subprocess_run_alone_would_leave_the_helper(tmp_path):
         subprocess.run(tool_with_helper(pid_file), timeout=1, check=False)
     pid = helper_pid(pid_file)
     try:
-        assert running(pid)
+        assert alive(pid)
     finally:
         psutil.Process(pid).kill()
