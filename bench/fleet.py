@@ -367,12 +367,11 @@ def check_bench_args(text: str) -> str:
             raise UsageError(f"--bench-args {text!r}: {reason}") from None
     if parsed.scenarios:
         raise UsageError(f"--bench-args {text!r}: scenario files go in --scenario")
-    # From the parsed namespace, so an abbreviation argparse accepts (--results-d) is caught.
-    for option, value, default in (
-        ("--results-dir", parsed.results_dir, Path("results")),
-        ("--resume", parsed.resume, None),
-    ):
-        if value != default:
+    # From the parsed namespace, so an abbreviation argparse accepts (--results-d) is caught;
+    # against the parser's own defaults, so they are written in one place.
+    defaults = build_parser().parse_args(["run"])
+    for option, dest in (("--results-dir", "results_dir"), ("--resume", "resume")):
+        if getattr(parsed, dest) != getattr(defaults, dest):
             raise UsageError(f"--bench-args: {option} is not allowed; the fleet sets it itself")
     return shlex.join(words)
 
