@@ -32,7 +32,12 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
-from bench.claims import FOOTPRINT, density_metric, memory_comparisons
+from bench.claims import (
+    FOOTPRINT,
+    density_metric,
+    memory_comparisons,
+    vm_init_where_it_differs,
+)
 from bench.dataset import Dataset, detail_words, prefer_warm
 from bench.stats import fit_slope
 from bench.units import ACCEL_SUFFIX, engine_label, human
@@ -296,7 +301,7 @@ def _tcg_note(rows: pd.DataFrame) -> str:
 
 def _init_note(rows: pd.DataFrame) -> str:
     """A ratio that holds an init system on one side only (claims._init_caveat) says so."""
-    differs = rows.caveat.str.extract(r"PID 1 differs: (\S+) in the VM", expand=False).dropna()
+    differs = vm_init_where_it_differs(rows.caveat).dropna()
     if differs.empty:
         return ""
     inits = "/".join(sorted(set(differs)))

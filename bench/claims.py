@@ -228,6 +228,12 @@ def _init_caveat(ds: Dataset, pair: Pair, what: str) -> list[str]:
     ]
 
 
+def vm_init_where_it_differs(caveats: pd.Series) -> pd.Series:
+    """Per claim row, the VM's PID 1 where _init_caveat said it differs (else NaN): read back
+    here, beside the sentence it comes from."""
+    return caveats.str.extract(r"PID 1 differs: (\S+) in the VM", expand=False)
+
+
 def _drop_subsumed(records: list[Row]) -> list[Row]:
     """Leave out a comparison with too few trials for an interval when the same guest and
     engines were compared with enough trials in another scenario (e.g. the one ready time a
