@@ -45,6 +45,7 @@ from bench.backends.base import (
     SizeRecord,
     command_version,
 )
+from bench.backends.vagrant_box import VMDK_NAME, BoxError, build_box, kernel_cmdline
 from bench.guests import DebError, Guest
 from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
@@ -469,8 +470,6 @@ class VagrantBackend(Backend):
         )
 
     def _build_box(self, guest: Guest, provider: str, boot: str, cmdline: str = ""):
-        from bench.backends.vagrant_box import BoxError, build_box
-
         try:
             return build_box(guest, provider, boot, cmdline)
         except (BoxError, DebError) as e:
@@ -479,8 +478,6 @@ class VagrantBackend(Backend):
     def _prepare_libvirt_box(
         self, guest: Guest, options: dict[str, Any], run_id: str, boot: str, choice
     ) -> Prepared:
-        from bench.backends.vagrant_box import kernel_cmdline
-
         base_cmdline = kernel_cmdline(guest) if boot == "kernel" else ""
         box = self._build_box(guest, "libvirt", boot, base_cmdline)
         try:
@@ -639,8 +636,6 @@ class VagrantBackend(Backend):
 
 def _box_sizes(box, guest: Guest) -> list[SizeRecord]:
     """The size rows of a vmbench box: what each provider's box holds, unpacked and packed."""
-    from bench.backends.vagrant_box import VMDK_NAME  # lazily, like build_box
-
     members = " + ".join(sorted(box.file_bytes))
     sizes = []
     if box.boot == "kernel":
