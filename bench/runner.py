@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from bench.backends import (
     Backend,
@@ -211,6 +212,19 @@ class InFlight:
 
 
 OnTrial = Callable[[PlannedTrial, TrialOutcome, RunStats], None]
+
+
+def _declared_options(
+    scenario: Scenario, backend: str, which: Literal["image_options", "detail_options"]
+) -> list[tuple[str, Any]]:
+    """(option, value) of the options the engine declares in ``which`` (``image_options``,
+    ``detail_options``), its defaults included, as the rows carry them; none for an engine
+    this checkout does not have."""
+    engine = engines().get(backend)
+    if engine is None:
+        return []
+    options = engine.settings(scenario.options(backend))
+    return [(k, options.get(k)) for k in getattr(engine, which)]
 
 
 class Runner:
@@ -451,20 +465,13 @@ class Runner:
     def _image_key(self, scenario: Scenario, guest: str, backend: str) -> tuple[str, str, str]:
         """One image per guest, backend and value of the options its image depends on
         (``Backend.image_options``: e.g. two scenarios booting Vagrant two ways)."""
-        engine = engines().get(backend)
-        if engine is None:
-            return guest, backend, "[]"
-        options = engine.settings(scenario.options(backend))  # defaults included, as in rows
-        return guest, backend, repr([(k, options.get(k)) for k in engine.image_options])
+        return guest, backend, repr(_declared_options(scenario, backend, "image_options"))
 
     def _detail_words(self, scenario: Scenario, backend: str) -> str:
         """``boot=bios``: the values of the options the engine names in every row's detail
-        (``Backend.detail_options``), defaults included."""
-        engine = engines().get(backend)
-        if engine is None:
-            return ""
-        options = engine.settings(scenario.options(backend))
-        return " ".join(f"{k}={options[k]}" for k in engine.detail_options if options.get(k))
+        (``Backend.detail_options``)."""
+        named = _declared_options(scenario, backend, "detail_options")
+        return " ".join(f"{k}={value}" for k, value in named if value)
 
     # -- rows ------------------------------------------------------------------------------
 
