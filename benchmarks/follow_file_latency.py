@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.measure import ConsoleWatcher, follow_file, now_ns
+from bench.run.measure import ConsoleWatcher, follow_file, now_ns
 
 
 def measure(lines: int = 300, gap_s: float = 0.003) -> list[float]:

@@ -14,7 +14,7 @@ import time
 
 import psutil
 
-from bench.measure import MemorySampler, process_memory
+from bench.run.measure import MemorySampler, process_memory
 
 
 def cpu_seconds() -> float:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from bench.measure import READY, ConsoleWatcher, fd_chunks, now_ns
+from bench.run.measure import READY, ConsoleWatcher, fd_chunks, now_ns
 
 CHILD = (
     "import sys, time\n"

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from bench import access
 from bench.backends import docker
+from bench.run import access
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another group")
 

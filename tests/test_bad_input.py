@@ -21,10 +21,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import cli, runner
+from bench import cli
 from bench.backends import engine_names
 from bench.guests import GUEST_BUILDERS
-from bench.scenario import NAME_RE, SCENARIO_KEYS, WORKLOADS, backend_keys
+from bench.run import runner
+from bench.run.scenario import NAME_RE, SCENARIO_KEYS, WORKLOADS, backend_keys
 
 BASE = {
     "name": "ok",
@@ -264,7 +265,7 @@ def test_shell_like_values_are_refused_or_inert(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(render({**BASE, "name": "x; touch /tmp/pwned"}))
     assert "scenario.name" in assert_one_line_error(*run_cli(bad, results), bad, results)
-    from bench.scenario import load
+    from bench.run.scenario import load
 
     sentinel = tmp_path / "pwned"
     ok = tmp_path / "ok.toml"

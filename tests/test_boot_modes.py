@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from report_fixtures import ready_rows, row, write_csv
 
-from bench import charts
+from bench.analysis.claims import evaluate
+from bench.analysis.dataset import load
 from bench.backends.base import Instance
-from bench.claims import evaluate
 from bench.cli import main
-from bench.dataset import load
-from bench.measure import READY, ConsoleWatcher, now_ns
+from bench.render import charts
 from bench.results import read_rows
-from bench.trial import boot_phases
+from bench.run.measure import READY, ConsoleWatcher, now_ns
+from bench.run.trial import boot_phases
 
 
 class ConsoleOnly(Instance):

@@ -25,9 +25,9 @@ from bench.guests.bootdisk import (
     kernel_command_line,
     workload_serial,
 )
-from bench.measure import DONE, READY, file_chunks, now_ns
 from bench.results import read_rows
-from bench.trial import boot_phases
+from bench.run.measure import DONE, READY, file_chunks, now_ns
+from bench.run.trial import boot_phases
 
 # A workload name that no guest knows: the workload answers with a RESULT line naming it,
 # so the name must have travelled from the host to the guest.

@@ -19,9 +19,9 @@ import pytest
 from matplotlib.collections import PathCollection
 from report_fixtures import MIB, full_host, ready_rows, row, write_csv
 
-from bench import charts
-from bench.claims import evaluate
-from bench.dataset import load
+from bench.analysis.claims import evaluate
+from bench.analysis.dataset import load
+from bench.render import charts
 
 EXPECTED_TITLES = {
     "ready_time": "Containers reach ready",
@@ -116,7 +116,7 @@ def test_backend_colours_are_fixed_distinct_and_the_same_in_every_process() -> N
     assert not set(unknown.values()) & set(known)
     assert set(unknown.values()) <= set(charts.EXTRA_COLOURS)
     # Python's own hash() differs between processes; a chart's colours must not.
-    code = f"from bench import charts; print([charts.colour(b) for b in {list(unknown)!r}])"
+    code = f"from bench.render import charts; print([charts.colour(b) for b in {list(unknown)!r}])"
     for seed in ("1", "2"):
         out = subprocess.run(
             [sys.executable, "-c", code],

@@ -123,8 +123,8 @@ def test_run_exits_with_the_runs_own_exit_code(
     """`vmbench run` returns RunStats.exit_code, the one place that decides it."""
     from test_runner import OK_LINES, FakeBackend, scenario_file
 
-    from bench import runner as runner_mod
     from bench.backends.base import Availability
+    from bench.run import runner as runner_mod
 
     class Qemu(FakeBackend):
         def availability(self):
@@ -157,8 +157,8 @@ def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
 
     from test_runner import OK_LINES, FakeBackend, scenario_file
 
-    from bench import runner as runner_mod
     from bench.backends.base import Availability, BackendUnsupported
+    from bench.run import runner as runner_mod
 
     class Qemu(FakeBackend):
         def prepare(self, guest, options):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file
 
 from bench import cli
-from bench import runner as runner_mod
-from bench.runner import RunConfig
+from bench.run import runner as runner_mod
+from bench.run.runner import RunConfig
 
 __all__ = ["fake_guest"]  # the fixture, imported for its side effect
 

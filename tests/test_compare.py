@@ -15,10 +15,10 @@ import pytest
 from markdown_it import MarkdownIt
 from report_fixtures import full_host, host_meta, write_csv
 
-from bench.claims import evaluate
-from bench.compare import GAP, evaluate_by_host, write_comparison
-from bench.dataset import load
-from bench.report import ReportOutcome
+from bench.analysis.claims import evaluate
+from bench.analysis.dataset import load
+from bench.render.compare import GAP, evaluate_by_host, write_comparison
+from bench.render.report import ReportOutcome
 
 
 @pytest.fixture(scope="module")

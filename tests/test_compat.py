@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, compat
+from bench import cli
 from bench.guests import build_guest, split_guest_name
 from bench.results import read_rows
-from bench.scenario import ScenarioError, load
+from bench.run import compat
+from bench.run.scenario import ScenarioError, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +124,7 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 
 def binfmt_handler(binary: Path, folder: Path = BINFMT) -> str:
     """The binfmt_misc entry under which this host's kernel would run ``binary`` in a container,
-    or "". Read from /proc directly (not through bench.compat): each enabled entry's offset,
+    or "". Read from /proc directly (not through bench.run.compat): each enabled entry's offset,
     magic and mask against the file's first bytes; only an entry with the F flag (interpreter
     opened when registered) works inside a container, whose tree has no qemu-user of its own."""
     status = folder / "status"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import full_host, host_meta, write_csv
 
-from bench.claims import evaluate
-from bench.dataset import ReportInputError, load
+from bench.analysis.claims import evaluate
+from bench.analysis.dataset import ReportInputError, load
 from bench.results import (
     COLUMNS,
     REQUIRED_COLUMNS,

@@ -14,8 +14,8 @@ import pytest
 from conftest import built_guest
 
 from bench.backends.base import LaunchSpec
-from bench.measure import file_chunks
-from bench.trial import run_trial
+from bench.run.measure import file_chunks
+from bench.run.trial import run_trial
 
 pytestmark = pytest.mark.integration
 

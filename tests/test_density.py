@@ -10,13 +10,13 @@ import pytest
 from bench import cli
 from bench.backends.base import Availability, Backend, Instance, Prepared
 from bench.backends.qemu import run_dir as qemu_run_dir
-from bench.density import MemoryGuard, check_host_memory, run_density
 from bench.guests import Guest
-from bench.measure import ConsoleWatcher
 from bench.results import read_rows
-from bench.runner import plan
-from bench.scenario import ScenarioError, load
-from bench.trial import Measurement, TrialOutcome
+from bench.run.density import MemoryGuard, check_host_memory, run_density
+from bench.run.measure import ConsoleWatcher
+from bench.run.runner import plan
+from bench.run.scenario import ScenarioError, load
+from bench.run.trial import Measurement, TrialOutcome
 
 GIB = 1 << 30
 

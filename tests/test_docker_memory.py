@@ -19,8 +19,8 @@ import pytest
 
 from bench.backends import cgroups, docker
 from bench.backends.base import BackendError, LaunchSpec
-from bench.measure import READY, MemorySampler, now_ns
-from bench.trial import run_trial
+from bench.run.measure import READY, MemorySampler, now_ns
+from bench.run.trial import run_trial
 
 CID = "25d4be646ec40984ef7d0b6fb7275acab60282a4d4e544caa049fb0a5d0f2a05"
 V1_CONTROLLERS = ("pids", "blkio", "freezer", "devices", "memory", "cpuset", "cpuacct", "cpu")

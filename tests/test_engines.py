@@ -12,7 +12,7 @@ import pytest
 from bench.backends.base import LaunchSpec
 from bench.backends.qemu import run_dir
 from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
-from bench.trial import run_trial
+from bench.run.trial import run_trial
 
 pytestmark = pytest.mark.integration
 

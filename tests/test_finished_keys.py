@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from bench import runner as runner_mod
 from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
 from bench.guests import Guest
-from bench.measure import ConsoleWatcher
 from bench.results import ResultWriter, read_rows
-from bench.runner import RunConfig, Runner, finished_keys, plan, trial_key
-from bench.scenario import load
+from bench.run import runner as runner_mod
+from bench.run.measure import ConsoleWatcher
+from bench.run.runner import RunConfig, Runner, finished_keys, plan, trial_key
+from bench.run.scenario import load
 
 READY_DONE = [b"VMBENCH READY uptime=1.0 kernel=k arch=x86_64\n", b"VMBENCH DONE\n"]
 FAILS_ON, STOPPED_ON = ("docker", 2), ("qemu", 3)  # (backend, its n-th trial)

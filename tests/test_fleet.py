@@ -26,8 +26,9 @@ import pytest
 from conftest import engine_missing, usable_backend
 from report_fixtures import full_host, host_meta, write_csv
 
-from bench import fleet, host
-from bench.compare import write_comparison
+from bench.cli import fleet
+from bench.render.compare import write_comparison
+from bench.run import host
 
 SSHD = "/usr/sbin/sshd"
 BENCH_ARGS = "--quick --backends docker"

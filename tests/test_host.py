@@ -2,7 +2,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from bench import host
+from bench.run import host
 
 
 def test_collect_has_the_facts_a_comparison_needs(monkeypatch):

@@ -83,7 +83,7 @@ class Harness:
                 proc.kill()  # our own child, by its pid
                 proc.wait(10)
         if self.run_ids:
-            from bench.cleanup import clean
+            from bench.run.cleanup import clean
 
             for run_id in self.run_ids:
                 clean(run_id)

@@ -28,11 +28,11 @@ from conftest import engine_missing
 from lab_user import REPO, LabUser, can_make_users, lab_venv, throwaway_user
 from test_rootless_build import BUILDER_STATE, folder_listing, tar_listing
 
-from bench import access
 from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
 from bench.backends.smaps_reader import ROLE_LABEL
 from bench.guests import userns
 from bench.guests.cache import cache_root
+from bench.run import access
 
 pytestmark = pytest.mark.integration
 

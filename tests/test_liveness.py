@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from bench import cleanup, liveness
 from bench.backends.base import Availability
+from bench.run import cleanup, liveness
 
 HOLDER = (
     "import sys, time\n"
-    "from bench import liveness\n"
+    "from bench.run import liveness\n"
     "with liveness.hold(sys.argv[1]):\n"
     "    print('held', flush=True)\n"
     "    time.sleep(60)\n"

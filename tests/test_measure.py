@@ -4,7 +4,7 @@ import sys
 import threading
 import time
 
-from bench.measure import (
+from bench.run.measure import (
     READY,
     ConsoleLine,
     ConsoleWatcher,
@@ -143,7 +143,7 @@ def test_another_users_process_gives_rss_and_is_counted_denied(monkeypatch):
 
     import psutil
 
-    from bench.measure import process_memory
+    from bench.run.measure import process_memory
 
     def refuse(self):
         raise psutil.AccessDenied(self.pid)
@@ -176,7 +176,7 @@ Swap:                  0 kB
 
 
 def test_smaps_rollup_counts_as_psutil_does():
-    from bench.measure import smaps_rollup_bytes
+    from bench.run.measure import smaps_rollup_bytes
 
     assert smaps_rollup_bytes(SMAPS_ROLLUP) == (56 * 1024, 708 * 1024)
 
@@ -188,7 +188,7 @@ def test_another_users_process_is_read_through_the_relay(monkeypatch):
 
     import psutil
 
-    from bench.measure import process_memory
+    from bench.run.measure import process_memory
 
     def refuse(self):
         raise psutil.AccessDenied(self.pid)

@@ -24,7 +24,7 @@ from bench.backends.qemu import run_dir as qemu_run_dir
 from bench.backends.qemu_microvm import QemuMicrovmBackend, host_tsc_khz
 from bench.guests import Guest
 from bench.results import read_rows
-from bench.trial import run_trial
+from bench.run.trial import run_trial
 
 HOST_KERNEL = Path("/proc/sys/kernel/osrelease").read_text().strip()
 CPUINFO = "processor\t: 0\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2596.132\nflags\t\t: tsc\n"

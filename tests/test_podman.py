@@ -32,7 +32,7 @@ from bench.backends.podman import PodmanHost, global_flags, has_capability, ulim
 from bench.backends.podman_systemd import PodmanSystemdBackend
 from bench.guests import Guest
 from bench.results import read_rows
-from bench.trial import run_trial
+from bench.run.trial import run_trial
 
 MIB = 1 << 20
 HOST_KERNEL = Path("/proc/sys/kernel/osrelease").read_text().strip()
@@ -279,7 +279,7 @@ from pathlib import Path
 from bench.backends.base import LaunchSpec
 from bench.backends.podman import PodmanBackend
 from bench.guests import Guest
-from bench.trial import run_trial
+from bench.run.trial import run_trial
 backend = PodmanBackend()
 folder = Path.home() / "guest-0123456789abcdef"
 folder.mkdir()

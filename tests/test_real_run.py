@@ -21,12 +21,12 @@ import pytest
 from rendering import assert_pages_drawn, assert_shapes_inside, assert_words_placed, render
 from report_fixtures import REAL_RUN
 
-from bench import charts
-from bench.claims import CLAIMS, evaluate, memory_comparisons
-from bench.dataset import load
-from bench.report import ReportOutcome, write_report
-from bench.slides import write_deck
-from bench.summary import SUMMARY_KEYS, summary_table
+from bench.analysis.claims import CLAIMS, evaluate, memory_comparisons
+from bench.analysis.dataset import load
+from bench.analysis.summary import SUMMARY_KEYS, summary_table
+from bench.render import charts
+from bench.render.report import ReportOutcome, write_report
+from bench.render.slides import write_deck
 from bench.units import human
 
 with open(REAL_RUN, newline="", encoding="utf-8") as _f:

@@ -22,9 +22,10 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from report_fixtures import MIB, REAL_RUN, SPECTRUM_RUN
 
-from bench import charts, spectrum
-from bench.claims import evaluate
-from bench.dataset import Dataset, load
+from bench.analysis import spectrum
+from bench.analysis.claims import evaluate
+from bench.analysis.dataset import Dataset, load
+from bench.render import charts
 
 with open(SPECTRUM_RUN, newline="", encoding="utf-8") as _f:
     RAW = list(csv.DictReader(_f))

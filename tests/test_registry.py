@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from test_runner import fake_guest  # noqa: F401 (a fixture)
 
-from bench import backends, cli, scenario
+from bench import backends, cli
 from bench.backends.base import KINDS, Backend
-from bench.density import static_estimate
-from bench.options import DEFAULT_MEMORY_MIB
+from bench.run import scenario
+from bench.run.density import static_estimate
+from bench.run.options import DEFAULT_MEMORY_MIB
 
 # The whole fake engine: one module, nothing else in vmbench edited for it.
 FAKE_ENGINE_MODULE = '''
@@ -23,8 +24,8 @@ FAKE_ENGINE_MODULE = '''
 import threading
 
 from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
-from bench.measure import ConsoleWatcher
-from bench.options import MEMORY_MIB, Option, one_of, whole_in
+from bench.run.measure import ConsoleWatcher
+from bench.run.options import MEMORY_MIB, Option, one_of, whole_in
 
 
 class FakeVmBackend(Backend):
@@ -169,7 +170,7 @@ def test_a_fake_engine_in_one_module_is_in_scenario_validation(tmp_path, fake_en
 
 
 def test_a_fake_engine_in_one_module_is_in_doctor_backends_and_host_json(fake_engine, capsys):
-    from bench import host
+    from bench.run import host
 
     assert cli.main(["doctor"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
@@ -188,9 +189,9 @@ def test_a_fake_engine_in_one_module_is_classified_by_the_report(
 ):
     """Its rows carry the kind it declares, and the reading side classifies it by that alone
     (its name is in no list there)."""
-    from bench import dataset
+    from bench.analysis import dataset
     from bench.results import ResultWriter
-    from bench.runner import RunConfig, Runner
+    from bench.run.runner import RunConfig, Runner
 
     path = write_scenario(tmp_path, 'backends = ["fakevm"]\nrepetitions = 2\nwarmup = 0')
     csv = tmp_path / "results.csv"

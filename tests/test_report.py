@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from report_fixtures import MIB, full_host, host_meta, ready_rows, row, write_csv
 from rich.console import Console
 
-from bench.claims import CLAIMS, evaluate
-from bench.dataset import ReportInputError, load
-from bench.report import verdict_table, write_report
+from bench.analysis.claims import CLAIMS, evaluate
+from bench.analysis.dataset import ReportInputError, load
+from bench.analysis.stats import fit_slope, median_ci, ratio_of_medians_ci
+from bench.analysis.summary import summarize
+from bench.render.report import verdict_table, write_report
 from bench.results import COLUMNS
-from bench.stats import fit_slope, median_ci, ratio_of_medians_ci
-from bench.summary import summarize
 
 
 def claims_for(tmp_path: Path, rows: list) -> pd.DataFrame:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import runner as runner_mod
 from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
 from bench.guests import Guest
-from bench.measure import ConsoleWatcher
 from bench.results import ResultWriter, read_rows
-from bench.runner import RunConfig, Runner, effective, plan
-from bench.scenario import load
+from bench.run import runner as runner_mod
+from bench.run.measure import ConsoleWatcher
+from bench.run.runner import RunConfig, Runner, effective, plan
+from bench.run.scenario import load
 
 
 class FakeInstance(Instance):

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import scenario
-from bench.scenario import ScenarioError
+from bench.run import scenario
+from bench.run.scenario import ScenarioError
 
 GOOD = """
 [scenario]

@@ -16,8 +16,8 @@ from rendering import (
 )
 from report_fixtures import full_host, host_meta, write_csv
 
-from bench.claims import CLAIMS
-from bench.slides import write_deck
+from bench.analysis.claims import CLAIMS
+from bench.render.slides import write_deck
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import spectrum
-from bench.dataset import load
-from bench.report import write_report
+from bench.analysis import spectrum
+from bench.analysis.dataset import load
+from bench.analysis.stats import difference_of_medians_ci
+from bench.render.report import write_report
 from bench.results import ResultWriter, Row, unit_of
-from bench.stats import difference_of_medians_ci
 
 MIB = 1024**2
 # engine -> (kind, accel, boot word, ready_s median on debian-systemd, PSS MiB, shim MiB)
@@ -162,7 +162,7 @@ def test_deck_has_the_spectrum_and_the_decomposition_slides(spectrum_csv, tmp_pa
     from pptx import Presentation
     from rendering import pictures, slide_text
 
-    from bench.slides import write_deck
+    from bench.render.slides import write_deck
 
     deck = Presentation(str(write_deck([spectrum_csv], tmp_path / "deck.pptx")))
     by_heading = {slide_text(s).split("\n")[0]: s for s in deck.slides}

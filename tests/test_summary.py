@@ -11,8 +11,8 @@ import pytest
 from report_fixtures import full_host, row, write_csv
 from rich.console import Console
 
-from bench.dataset import load
-from bench.summary import summarize, summary_table
+from bench.analysis.dataset import load
+from bench.analysis.summary import summarize, summary_table
 from bench.units import accel_label, engine_label, human
 
 

@@ -27,8 +27,8 @@ from bench.backends.vagrant import (
     vagrantfile,
 )
 from bench.backends.vbox import find_vbox_headless
-from bench.measure import READY, ConsoleWatcher, follow_file, now_ns
-from bench.scenario import ScenarioError, load
+from bench.run.measure import READY, ConsoleWatcher, follow_file, now_ns
+from bench.run.scenario import ScenarioError, load
 
 
 def works(why: str = "fine"):
@@ -594,7 +594,7 @@ def test_a_users_box_is_ready_at_vagrants_own_line_and_gets_no_ready_line(tmp_pa
 def test_rows_of_a_users_box_name_the_box_and_resume_still_finds_them(tmp_path, monkeypatch):
     from test_runner import OK_LINES, FakeBackend, run_with, scenario_file
 
-    from bench.runner import finished_keys, plan, trial_key
+    from bench.run.runner import finished_keys, plan, trial_key
 
     class UsersBox(FakeBackend):
         def prepare(self, guest, options):
@@ -620,8 +620,8 @@ def test_rows_of_a_users_box_name_the_box_and_resume_still_finds_them(tmp_path, 
 def test_claims_compare_only_the_same_readiness(tmp_path, readiness):
     from report_fixtures import ready_rows, write_csv
 
-    from bench.claims import evaluate
-    from bench.dataset import load as load_csv
+    from bench.analysis.claims import evaluate
+    from bench.analysis.dataset import load as load_csv
 
     detail = f"workload=idle provider=virtualbox readiness={readiness} box=vmbench-r-box-busybox"
     rows = ready_rows("h", "docker", [0.5, 0.6, 0.5, 0.55])
@@ -638,9 +638,9 @@ def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monke
     one that names that default."""
     from test_runner import OK_LINES, FakeBackend
 
-    from bench import runner as runner_mod
     from bench.results import ResultWriter
-    from bench.runner import RunConfig, Runner
+    from bench.run import runner as runner_mod
+    from bench.run.runner import RunConfig, Runner
 
     class Boxes(FakeBackend):
         image_options = ("boot",)

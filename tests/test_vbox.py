@@ -24,7 +24,7 @@ from conftest import engine_missing
 
 from bench.backends import vbox
 from bench.backends.vagrant_box import STREAM_OPTIMIZED, VMDK_NAME, build_box, ovf_descriptor
-from bench.measure import DONE, READY, now_ns
+from bench.run.measure import DONE, READY, now_ns
 
 NS = {
     "ovf": "http://schemas.dmtf.org/ovf/envelope/1",

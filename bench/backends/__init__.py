@@ -24,7 +24,7 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
 )
-from bench.options import Option, hint
+from bench.run.options import Option, hint
 
 ENGINE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
@@ -100,7 +100,7 @@ def _add(found: dict[str, type[Backend]], cls: type[Backend]) -> None:
     if cls.kind not in KINDS:
         raise RegistryError(f"{where}: kind {cls.kind!r} is not one of {', '.join(KINDS)}")
     if not all(isinstance(o, Option) for o in cls.options.values()):
-        raise RegistryError(f"{where}: options must map key names to bench.options.Option")
+        raise RegistryError(f"{where}: options must map key names to bench.run.options.Option")
     other = found.get(cls.name)
     if other is not None and other is not cls:
         raise RegistryError(f"{where}: engine name {cls.name!r} is also {other.__module__}")

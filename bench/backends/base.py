@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from bench import results
-from bench.compat import host_arch
 from bench.guests import Guest
-from bench.measure import READY, ConsoleWatcher
-from bench.options import Option
+from bench.run.compat import host_arch
+from bench.run.measure import READY, ConsoleWatcher
+from bench.run.options import Option
 from bench.signals import shielded
 
 # The isolation spectrum, from the host's kernel to a kernel of its own: the CSV's kinds.
@@ -108,7 +108,7 @@ class Instance(ABC):
     memory_note: str = ""
     # A VM booted through firmware and a bootloader: text in the bootloader's first line on
     # the console and in its last line before the kernel runs. The trial times firmware_s and
-    # bootloader_s from them (bench.trial); empty for anything else.
+    # bootloader_s from them (bench.run.trial); empty for anything else.
     bootloader_markers: tuple[str, ...] = ()
 
     @abstractmethod
@@ -149,7 +149,7 @@ class Backend(ABC):
 
     name: ClassVar[str] = ""  # [a-z0-9-]+: scenario files, --backends and the CSV use it
     kind: ClassVar[str] = ""  # one of KINDS
-    # Its [backend.<name>] keys (bench.options), besides the ones every engine has.
+    # Its [backend.<name>] keys (bench.run.options), besides the ones every engine has.
     options: ClassVar[dict[str, Option]] = {}
     # Host memory one instance may cost beyond its ``memory_mib`` option (if it has one), an
     # upper bound the density guard uses before anything was measured on this host.

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 
 from bench.backends.base import BackendError
-from bench.measure import SmapsRelay, process_memory
+from bench.run.measure import SmapsRelay, process_memory
 
 PROC_ROOT = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import access
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -41,7 +40,8 @@ from bench.backends.cgroups import (
 from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
 from bench.backends.smaps_reader import SmapsReader
 from bench.guests import Guest
-from bench.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_memory
+from bench.run import access
+from bench.run.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_memory
 
 LABEL = "vmbench"
 RUN_LABEL = "vmbench.run"

@@ -17,8 +17,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import access
 from bench.guests.cache import cache_root, file_lock
+from bench.run import access
 
 DEFAULT_URI = "qemu:///system"
 SESSION_URI = "qemu:///session"  # the user's own libvirtd, started on demand, qemu as the user

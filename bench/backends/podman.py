@@ -52,7 +52,7 @@ from bench.backends.cgroups import (
     container_cgroup,
 )
 from bench.guests import Guest, userns
-from bench.measure import (
+from bench.run.measure import (
     SMAPS_DENIED,
     ConsoleWatcher,
     fd_chunks,

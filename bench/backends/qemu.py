@@ -23,7 +23,6 @@ from typing import Any
 
 import psutil
 
-from bench import access
 from bench.backends.base import (
     HOST_ARCH,
     Availability,
@@ -40,7 +39,8 @@ from bench.guests import Guest
 from bench.guests.bootdisk import FIRMWARES, BootDisk, build_bootdisk, workload_serial
 from bench.guests.cache import cache_root, file_lock
 from bench.guests.debs import DebError
-from bench.measure import (
+from bench.run import access
+from bench.run.measure import (
     READY,
     ConsoleWatcher,
     fd_chunks,
@@ -49,7 +49,7 @@ from bench.measure import (
     now_ns,
     process_memory,
 )
-from bench.options import CPUS, MEMORY_MIB, Option, one_of, whole_in
+from bench.run.options import CPUS, MEMORY_MIB, Option, one_of, whole_in
 
 KVM_DEVICE = Path("/dev/kvm")
 BOOT_MODES = ("kernel", *FIRMWARES)

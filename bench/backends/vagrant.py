@@ -49,7 +49,7 @@ from bench.backends.vagrant_box import VMDK_NAME, BoxError, build_box, kernel_cm
 from bench.guests import DebError, Guest
 from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
-from bench.measure import (
+from bench.run.measure import (
     READY,
     SMAPS_DENIED,
     ConsoleWatcher,
@@ -58,7 +58,7 @@ from bench.measure import (
     process_memory,
     seconds_between,
 )
-from bench.options import CPUS, MEMORY_MIB, Option, file_url, one_of, text
+from bench.run.options import CPUS, MEMORY_MIB, Option, file_url, one_of, text
 
 PROVIDERS = ("virtualbox", "libvirt")
 BOOTS = ("kernel", "disk")

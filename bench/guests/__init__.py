@@ -14,7 +14,7 @@ from bench.guests import busybox, debian
 from bench.guests.cache import cache_root
 from bench.guests.debs import DebError, HostToolMissing, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
-from bench.measure import allocated_bytes, apparent_bytes, tree_bytes
+from bench.run.measure import allocated_bytes, apparent_bytes, tree_bytes
 
 __all__ = [
     "ARCHES",

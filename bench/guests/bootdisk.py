@@ -61,7 +61,7 @@ LINUX_FS_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 @dataclass(frozen=True)
 class Bootloader:
     """A bootloader, the Debian packages it comes from, and the two lines it prints on the
-    serial console that bound its share of a boot (the boot phases, bench.trial)."""
+    serial console that bound its share of a boot (the boot phases, bench.run.trial)."""
 
     name: str
     packages: tuple[str, ...]

@@ -27,7 +27,7 @@ from bench.guests.cache import CacheEntry, cache_root, cached_build, content_key
 from bench.guests.files import FILES_DIR, file_bytes
 from bench.guests.initramfs import write_initramfs
 from bench.guests.kernel import KernelTree
-from bench.measure import tree_allocated_bytes, tree_bytes
+from bench.run.measure import tree_allocated_bytes, tree_bytes
 
 BOOTSTRAP_VERSION = "2"  # the builder's tree as tree.tar, untrimmed
 BUILD_VERSION = "2"  # rootfs.tar, disk.img, initramfs.gz; no rootfs/ folder

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.backends import engine_names, engines
 from bench.guests import ARCHES, GUEST_BUILDERS, split_guest_name
-from bench.options import Option, hint, list_of, number_in, one_of, text, whole_in
+from bench.run.options import Option, hint, list_of, number_in, one_of, text, whole_in
 
 WORKLOADS = ("ready", "idle")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from bench import charts, compare_charts
-from bench.claims import CLAIMS, evaluate
-from bench.dataset import Dataset, load
-from bench.report import METHODOLOGY, ReportOutcome, markdown_table, verdict_table
-from bench.report import verdict_markdown as claims_markdown
+from bench.analysis.claims import CLAIMS, evaluate
+from bench.analysis.dataset import Dataset, load
+from bench.render import charts, compare_charts
+from bench.render.report import METHODOLOGY, ReportOutcome, markdown_table, verdict_table
+from bench.render.report import verdict_markdown as claims_markdown
 from bench.units import accel_label, human
 
 HOST_KEYS = ("cpu_model", "cpu_count", "mem_total_bytes", "kernel", "os")

@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from bench import charts, spectrum
-from bench.claims import CLAIMS, evaluate, memory_comparisons
-from bench.dataset import Dataset, load
-from bench.summary import SUMMARY_KEYS, summarize
+from bench.analysis import spectrum
+from bench.analysis.claims import CLAIMS, evaluate, memory_comparisons
+from bench.analysis.dataset import Dataset, load
+from bench.analysis.summary import SUMMARY_KEYS, summarize
+from bench.render import charts
 from bench.units import accel_label, engine_label, human
 
 VERDICT_STYLE = {

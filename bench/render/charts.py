@@ -32,14 +32,14 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.transforms import Bbox
 
-from bench.claims import (
+from bench.analysis.claims import (
     FOOTPRINT,
     density_metric,
     memory_comparisons,
     vm_init_where_it_differs,
 )
-from bench.dataset import Dataset, detail_words, prefer_warm
-from bench.stats import fit_slope
+from bench.analysis.dataset import Dataset, detail_words, prefer_warm
+from bench.analysis.stats import fit_slope
 from bench.units import ACCEL_SUFFIX, engine_label, human
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.

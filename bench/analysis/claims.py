@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from bench.dataset import TRIAL_KEYS, Dataset, detail_reason, detail_words
-from bench.stats import (
+from bench.analysis.dataset import TRIAL_KEYS, Dataset, detail_reason, detail_words
+from bench.analysis.stats import (
     NO_INTERVAL,
     Interval,
     SlopeFit,

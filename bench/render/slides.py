@@ -18,10 +18,11 @@ from pptx.slide import Slide
 from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
-from bench import charts, spectrum
-from bench.claims import CLAIMS, evaluate, memory_comparisons
-from bench.dataset import Dataset, load
-from bench.report import METHODOLOGY, ratio_text
+from bench.analysis import spectrum
+from bench.analysis.claims import CLAIMS, evaluate, memory_comparisons
+from bench.analysis.dataset import Dataset, load
+from bench.render import charts
+from bench.render.report import METHODOLOGY, ratio_text
 from bench.units import engine_label
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)

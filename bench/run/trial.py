@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from bench import compat
 from bench.backends.base import (
     Backend,
     BackendError,
@@ -27,7 +26,8 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
 )
-from bench.measure import (
+from bench.run import compat
+from bench.run.measure import (
     DONE,
     ConsoleLine,
     MemorySampler,

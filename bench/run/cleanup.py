@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import liveness
 from bench.backends import BackendError, engine_names, make_backend
+from bench.run import liveness
 
 
 @dataclass

@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import scenario, signals
+from bench import signals
 from bench.cli import (
     DEFAULT_SCENARIO,
     EXIT_FAILURES,
@@ -44,9 +44,10 @@ from bench.cli import (
     console,
     load_scenarios,
 )
-from bench.host import valid_host_id
+from bench.run import scenario
+from bench.run.host import valid_host_id
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 PLAYBOOK = CHECKOUT / "fleet" / "bench.yml"
 STOP_PLAYBOOK = CHECKOUT / "fleet" / "stop.yml"
 FLEET_RECORD = "fleet.json"
@@ -504,7 +505,7 @@ def _number(value, kind: type):
 
 def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> int:
     """Compare the hosts with results, print one line per host; the fleet's exit code."""
-    from bench.compare import terminal_table, write_comparison
+    from bench.render.compare import terminal_table, write_comparison
 
     outcomes = [host_outcome(out_dir, h) for h in hosts]
     good = [o for o in outcomes if o.status == "ok"]
@@ -541,11 +542,11 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.fleet DIR HOST...``: what fleet/bench.yml runs at its end when
+    """``python -m bench.cli.fleet DIR HOST...``: what fleet/bench.yml runs at its end when
     started with ansible-playbook directly (vmbench fleet does the same in-process)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2:
-        print("usage: python -m bench.fleet DIR HOST...", file=sys.stderr)
+        print("usage: python -m bench.cli.fleet DIR HOST...", file=sys.stderr)
         return EXIT_USAGE
     try:
         return summarize(Path(args[0]), args[1:])

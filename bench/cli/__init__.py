@@ -26,12 +26,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench import host, liveness, scenario, signals
+from bench import signals
 from bench.backends import engine_names
-from bench.options import hint
 from bench.results import ResultsWriteError, ResultWriter, check_run_id
-from bench.runner import Missing, PlannedTrial, RunConfig, Runner, RunStats, effective
-from bench.trial import TrialOutcome
+from bench.run import host, liveness, scenario
+from bench.run.options import hint
+from bench.run.runner import Missing, PlannedTrial, RunConfig, Runner, RunStats, effective
+from bench.run.trial import TrialOutcome
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 DEFAULT_SCENARIO = Path("scenarios/default.toml")
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clean.set_defaults(handler=cmd_clean)
 
-    from bench import fleet  # many hosts: its own module (bench/fleet.py) registers itself
+    from bench.cli import fleet  # many hosts: bench/cli/fleet.py registers its own command
 
     fleet.add_parser(sub)
     return parser
@@ -295,7 +296,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _plan_run(args: argparse.Namespace) -> RunPlan:
     """The run's files, scenarios and options; bad input raises (exit 2), nothing started."""
-    from bench.density import check_host_memory
+    from bench.run.density import check_host_memory
 
     if args.cold and os.geteuid() != 0:
         raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
@@ -326,7 +327,7 @@ def _open_run_dir(plan: RunPlan) -> None:
     if not plan.resuming:
         _write_run_record(plan.run_dir, plan.config, plan.files, plan.scenarios)
         return
-    from bench.cleanup import clean
+    from bench.run.cleanup import clean
 
     for line in clean(plan.config.run_id, own_run=plan.config.run_id).removed:
         console.print(f"vmbench: removed {line} (left by the earlier attempt)", markup=False)
@@ -350,7 +351,7 @@ def _measure(plan: RunPlan) -> RunStats:
 
 def _finish(plan: RunPlan, stats: RunStats) -> None:
     """host.json with the accelerators that ran, the summary, the report, the last line."""
-    from bench.summary import summary_table
+    from bench.analysis.summary import summary_table
 
     with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
         _write_host(plan.run_dir, {"run_id": plan.config.run_id, "accel": stats.accels})
@@ -507,7 +508,7 @@ def _write_run_record(
 def _resume(args: argparse.Namespace, results_dir: Path):
     """(run_id, scenario files, RunConfig options, finished trial keys) of the run to continue."""
     from bench.results import read_rows
-    from bench.runner import finished_keys
+    from bench.run.runner import finished_keys
 
     run_id = args.resume
     if args.scenarios or args.backends or args.repetitions or args.quick or args.cold:
@@ -586,7 +587,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import terminal_table, write_comparison
+    from bench.render.compare import terminal_table, write_comparison
 
     outcome = _reading(lambda: write_comparison(_existing_csvs(args.csvs), args.out))
     _print_outcome(outcome, "comparison", terminal_table(outcome))
@@ -594,7 +595,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
-    from bench.slides import write_deck
+    from bench.render.slides import write_deck
 
     csvs = _existing_csvs(args.csvs)
     deck = _reading(lambda: write_deck(csvs, args.out or csvs[0].parent / "report" / "deck.pptx"))
@@ -604,7 +605,7 @@ def cmd_slides(args: argparse.Namespace) -> int:
 
 def _reading(make):
     """Run a report-side writer; unusable input is a usage error (exit 2), not a traceback."""
-    from bench.dataset import ReportInputError
+    from bench.analysis.dataset import ReportInputError
 
     try:
         return make()
@@ -615,7 +616,7 @@ def _reading(make):
 
 
 def _print_outcome(outcome, label: str, table=None) -> None:
-    from bench.report import verdict_table
+    from bench.render.report import verdict_table
 
     for warning in outcome.warnings:
         console.print(f"vmbench: warning: {warning}", markup=False)
@@ -625,8 +626,8 @@ def _print_outcome(outcome, label: str, table=None) -> None:
 
 def _write_report(csvs: list[Path], out_dir: Path, deck: bool = False):
     """The report (and deck) of ``csvs``; returns the report's outcome (its claims)."""
-    from bench.report import write_report
-    from bench.slides import write_deck
+    from bench.render.report import write_report
+    from bench.render.slides import write_deck
 
     outcome = _reading(lambda: write_report(csvs, out_dir))
     _print_outcome(outcome, "report")
@@ -760,7 +761,7 @@ def cmd_guests(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from bench.cleanup import clean
+    from bench.run.cleanup import clean
 
     report = clean(args.run)
     for line in report.removed:

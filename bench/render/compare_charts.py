@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench import charts
-from bench.claims import CLAIMS
+from bench.analysis.claims import CLAIMS
+from bench.render import charts
 
 LABELS_PER_ROW = 3  # outlying hosts named under one comparison; the rest are counted
 

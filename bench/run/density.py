@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 
 from bench.backends import engine
 from bench.backends.base import Backend, Instance, LaunchSpec, Prepared
-from bench.measure import mem_available_bytes
-from bench.scenario import Scenario, ScenarioError
-from bench.trial import (
+from bench.run.measure import mem_available_bytes
+from bench.run.scenario import Scenario, ScenarioError
+from bench.run.trial import (
     MEM_AVAILABLE,
     ForeignArchRefused,
     Measurement,

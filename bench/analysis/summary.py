@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from bench.dataset import Dataset, ReportInputError, load
+from bench.analysis.dataset import Dataset, ReportInputError, load
+from bench.analysis.stats import median_ci
 from bench.results import unit_of
-from bench.stats import median_ci
 from bench.units import accel_label, human
 
 SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]

@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from bench import charts
-from bench.claims import FOOTPRINT  # PSS + shim PSS per trial, as the memory claims count it
-from bench.dataset import Dataset, detail_reason, prefer_warm
+from bench.analysis.claims import (
+    FOOTPRINT,  # PSS + shim PSS per trial, as the memory claims count it
+)
+from bench.analysis.dataset import Dataset, detail_reason, prefer_warm
+from bench.analysis.stats import Interval, difference_of_medians_ci, median_ci
+from bench.render import charts
 from bench.results import KINDS
-from bench.stats import Interval, difference_of_medians_ci, median_ci
 from bench.units import accel_label, engine_label, human
 
 ENTRY_KEYS = ["host_id", "guest", "kind", "backend", "boot", "accel"]
@@ -294,7 +296,7 @@ def _share(r: pd.Series, which: str) -> str:
 
 def markdown(report: SpectrumReport, out_dir: Path) -> list[str]:
     """The report.md section: the decomposition lines, the spectrum table, the charts."""
-    from bench.report import markdown_table  # the report's one table writer
+    from bench.render.report import markdown_table  # the report's one table writer
 
     parts = ["## Isolation spectrum", ""]
     if report.decomposition.empty and report.unsupported:

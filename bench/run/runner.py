@@ -29,12 +29,12 @@ from bench.backends import (
     make_backend,
 )
 from bench.backends.base import LaunchSpec, SizeRecord
-from bench.density import MemoryGuard, run_density
 from bench.guests import DebError, Guest, HostToolMissing, build_guest
 from bench.results import ResultWriter, Row, unit_of
-from bench.scenario import Scenario
+from bench.run.density import MemoryGuard, run_density
+from bench.run.scenario import Scenario
+from bench.run.trial import TrialOutcome, run_trial
 from bench.signals import shielded
-from bench.trial import TrialOutcome, run_trial
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The reading side's analysis: result CSVs -> tables, statistics, verdicts. Loads no engine."""

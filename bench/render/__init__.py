@@ -1,0 +1,1 @@
+"""The reading side's views: charts, markdown, slides, terminal tables. Loads no engine."""

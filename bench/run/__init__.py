@@ -1,0 +1,1 @@
+"""The running side: scenario files -> plan -> runner -> trials on the engines."""
