@@ -5,6 +5,7 @@ from __future__ import annotations
 from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file
 
 from bench import cli
+from bench.cli import running
 from bench.run import runner as runner_mod
 from bench.run.runner import RunConfig
 
@@ -44,7 +45,7 @@ def test_without_cold_nothing_is_dropped_and_nothing_cold(tmp_path, monkeypatch,
 
 
 def test_cold_needs_root(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(running.os, "geteuid", lambda: 1000)
     code = cli.main(["run", str(scenario_file(tmp_path)), "--cold"])
     assert code == 2
     err = capsys.readouterr().err.strip()

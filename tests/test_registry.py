@@ -13,6 +13,7 @@ from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench import backends, cli
 from bench.backends.base import KINDS, Backend
+from bench.cli import run as cli_run
 from bench.run import scenario
 from bench.run.density import static_estimate
 from bench.run.options import DEFAULT_MEMORY_MIB
@@ -176,7 +177,7 @@ def test_a_fake_engine_in_one_module_is_in_doctor_backends_and_host_json(fake_en
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["fakevm"].split()[1:3] == ["microvm", "yes"]
     assert lines["fakevm"].endswith("fakevm: a test double")
-    assert cli._backend_list("docker,fakevm") == ("docker", "fakevm")
+    assert cli_run._backend_list("docker,fakevm") == ("docker", "fakevm")
     versions = host.engine_versions()
     assert versions["fakevm"] == "0.1" and {"docker", "qemu", "vagrant"} <= set(versions)
 

@@ -32,19 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import signals
-from bench.cli import (
+from bench.cli import run
+from bench.cli.common import (
     DEFAULT_SCENARIO,
     EXIT_FAILURES,
     EXIT_OK,
     EXIT_USAGE,
+    Parser,
     UsageError,
-    _print_outcome,
-    _reading,
-    build_parser,
     console,
-    load_scenarios,
+    print_outcome,
+    reading,
 )
-from bench.run import scenario
+from bench.errors import InputError
 from bench.run.host import valid_host_id
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -334,6 +334,8 @@ def committed_scenario(path: Path) -> str:
     resolved = (path if path.is_absolute() else Path.cwd() / path).resolve()
     if not resolved.is_file() and not path.is_absolute():
         resolved = (CHECKOUT / path).resolve()  # `--scenario scenarios/x.toml` from elsewhere
+    from bench.cli.running import load_scenarios  # the engines' option tables
+
     scenarios = load_scenarios([resolved])  # ScenarioError: exit 2 with file and key
     for file in sorted({resolved, *(s.path.resolve() for s in scenarios)}):
         try:
@@ -362,7 +364,7 @@ def check_bench_args(text: str) -> str:
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
         try:
-            parsed = build_parser().parse_args(["run", *words])
+            parsed = _run_parser().parse_args(["run", *words])
         except SystemExit:
             reason = errors.getvalue().strip().removeprefix("vmbench run: ").split(" (see")[0]
             raise UsageError(f"--bench-args {text!r}: {reason}") from None
@@ -370,7 +372,7 @@ def check_bench_args(text: str) -> str:
         raise UsageError(f"--bench-args {text!r}: scenario files go in --scenario")
     # From the parsed namespace, so an abbreviation argparse accepts (--results-d) is caught;
     # against the parser's own defaults, so they are written in one place.
-    defaults = build_parser().parse_args(["run"])
+    defaults = _run_parser().parse_args(["run"])
     for option, dest in (("--results-dir", "results_dir"), ("--resume", "resume")):
         if getattr(parsed, dest) != getattr(defaults, dest):
             raise UsageError(f"--bench-args: {option} is not allowed; the fleet sets it itself")
@@ -514,10 +516,10 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
     if good:
         csvs = [out_dir / o.host / "results.csv" for o in good]
         try:
-            outcome = _reading(
+            outcome = reading(
                 lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
             )
-            _print_outcome(outcome, "comparison", terminal_table(outcome))
+            print_outcome(outcome, "comparison", terminal_table(outcome))
         except Exception as e:  # the fetched results are safe; the lines below still count
             compared = False
             console.print(
@@ -541,6 +543,13 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
     return EXIT_FAILURES if failed else EXIT_OK
 
 
+def _run_parser() -> argparse.ArgumentParser:
+    """``vmbench run``'s own parser, to check --bench-args exactly as the hosts will read them."""
+    parser = Parser(prog="vmbench")
+    run.add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.cli.fleet DIR HOST...``: what fleet/bench.yml runs at its end when
     started with ansible-playbook directly (vmbench fleet does the same in-process)."""
@@ -550,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return summarize(Path(args[0]), args[1:])
-    except (UsageError, scenario.ScenarioError) as e:
+    except InputError as e:
         console.print(f"vmbench fleet: {e}", markup=False, highlight=False)
         return EXIT_USAGE
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import psutil
 
+from bench.errors import InputError
+
 HOST_ID_ENV = "VMBENCH_HOST_ID"
 HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -26,7 +28,7 @@ def valid_host_id(name: str) -> bool:
     return bool(HOST_ID_RE.match(name)) and ".." not in name
 
 
-class HostIdError(ValueError):
+class HostIdError(InputError, ValueError):
     """$VMBENCH_HOST_ID is set to something that cannot name a host in run ids and folders."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends import engine_names, engines
+from bench.errors import InputError
 from bench.guests import ARCHES, GUEST_BUILDERS, split_guest_name
 from bench.run.options import Option, hint, list_of, number_in, one_of, text, whole_in
 
@@ -24,7 +25,7 @@ MAX_REPETITIONS = 1000
 MAX_INSTANCES = 256
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """Bad input in a scenario file: one line naming the file, the key and what is expected."""
 
     def __init__(self, path: Path | str, key: str, message: str) -> None:

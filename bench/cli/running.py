@@ -1,0 +1,294 @@
+"""What ``vmbench run`` does: scenario files -> a checked plan -> the runner -> results/<run_id>/."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import signals
+from bench.cli.common import (
+    DEFAULT_SCENARIO,
+    EXIT_FAILURES,
+    UsageError,
+    console,
+    out,
+)
+from bench.cli.progress import TrialDisplay, progress_bar
+from bench.results import ResultsWriteError, ResultWriter
+from bench.run import host, liveness, scenario
+from bench.run.runner import Missing, RunConfig, Runner, RunStats, effective
+
+RUN_RECORD = "run.json"
+
+
+def new_run_id(host_id: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{host_id}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``vmbench run`` will do, every input checked before anything starts."""
+
+    config: RunConfig
+    files: list[Path]
+    scenarios: list[scenario.Scenario]
+    done: frozenset | set  # trials an earlier attempt finished (--resume)
+    results_dir: Path
+    resuming: bool
+    report: bool
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results_dir / self.config.run_id
+
+    @property
+    def csv(self) -> Path:
+        return self.run_dir / "results.csv"
+
+
+def execute(args: argparse.Namespace) -> int:
+    plan = _plan_run(args)
+    console.print(f"vmbench: run {plan.config.run_id} -> {plan.run_dir}", markup=False)
+    signals.install()  # Ctrl-C and SIGTERM stop the run; a second one cannot skip cleanup
+    try:
+        with liveness.hold(plan.config.run_id):  # `vmbench clean` leaves a live run alone
+            _open_run_dir(plan)
+            stats = _measure(plan)
+            _finish(plan, stats)
+    except ResultsWriteError as e:
+        console.print(
+            f"vmbench: {e}; the rows written before are kept; free space, then: "
+            f"vmbench run --resume {plan.config.run_id}",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        where = f" --results-dir {plan.results_dir}" if plan.results_dir != Path("results") else ""
+        console.print(
+            f"vmbench: interrupted; finished trials are in {plan.csv}; "
+            f"continue with: vmbench run --resume {plan.config.run_id}{where}",
+            markup=False,
+        )
+        return 130
+    return stats.exit_code
+
+
+def _plan_run(args: argparse.Namespace) -> RunPlan:
+    """The run's files, scenarios and options; bad input raises (exit 2), nothing started."""
+    from bench.run.density import check_host_memory
+
+    if args.cold and os.geteuid() != 0:
+        raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
+    results_dir = _results_dir(args.results_dir)
+    if args.resume:
+        run_id, files, config_args, done = _resume(args, results_dir)
+    else:
+        run_id, files, done = None, args.scenarios or [DEFAULT_SCENARIO], frozenset()
+        config_args = {
+            "backends": args.backends,
+            "repetitions": args.repetitions,
+            "quick": args.quick,
+            "cold": args.cold,
+        }
+    scenarios = load_scenarios(files)
+    host_id = host.host_id()
+    config = RunConfig(run_id=run_id or new_run_id(host_id), host_id=host_id, **config_args)
+    # A density size this host cannot hold is bad input too.
+    check_host_memory(effective(s, config) for s in scenarios)
+    return RunPlan(
+        config, files, scenarios, done, results_dir, bool(args.resume), not args.no_report
+    )
+
+
+def _open_run_dir(plan: RunPlan) -> None:
+    """A new run writes its record (what --resume needs); a resumed one first removes what
+    its interrupted attempt left running (this run holds the lock now)."""
+    if not plan.resuming:
+        _write_run_record(plan.run_dir, plan.config, plan.files, plan.scenarios)
+        return
+    from bench.run.cleanup import clean
+
+    for line in clean(plan.config.run_id, own_run=plan.config.run_id).removed:
+        console.print(f"vmbench: removed {line} (left by the earlier attempt)", markup=False)
+
+
+def _measure(plan: RunPlan) -> RunStats:
+    """Every pending trial, its rows appended to the CSV as it ends, progress on the terminal."""
+    with ResultWriter(plan.csv) as writer, progress_bar(console) as progress:
+        display = TrialDisplay(progress)
+        runner = Runner(plan.config, writer, display.trial_done, done=plan.done)
+        total = len(runner.pending(plan.scenarios))
+        before = f" still to do ({len(plan.done)} done before)" if plan.resuming else ""
+        display.start(total, f"vmbench: {len(plan.scenarios)} scenario(s), {total} trials{before}")
+        _write_host(plan.run_dir, {"run_id": plan.config.run_id})
+        try:
+            return runner.run(plan.scenarios)
+        except KeyboardInterrupt:
+            progress.stop()
+            raise
+
+
+def _finish(plan: RunPlan, stats: RunStats) -> None:
+    """host.json with the accelerators that ran, the summary, the report, the last line."""
+    from bench.analysis.summary import summary_table
+    from bench.cli.reading import write_report
+
+    with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
+        _write_host(plan.run_dir, {"run_id": plan.config.run_id, "accel": stats.accels})
+    out.print(summary_table(plan.csv))
+    not_checked: list[str] = []
+    if plan.report:
+        try:
+            claims = write_report([plan.csv], plan.run_dir / "report", deck=True).claims
+            not_checked = list(dict.fromkeys(claims.claim[claims.verdict == "not-measured"]))
+        except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
+            console.print(f"vmbench: no report: {e}", markup=False)
+    line = _not_checked_line(not_checked, stats)
+    if line:
+        console.print(line, markup=False, highlight=False)
+    console.print(f"vmbench: {_counts(stats)}; results: {plan.csv}", markup=False)
+
+
+def _counts(stats: RunStats) -> str:
+    """'8 trials ok, 0 failed, 24 not supported here (guest debian on qemu; backend docker
+    skipped)': every trial of the run is in one of the three counts."""
+    why = [f"guest {guest} on {backend}" for backend, guest in sorted(stats.unsupported_guests)]
+    why += [f"backend {backend} skipped" for backend in sorted(stats.unavailable)]
+    why += [f"guest {guest} cannot be built here" for guest in sorted(stats.guests_unavailable)]
+    text = f"{stats.ok} trials ok, {stats.failed} failed"
+    if stats.unsupported:
+        text += f", {stats.unsupported} not supported here"
+    return text + (f" ({'; '.join(why)})" if why else "")
+
+
+def _write_host(run_dir: Path, extra: dict) -> None:
+    try:
+        host.write(run_dir / "host.json", host.collect(extra))
+    except OSError as e:
+        raise ResultsWriteError(run_dir / "host.json", e) from None
+
+
+def load_scenarios(files: list[Path]) -> list[scenario.Scenario]:
+    """Every scenario of ``files``, and no two with one name in different files (ScenarioError)."""
+    scenarios = [s for f in files for s in scenario.load(f)]
+    names: dict[str, Path] = {}
+    for s in scenarios:
+        if s.name in names and names[s.name] != s.path:
+            raise scenario.ScenarioError(
+                s.path, "scenario.name", f"{s.name!r} is also the name in {names[s.name]}"
+            )
+        names[s.name] = s.path
+    return scenarios
+
+
+def _results_dir(path: Path) -> Path:
+    text = str(path)
+    if not text or "\0" in text or "\n" in text:
+        raise UsageError(f"--results-dir {text!r}: expected a folder name")
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--results-dir {text}: is a file, expected a folder")
+    return path
+
+
+def _write_run_record(
+    run_dir: Path, config, files: list[Path], scenarios: list[scenario.Scenario]
+) -> None:
+    """What ``--resume`` needs to plan the same trials again: files, their hashes, options."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UsageError(f"{run_dir} exists already") from None
+    except OSError as e:
+        raise UsageError(f"cannot create {run_dir}: {e.strerror}") from None
+    record = {
+        "run_id": config.run_id,
+        "scenarios": [str(Path(f).resolve()) for f in files],
+        # Every file the plan came from (a suite and the files it includes).
+        "sha256": {
+            str(p.resolve()): _sha256(p) for p in {*map(Path, files), *(s.path for s in scenarios)}
+        },
+        "backends": list(config.backends) if config.backends else None,
+        "repetitions": config.repetitions,
+        "quick": config.quick,
+        "cold": config.cold,
+    }
+    try:
+        (run_dir / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as e:
+        raise UsageError(f"cannot write {run_dir / RUN_RECORD}: {e.strerror}") from None
+
+
+def _resume(args: argparse.Namespace, results_dir: Path):
+    """(run_id, scenario files, RunConfig options, finished trial keys) of the run to continue."""
+    from bench.results import read_rows
+    from bench.run.runner import finished_keys
+
+    run_id = args.resume
+    if args.scenarios or args.backends or args.repetitions or args.quick or args.cold:
+        raise UsageError(
+            "--resume continues a run as it was started: give no scenario files, "
+            "--backends, --repetitions, --quick or --cold with it"
+        )
+    run_dir = results_dir / run_id
+    record_file = run_dir / RUN_RECORD
+    if not record_file.is_file():
+        raise UsageError(f"--resume {run_id}: no {record_file} (is --results-dir right?)")
+    try:
+        record = json.loads(record_file.read_text())
+        files = [Path(f) for f in record["scenarios"]]
+        options = {
+            "backends": tuple(record["backends"]) if record["backends"] else None,
+            "repetitions": record["repetitions"],
+            "quick": bool(record["quick"]),
+            "cold": bool(record.get("cold", False)),
+        }
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{record_file}: not a vmbench run record ({e})") from None
+    hashes = record.get("sha256") or {}
+    for name in sorted({*map(str, files), *hashes}):
+        f = Path(name)
+        if not f.is_file() or _sha256(f) != hashes.get(name):
+            raise UsageError(
+                f"--resume {run_id}: {f} changed or vanished since the run started, so the "
+                "plan would not be the same; start a new run instead"
+            )
+    done: set = set()
+    csv_path = run_dir / "results.csv"
+    if csv_path.is_file():
+        rows, bad = read_rows(csv_path)
+        for line in bad:
+            console.print(f"vmbench: {line}", markup=False, highlight=False)
+        done = finished_keys(rows)
+    return run_id, files, options, done
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _not_checked_line(claims: list[str], stats: RunStats) -> str:
+    """The run's last word on its claims: which could not be checked, and what could not run
+    on this host (each with its fix); the verdict table says per claim what was missing."""
+    # The cause was said once when it was met; the summary repeats only what to do.
+    missing = [_with_fix(name, why) for name, why in sorted(stats.unavailable.items())]
+    missing += [_with_fix(f"guest {g}", why) for g, why in sorted(stats.guests_unavailable.items())]
+    could_not = f"could not run here: {'; '.join(missing)}" if missing else ""
+    if claims:
+        line = (
+            f"vmbench: claims not checked: {', '.join(claims)} (the verdicts say what each lacks)"
+        )
+        return f"{line}; {could_not}" if could_not else line
+    return f"vmbench: {could_not}" if could_not else ""
+
+
+def _with_fix(what: str, missing: Missing) -> str:
+    return f"{what} (fix: {missing.fix})" if missing.fix else f"{what} ({missing.cause})"
