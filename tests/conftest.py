@@ -61,3 +61,21 @@ def cache_dir(tmp_path, monkeypatch):
     """An empty guest cache, for tests of the cache itself (not for engine tests: slow)."""
     monkeypatch.setenv("VMBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def fake_guest(monkeypatch, tmp_path):
+    """A busybox guest the runner never builds (helpers.fakes)."""
+    from helpers.fakes import make_fake_guest
+
+    return make_fake_guest(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def harness(tmp_path):
+    """Starts ``vmbench`` subprocesses; whatever the test did, leaves nothing behind."""
+    from helpers.harness import Harness
+
+    h = Harness(tmp_path)
+    yield h
+    h.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import re
 import tomllib
@@ -18,6 +17,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from helpers.scenarios import scenario_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,27 +36,6 @@ BASE = {
     "warmup": 0,
     "timeout_s": 10,
 }
-
-
-def toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return "[" + ", ".join(toml_value(v) for v in value) + "]"
-
-
-def render(scenario: dict, extra: str = "") -> str:
-    lines = ["[scenario]"] + [f"{k} = {toml_value(v)}" for k, v in scenario.items()]
-    return "\n".join(lines) + "\n" + extra
 
 
 def run_cli(path: Path, results: Path) -> tuple[int, str]:
@@ -134,23 +113,23 @@ def malformed(draw) -> tuple[bytes, str | None]:
     if kind == "value":
         key = draw(st.sampled_from(sorted(BAD_VALUES)))
         scenario[key] = draw(BAD_VALUES[key])
-        return render(scenario).encode(), f"scenario.{key}"
+        return scenario_text(scenario).encode(), f"scenario.{key}"
     if kind == "unknown":
         key = draw(key_name.filter(lambda k: k not in SCENARIO_KEYS))
         scenario[key] = 1
-        return render(scenario).encode(), f"scenario.{key}"
+        return scenario_text(scenario).encode(), f"scenario.{key}"
     if kind == "missing":
         key = draw(st.sampled_from(["name", "guests"]))
         del scenario[key]
-        return render(scenario).encode(), f"scenario.{key}"
+        return scenario_text(scenario).encode(), f"scenario.{key}"
     if kind == "backend":
         table = draw(st.sampled_from(sorted(backend_keys())))
         key = draw(key_name.filter(lambda k, t=table: k not in backend_keys()[t]))
         extra = f"[backend.{table}]\n{key} = 1\n"
-        return render(scenario, extra).encode(), f"backend.{table}.{key}"
+        return scenario_text(scenario, extra).encode(), f"backend.{table}.{key}"
     if kind == "syntax":
         breaker = draw(st.sampled_from(BREAKERS))
-        return render(scenario, breaker + "\n").encode(), None
+        return scenario_text(scenario, breaker + "\n").encode(), None
     return draw(st.binary(min_size=1, max_size=200)), None
 
 
@@ -234,7 +213,7 @@ def test_bad_command_lines_are_one_line(argv, expected, capsys):
 
 def test_bad_results_dir_and_resume_targets(tmp_path, capsys):
     scenario = tmp_path / "s.toml"
-    scenario.write_text(render(BASE))
+    scenario.write_text(scenario_text(BASE))
     a_file = tmp_path / "file"
     a_file.write_text("")
     assert cli.main(["run", str(scenario), "--results-dir", str(a_file)]) == 2
@@ -263,13 +242,15 @@ def test_shell_like_values_are_refused_or_inert(tmp_path):
     """A name that looks like injection is refused; a description is only text."""
     results = tmp_path / "results"
     bad = tmp_path / "bad.toml"
-    bad.write_text(render({**BASE, "name": "x; touch /tmp/pwned"}))
+    bad.write_text(scenario_text({**BASE, "name": "x; touch /tmp/pwned"}))
     assert "scenario.name" in assert_one_line_error(*run_cli(bad, results), bad, results)
     from bench.run.scenario import load
 
     sentinel = tmp_path / "pwned"
     ok = tmp_path / "ok.toml"
-    ok.write_text(render({**BASE, "description": f"$(touch {sentinel}); `touch {sentinel}`"}))
+    ok.write_text(
+        scenario_text({**BASE, "description": f"$(touch {sentinel}); `touch {sentinel}`"})
+    )
     (loaded,) = load(ok)
     assert loaded.description.startswith("$(touch")
     assert not sentinel.exists()
@@ -280,7 +261,7 @@ def test_an_unknown_engine_option_names_the_file_the_key_and_the_engines_keys(tm
     from bench.backends import engine as engine_class
 
     path = tmp_path / "s.toml"
-    path.write_text(render(BASE, f"[backend.{engine}]\nmemroy_mib = 256\n"))
+    path.write_text(scenario_text(BASE, f"[backend.{engine}]\nmemroy_mib = 256\n"))
     results = tmp_path / "results"
     line = assert_one_line_error(*run_cli(path, results), path, results)
     allowed = ["instances", *engine_class(engine).options]

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from report_fixtures import ready_rows, row, write_csv
+from helpers.assertions import assert_phases_fit
+from helpers.reports import ready_rows, row, write_csv
 
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import load
@@ -161,16 +162,6 @@ def test_a_bios_run_times_firmware_and_bootloader(tmp_path, qemu_backend, busybo
     kernel = {r["metric"]: float(r["value"]) for r in by["kernel"] if r["value"]}
     assert kernel["image_bytes"] == kernel["kernel_bytes"] + kernel["initramfs_bytes"]
     assert values["disk_bytes"] > kernel["image_bytes"]  # it holds both, and the bootloader
-
-
-def assert_phases_fit(values: dict[str, float]) -> None:
-    """Both phases happened, and after the bootloader handed over there was room for the
-    guest's uptime at READY: firmware_s + bootloader_s + guest_uptime_s is at most ready_s,
-    give or take 15 % of it (the guest's clock under TCG on a loaded host runs a few % off).
-    Less is expected: the kernel's decompression runs before the guest's clock starts."""
-    assert values["firmware_s"] > 0 and values["bootloader_s"] > 0, values
-    phases = values["firmware_s"] + values["bootloader_s"] + values["guest_uptime_s"]
-    assert phases <= values["ready_s"] * 1.15, values
 
 
 def test_phases_title_names_its_guest_or_how_many_bars_it_takes_the_median_of():

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 from conftest import built_guest, engine_missing
-from test_boot_modes import assert_phases_fit
+from helpers.assertions import assert_phases_fit
 
 from bench.backends.base import LaunchSpec
 from bench.guests import HostToolMissing
@@ -187,7 +187,7 @@ def test_debian_systemd_disk_boots_to_ready(qemu_backend):
 def test_a_regular_user_builds_and_boots_a_bios_disk(tmp_path):
     """No root, no loop device, no sbin on PATH: a throwaway user runs a boot = "bios" trial
     of busybox from its own cache (the guest and its disk built as that user)."""
-    from lab_user import can_make_users, lab_venv, throwaway_user
+    from helpers.lab_user import can_make_users, lab_venv, throwaway_user
 
     if not can_make_users():
         engine_missing("a regular user's build needs root to make a throwaway user")

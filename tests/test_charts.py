@@ -16,8 +16,8 @@ import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers.reports import MIB, full_host, ready_rows, row, write_csv
 from matplotlib.collections import PathCollection
-from report_fixtures import MIB, full_host, ready_rows, row, write_csv
 
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import load

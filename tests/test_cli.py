@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench.cli import main
 from bench.results import read_rows
@@ -70,7 +69,7 @@ def test_run_writes_csv_host_json_and_summary(
 
 
 def test_report_command_writes_report_and_prints_verdicts(tmp_path):
-    from report_fixtures import full_host, host_meta, write_csv
+    from helpers.reports import full_host, host_meta, write_csv
 
     csv = write_csv(tmp_path / "run" / "results.csv", full_host("lab1"), host_meta("lab1"))
     result = vmbench("report", str(csv))
@@ -87,7 +86,7 @@ def test_report_of_a_missing_csv_is_usage_error(tmp_path):
 
 
 def test_compare_and_slides_commands(tmp_path):
-    from report_fixtures import full_host, host_meta, write_csv
+    from helpers.reports import full_host, host_meta, write_csv
 
     a = write_csv(tmp_path / "a" / "results.csv", full_host("lab1"), host_meta("lab1"))
     b = write_csv(
@@ -116,12 +115,12 @@ def test_report_of_a_csv_without_vmbench_rows_is_usage_error(tmp_path):
 def test_run_exits_with_the_runs_own_exit_code(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
     qemu_usable,
     expected,
 ):
     """`vmbench run` returns RunStats.exit_code, the one place that decides it."""
-    from test_runner import OK_LINES, FakeBackend, scenario_file
+    from helpers.fakes import OK_LINES, FakeBackend, scenario_file
 
     from bench.backends.base import Availability
     from bench.run import runner as runner_mod
@@ -147,7 +146,7 @@ def test_run_exits_with_the_runs_own_exit_code(
 def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
     capsys,
 ):
     """qemu cannot run guest debian (like podman-systemd on busybox) but runs busybox: one
@@ -155,7 +154,7 @@ def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
     The last line counts every trial: ok, failed and not supported."""
     from dataclasses import replace
 
-    from test_runner import OK_LINES, FakeBackend, scenario_file
+    from helpers.fakes import OK_LINES, FakeBackend, scenario_file
 
     from bench.backends.base import Availability, BackendUnsupported
     from bench.run import runner as runner_mod

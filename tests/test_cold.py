@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file
+from helpers.fakes import OK_LINES, FakeBackend, run_with, scenario_file
 
 from bench import cli
 from bench.cli import running
 from bench.run import runner as runner_mod
 from bench.run.runner import RunConfig
-
-__all__ = ["fake_guest"]  # the fixture, imported for its side effect
 
 
 def run_counting_drops(tmp_path, monkeypatch, cold: bool):

@@ -12,12 +12,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.reports import full_host, host_meta, write_csv
 from markdown_it import MarkdownIt
-from report_fixtures import full_host, host_meta, write_csv
 
-from bench.analysis.claims import evaluate
-from bench.analysis.dataset import load
-from bench.render.compare import GAP, evaluate_by_host, write_comparison
+from bench.render.compare import GAP, write_comparison
 from bench.render.report import ReportOutcome
 
 
@@ -232,12 +230,3 @@ def test_fifty_hosts_one_line_per_comparison_and_the_odd_ones_named(tmp_path: Pa
     assert all(h in speed[6] for h in slow) and speed[6].count("lab-") == len(slow)
     assert (out / "ratios_across_hosts.png").is_file() and not (out / "density.png").exists()
     assert "lab-03, lab-17, lab-41 differ" in md  # the chart title
-
-
-def test_evaluating_host_by_host_gives_the_same_claims(tmp_path: Path) -> None:
-    paths = [
-        write_csv(tmp_path / h / "results.csv", full_host(h, seed=i, vms=vms))
-        for i, (h, vms) in enumerate([("a", ("qemu",)), ("b", ("qemu", "vagrant")), ("c", ())])
-    ]
-    ds = load(paths)
-    pd.testing.assert_frame_equal(evaluate_by_host(ds), evaluate(ds))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_fixtures import full_host, host_meta, write_csv
+from helpers.reports import full_host, host_meta, write_csv
 
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import ReportInputError, load

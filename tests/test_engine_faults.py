@@ -21,7 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import engine_missing
-from test_interrupts import alive, harness, qemu_pids, wait_until, write_scenario  # noqa: F401
+from helpers.harness import alive, qemu_pids, wait_until
+from helpers.scenarios import write_scenario
 
 from bench.backends.qemu import run_dir as qemu_run_dir
 from bench.results import read_rows
@@ -139,7 +140,7 @@ def running_containers(client, run_id: str) -> list:
 
 
 def test_docker_daemon_dies_mid_run(
-    harness,  # noqa: F811
+    harness,
     tmp_path,
     private_dockerd,
     qemu_backend,
@@ -222,7 +223,7 @@ def test_docker_daemon_dies_mid_run(
     assert [p for p in private_dockerd.leftover_processes() if "containerd-shim" in p.name()] == []
 
 
-def test_libvirtd_unreachable_skips_vagrant_others_go_on(harness, tmp_path, qemu_backend):  # noqa: F811
+def test_libvirtd_unreachable_skips_vagrant_others_go_on(harness, tmp_path, qemu_backend):
     if shutil.which("vagrant") is None:
         engine_missing("vagrant not installed (sudo make setup)")
     socket = tmp_path / "no-libvirtd.sock"  # nothing listens here; the shared libvirtd is left be

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from test_runner import OK_LINES, FakeBackend, fake_guest, run_with, scenario_file  # noqa: F401
-from test_vagrant import settings
+from helpers.fakes import OK_LINES, FakeBackend, run_with, scenario_file
+from helpers.vagrant import settings
 
 from bench.backends import libvirt
 from bench.backends.base import BackendError
@@ -40,7 +40,7 @@ class DyingBackend(FakeBackend):
 def test_dead_engine_fails_its_remaining_trials_without_calling_it(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     docker = DyingBackend("docker", alive=2)
     qemu = FakeBackend("qemu", OK_LINES)
@@ -62,7 +62,7 @@ def test_dead_engine_fails_its_remaining_trials_without_calling_it(
 def test_a_failure_with_the_engine_still_up_does_not_stop_the_backend(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     docker = DyingBackend("docker", alive=2, engine_up=True)
     backends = {"docker": docker, "qemu": FakeBackend("qemu", OK_LINES)}

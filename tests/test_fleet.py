@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import engine_missing, usable_backend
-from report_fixtures import full_host, host_meta, write_csv
+from helpers.reports import full_host, host_meta, write_csv
 
 from bench.cli import fleet
 from bench.render.compare import write_comparison

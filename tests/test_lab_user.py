@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 from conftest import engine_missing
-from lab_user import REPO, LabUser, can_make_users, lab_venv, throwaway_user
-from test_rootless_build import BUILDER_STATE, folder_listing, tar_listing
+from helpers.assertions import BUILDER_STATE, folder_listing, tar_listing
+from helpers.lab_user import REPO, LabUser, can_make_users, lab_venv, throwaway_user
 
 from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
 from bench.backends.smaps_reader import ROLE_LABEL

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import usable_backend
-from test_interrupts import (  # noqa: F401 (harness: a fixture)
-    alive,
-    harness,
-    qemu_pids,
-    wait_until,
-    write_scenario,
-)
+from helpers.harness import alive, qemu_pids, wait_until
+from helpers.scenarios import write_scenario
 
 from bench.backends import engine
 from bench.backends.base import BackendUnsupported, LaunchSpec
@@ -93,7 +88,7 @@ def test_microvm_boots_its_own_kernel_to_ready(microvm_backend, busybox_guest):
 
 @pytest.mark.integration
 def test_ctrl_c_while_the_microvm_boots_leaves_no_qemu(
-    harness,  # noqa: F811 (the fixture imported above)
+    harness,
     tmp_path,
     microvm_backend,
     busybox_guest,

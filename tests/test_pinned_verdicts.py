@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_fixtures import full_host, write_csv
+from helpers.reports import full_host, write_csv
 
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import load

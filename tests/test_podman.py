@@ -18,13 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import built_guest, usable_backend
-from test_interrupts import (  # noqa: F401 (harness: a fixture)
-    Harness,
-    alive,
-    harness,
-    wait_until,
-    write_scenario,
-)
+from helpers.harness import Harness, alive, wait_until
+from helpers.scenarios import write_scenario
 
 from bench.backends import engine
 from bench.backends.base import BackendUnsupported, LaunchSpec, Prepared
@@ -236,7 +231,7 @@ def _running(
 
 @pytest.mark.integration
 def test_ctrl_c_while_podman_samples_memory_leaves_no_container_and_no_conmon(
-    harness,  # noqa: F811 (the fixture imported above)
+    harness,
     tmp_path,
     podman_backend,
     busybox_guest,
@@ -254,7 +249,7 @@ def test_ctrl_c_while_podman_samples_memory_leaves_no_container_and_no_conmon(
 
 @pytest.mark.integration
 def test_ctrl_c_while_the_system_container_boots_leaves_nothing(
-    harness,  # noqa: F811 (the fixture imported above)
+    harness,
     tmp_path,
     podman_systemd_backend,
 ):
@@ -299,7 +294,7 @@ def test_rootless_podman_trial_as_a_regular_user(podman_backend, busybox_guest):
     """A regular user's podman (rootless: no flags needed); on cgroup v1 its container has no
     cgroup of its own, so its process tree is read, never the user's whole session."""
     from conftest import engine_missing
-    from lab_user import can_make_users, lab_venv, throwaway_user
+    from helpers.lab_user import can_make_users, lab_venv, throwaway_user
 
     if not can_make_users():
         engine_missing("a rootless podman trial needs root to make a throwaway user")

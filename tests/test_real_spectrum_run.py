@@ -18,9 +18,9 @@ from contextlib import contextmanager
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from helpers.reports import MIB, REAL_RUN, SPECTRUM_RUN
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from report_fixtures import MIB, REAL_RUN, SPECTRUM_RUN
 
 from bench.analysis import spectrum
 from bench.analysis.claims import evaluate

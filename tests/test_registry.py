@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_runner import fake_guest  # noqa: F401 (a fixture)
 
 from bench import backends, cli
 from bench.backends.base import KINDS, Backend
@@ -186,7 +185,7 @@ def test_a_fake_engine_in_one_module_is_classified_by_the_report(
     tmp_path,
     monkeypatch,
     fake_engine,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     """Its rows carry the kind it declares, and the reading side classifies it by that alone
     (its name is in no list there)."""

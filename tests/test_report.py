@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.reports import MIB, full_host, host_meta, ready_rows, row, write_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from report_fixtures import MIB, full_host, host_meta, ready_rows, row, write_csv
 from rich.console import Console
 
 from bench.analysis.claims import CLAIMS, evaluate

@@ -1,36 +1,16 @@
 import csv
 
-from bench.results import COLUMNS, ResultWriter, Row, read_rows
+from helpers.rows import result_row
 
-
-def row(**changes) -> Row:
-    values = dict(
-        run_id="r1",
-        host_id="h",
-        scenario="s",
-        guest="busybox",
-        backend="docker",
-        accel="none",
-        instances=1,
-        trial=1,
-        phase="warm",
-        metric="ready_s",
-        value=0.25,
-        unit="s",
-        status="ok",
-        detail="workload=ready",
-        started_at="2026-01-01T00:00:00+00:00",
-    )
-    values.update(changes)
-    return Row(**values)
+from bench.results import COLUMNS, ResultWriter, read_rows
 
 
 def test_writer_appends_header_once_and_rows_round_trip(tmp_path):
     path = tmp_path / "results.csv"
     with ResultWriter(path) as w:
-        w.write([row(), row(trial=2, value=0.5)])
+        w.write([result_row(), result_row(trial=2, value=0.5)])
     with ResultWriter(path) as w:  # a second writer appends, no second header
-        w.write([row(trial=3, detail="multi\nline, with comma")])
+        w.write([result_row(trial=3, detail="multi\nline, with comma")])
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(COLUMNS)
     assert sum(1 for ln in lines if ln.startswith("run_id")) == 1
@@ -44,7 +24,9 @@ def test_writer_appends_header_once_and_rows_round_trip(tmp_path):
 def test_failed_trial_has_empty_value(tmp_path):
     path = tmp_path / "results.csv"
     with ResultWriter(path) as w:
-        w.write([row(metric="trial", value=None, unit="", status="timeout", detail="no READY")])
+        w.write(
+            [result_row(metric="trial", value=None, unit="", status="timeout", detail="no READY")]
+        )
     [r] = list(csv.DictReader(path.open()))
     assert r["value"] == "" and r["status"] == "timeout"
 
@@ -52,13 +34,13 @@ def test_failed_trial_has_empty_value(tmp_path):
 def test_reader_names_bad_lines_and_keeps_good_ones(tmp_path):
     path = tmp_path / "results.csv"
     with ResultWriter(path) as w:
-        w.write([row()])
+        w.write([result_row()])
     with path.open("a") as f:
         f.write("garbage,line\n")
-        f.write(",".join(row(value=1.0).as_csv()).replace(",1.0,", ",abc,") + "\n")
-        f.write(",".join(row(status="weird").as_csv()) + "\n")
+        f.write(",".join(result_row(value=1.0).as_csv()).replace(",1.0,", ",abc,") + "\n")
+        f.write(",".join(result_row(status="weird").as_csv()) + "\n")
     with ResultWriter(path) as w:
-        w.write([row(trial=9)])
+        w.write([result_row(trial=9)])
     good, bad = read_rows(path)
     assert [r["trial"] for r in good] == ["1", "9"]
     assert [b.line for b in bad] == [3, 4, 5]

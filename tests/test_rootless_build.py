@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from helpers.assertions import tar_listing
 
 from bench.guests import debs, tree, userns
 
@@ -100,51 +100,6 @@ def small_tree_tar(path: Path) -> None:
         tar.addfile(_info("./dev/tty", tarfile.CHRTYPE, 0o666, gid=5, devmajor=5, devminor=0))
 
 
-def tar_listing(path: Path) -> dict[str, tuple]:
-    """name -> (type, mode, uid, gid, size, link or device); hard links as their target."""
-    out: dict[str, tuple] = {}
-    with tarfile.open(path) as tar:
-        for m in tar:
-            name = (
-                "./" + m.name.removeprefix("./").rstrip("/") if m.name not in ("./", ".") else "."
-            )
-            if m.islnk():
-                target = "./" + m.linkname.removeprefix("./")
-                out[name] = out[target]
-                continue
-            kind = "d" if m.isdir() else "l" if m.issym() else "c" if m.ischr() else "f"
-            extra = m.linkname if m.issym() else f"{m.devmajor},{m.devminor}" if m.ischr() else ""
-            size = m.size if m.isreg() else 0
-            out[name] = (kind, m.mode & 0o7777, m.uid, m.gid, size, extra)
-    return out
-
-
-def folder_listing(root: Path) -> dict[str, tuple]:
-    """The same fields from a mounted or unpacked tree."""
-    out = {".": _entry(root)}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(dirpath) / name
-            out["./" + str(path.relative_to(root))] = _entry(path)
-    return out
-
-
-def _entry(path: Path) -> tuple:
-    st = path.lstat()
-    kind = {stat.S_IFDIR: "d", stat.S_IFLNK: "l", stat.S_IFCHR: "c"}.get(
-        stat.S_IFMT(st.st_mode), "f"
-    )
-    extra = (
-        os.readlink(path)
-        if kind == "l"
-        else f"{os.major(st.st_rdev)},{os.minor(st.st_rdev)}"
-        if kind == "c"
-        else ""
-    )
-    size = st.st_size if kind == "f" else 0
-    return (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, extra)
-
-
 def test_tar_round_trip_keeps_devices_hard_links_modes_and_symlinks(tmp_path):
     small_tree_tar(tmp_path / "in.tar")
     rootfs = tmp_path / "rootfs"
@@ -214,25 +169,6 @@ def _debugfs_stat(disk: Path, path: str) -> str:
 
 # What debootstrap and mmdebstrap leave differently in the same package set: their own logs
 # and apt/dpkg bookkeeping. Everything else must match name for name, mode, owner and size.
-BUILDER_STATE = {
-    "./run/mount",  # debootstrap: mount's utab folder from its own /proc mount
-    "./var/lib/dpkg/available",  # debootstrap: dpkg's available file
-    "./var/lib/dpkg/cmethopt",  # debootstrap
-    "./var/log/bootstrap.log",  # debootstrap's log
-    "./var/cache/apt/archives/lock",  # mmdebstrap: apt ran in the tree
-    "./var/cache/apt/archives/partial",  # mmdebstrap: _apt 0700, as apt makes it
-    "./var/lib/apt/extended_states",  # mmdebstrap: apt's auto-installed marks
-    "./var/lib/dpkg/arch",  # mmdebstrap: dpkg's architecture list
-    "./var/log/apt/eipp.log.xz",
-    "./var/log/apt/history.log",
-    "./var/log/apt/term.log",
-    "./var/lib/dpkg/status",  # the same packages; Priority fields from different indexes
-    "./var/lib/dpkg/status-old",
-    "./var/cache/debconf/config.dat-old",
-    "./var/cache/debconf/templates.dat-old",
-    "./var/log/alternatives.log",
-    "./var/log/dpkg.log",
-}
 
 
 def test_a_forbidding_kernel_switch_is_the_cause_and_its_sysctl_the_fix(monkeypatch):

@@ -2,103 +2,15 @@
 
 import datetime as dt
 import itertools
-import threading
 import time
 from pathlib import Path
 
-import pytest
+from helpers.fakes import OK_LINES, FakeBackend, run_with, scenario_file
 
-from bench.backends.base import Availability, Backend, Instance, Prepared, SizeRecord
-from bench.guests import Guest
-from bench.results import ResultWriter, read_rows
+from bench.backends.base import Availability
 from bench.run import runner as runner_mod
-from bench.run.measure import ConsoleWatcher
-from bench.run.runner import RunConfig, Runner, effective, plan
+from bench.run.runner import RunConfig, effective, plan
 from bench.run.scenario import load
-
-
-class FakeInstance(Instance):
-    """Prints ``lines``; with the ``ready`` workload it then exits, with ``idle`` it prints
-    no DONE and its console stays open until it is stopped, like a real guest."""
-
-    def __init__(self, lines, accel, workload="ready"):
-        self.lines = lines
-        self.accel = accel
-        self.workload = workload
-        self.stopped = False
-        self._gone = threading.Event()
-
-    def start(self):
-        self.console = ConsoleWatcher(self._output())
-
-    def _output(self):
-        if self.workload == "ready":
-            yield from self.lines
-            return
-        yield from (line for line in self.lines if b"VMBENCH DONE" not in line)
-        if self.lines:  # a guest with no output at all is one that ended at once
-            self._gone.wait()
-
-    def memory(self, full=True):
-        return {"pss_bytes": 1000, "rss_bytes": 2000, "uss_bytes": 900}
-
-    def wait_exited(self, timeout_s):
-        return True
-
-    def stop(self):
-        self.stopped = True
-        self._gone.set()
-
-
-class FakeBackend(Backend):
-    def __init__(self, name, lines, built_now=True):
-        self.name = name
-        self.kind = "container" if name == "docker" else "vm"
-        self.lines = lines
-        self.built_now = built_now
-        self.instances = []
-
-    def availability(self):
-        return Availability(True, "fake")
-
-    def prepare(self, guest, options):
-        return Prepared(guest, [SizeRecord("image_bytes", 123.0, "img")], 0.0, self.built_now)
-
-    def create(self, prepared, spec):
-        accel = "none" if self.name == "docker" else "tcg"
-        instance = FakeInstance(self.lines, accel, spec.workload)
-        self.instances.append(instance)
-        return instance
-
-
-OK_LINES = [b"VMBENCH READY uptime=1.0 kernel=guest-kernel arch=x86_64\n", b"VMBENCH DONE\n"]
-
-
-def scenario_file(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "s.toml"
-    path.write_text(
-        '[scenario]\nname = "t"\nguests = ["busybox"]\nworkloads = ["ready", "idle"]\n'
-        'backends = ["docker", "qemu"]\nrepetitions = 3\nwarmup = 1\ntimeout_s = 2\n'
-        f"memory_sample_s = 0.2\n{extra}"
-    )
-    return path
-
-
-@pytest.fixture
-def fake_guest(monkeypatch, tmp_path):
-    guest = Guest("busybox", "amd64", tmp_path, tmp_path, None, tmp_path / "i", built_now=False)  # type: ignore[arg-type]
-    monkeypatch.setattr(runner_mod, "build_guest", lambda name: guest)
-    return guest
-
-
-def run_with(tmp_path, monkeypatch, backends, scenario_path, config=None):
-    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
-    csv = tmp_path / "results.csv"
-    with ResultWriter(csv) as writer:
-        stats = Runner(config or RunConfig("run1", "host1"), writer).run(load(scenario_path))
-    rows, bad = read_rows(csv)
-    assert bad == []
-    return stats, rows
 
 
 def test_plan_interleaves_backends_in_shuffled_rounds(tmp_path):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pptx import Presentation
-from rendering import (
+from helpers.rendering import (
     assert_pages_drawn,
     assert_shapes_inside,
     assert_words_placed,
@@ -14,7 +13,8 @@ from rendering import (
     render,
     slide_text,
 )
-from report_fixtures import full_host, host_meta, write_csv
+from helpers.reports import full_host, host_meta, write_csv
+from pptx import Presentation
 
 from bench.analysis.claims import CLAIMS
 from bench.render.slides import write_deck

@@ -159,8 +159,8 @@ def test_difference_of_medians_has_a_bootstrap_interval():
 
 
 def test_deck_has_the_spectrum_and_the_decomposition_slides(spectrum_csv, tmp_path):
+    from helpers.rendering import pictures, slide_text
     from pptx import Presentation
-    from rendering import pictures, slide_text
 
     from bench.render.slides import write_deck
 

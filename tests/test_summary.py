@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from report_fixtures import full_host, row, write_csv
+from helpers.reports import full_host, row, write_csv
 from rich.console import Console
 
 from bench.analysis.dataset import load

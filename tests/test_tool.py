@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_interrupts import alive
+from helpers.harness import alive
 
 from bench.guests import tool
 

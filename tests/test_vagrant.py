@@ -14,12 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import engine_missing, usable_backend
-from test_runner import fake_guest  # noqa: F401 (a fixture)
+from helpers.vagrant import settings
 
 from bench.backends import BackendError
 from bench.backends import libvirt as lv
 from bench.backends.vagrant import (
-    MachineSettings,
     detect_provider,
     machine_env,
     process_env,
@@ -89,26 +88,6 @@ def test_unknown_provider_name():
 
 
 # --- what the Vagrantfile is told -----------------------------------------------------------
-
-
-def settings(tmp_path: Path, **changes) -> MachineSettings:
-    base = dict(
-        name="vmbench-r1-vagrant-busybox-1",
-        provider="libvirt",
-        box="vmbench-r1-box-busybox",
-        box_url="file:///cache/boxes/vmbench-busybox.box",
-        memory_mib=192,
-        cpus=2,
-        serial_log=tmp_path / "serial.log",
-        readiness="serial",
-        boot_timeout_s=90,
-        workdir=tmp_path,
-        cmdline="console=ttyS0 quiet VMBENCH_WORKLOAD=idle",
-        smbios_serial="",
-        vagrant_home=tmp_path / "vagrant.d",
-    )
-    base.update(changes)
-    return MachineSettings(**base)
 
 
 def test_env_carries_every_setting_and_keeps_vagrant_offline(tmp_path):
@@ -592,7 +571,7 @@ def test_a_users_box_is_ready_at_vagrants_own_line_and_gets_no_ready_line(tmp_pa
 
 @pytest.mark.usefixtures("fake_guest")
 def test_rows_of_a_users_box_name_the_box_and_resume_still_finds_them(tmp_path, monkeypatch):
-    from test_runner import OK_LINES, FakeBackend, run_with, scenario_file
+    from helpers.fakes import OK_LINES, FakeBackend, run_with, scenario_file
 
     from bench.run.runner import finished_keys, plan, trial_key
 
@@ -618,7 +597,7 @@ def test_rows_of_a_users_box_name_the_box_and_resume_still_finds_them(tmp_path, 
 
 @pytest.mark.parametrize("readiness", ["ssh-reachable", "serial-marker"])
 def test_claims_compare_only_the_same_readiness(tmp_path, readiness):
-    from report_fixtures import ready_rows, write_csv
+    from helpers.reports import ready_rows, write_csv
 
     from bench.analysis.claims import evaluate
     from bench.analysis.dataset import load as load_csv
@@ -636,7 +615,7 @@ def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monke
     """Two scenarios booting vagrant two ways get an image each (image_options), not the
     first scenario's box for both; a scenario leaving boot at its default shares the box of
     one that names that default."""
-    from test_runner import OK_LINES, FakeBackend
+    from helpers.fakes import OK_LINES, FakeBackend
 
     from bench.results import ResultWriter
     from bench.run import runner as runner_mod
@@ -671,7 +650,7 @@ def test_one_run_prepares_a_box_per_boot_and_reuses_it_otherwise(tmp_path, monke
 def test_every_vagrant_row_says_once_how_the_guest_booted(tmp_path, monkeypatch, box):
     """Build (size) rows and trial rows alike carry boot=<value> once, so charts never split
     one engine's bars; a box of the user's boots its own way, so its rows carry none."""
-    from test_runner import OK_LINES, FakeBackend, run_with
+    from helpers.fakes import OK_LINES, FakeBackend, run_with
 
     path = tmp_path / "v.toml"
     path.write_text(

@@ -27,7 +27,7 @@ import psutil
 
 from bench.guests import userns
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"  # what a lab user's `make venv` finds on Debian
 USER_PATH = "/usr/local/bin:/usr/bin:/bin"  # a regular user's PATH: no sbin
 

@@ -15,9 +15,9 @@ from bench.results import ResultWriter, Row, unit_of
 MIB = 1024**2
 # A real default-suite run on the development machines (TCG, 2 cores), with its host.json
 # beside it: the report, claims, charts and slides are tested on what the runner really wrote.
-REAL_RUN = Path(__file__).parent / "data" / "default-suite" / "results.csv"
+REAL_RUN = Path(__file__).parents[1] / "data" / "default-suite" / "results.csv"
 # A real run of every kind of engine and boot mode (tests/data/README.md), same host id.
-SPECTRUM_RUN = Path(__file__).parent / "data" / "spectrum-run" / "results.csv"
+SPECTRUM_RUN = Path(__file__).parents[1] / "data" / "spectrum-run" / "results.csv"
 
 
 def row(
