@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from bench.signals import shielded
 
@@ -128,6 +130,16 @@ assert tuple(f.name for f in fields(Row)) == COLUMNS
 
 def unit_of(metric: str) -> str:
     return METRIC_UNITS.get(metric, "")
+
+
+# The reader's gate: what a value, a count and a field may be. A line outside these bounds is
+# malformed (skipped, with one warning naming file, line and column), never a number that
+# would turn a verdict into "-inf TiB" or crash a chart's axis.
+MAX_FIELD_CHARS = 65_536  # a detail is one line of words; a longer field is not vmbench's
+MAX_INSTANCES = 100_000  # instances running at once on one host
+MAX_TRIAL = 1_000_000
+MAX_VALUE = 1e18  # an exabyte, or 30 billion years: beyond it a number is not a measurement
+SIGNED_METRICS = frozenset({"host_used_delta_bytes"})  # MemAvailable can grow during a trial
 
 
 class ResultsWriteError(Exception):
@@ -286,7 +298,7 @@ def read_results(path: Path) -> ResultsFile:
         missing = [c for c in OPTIONAL_COLUMNS if c not in known]
         good: list[dict[str, str]] = []
         bad: list[BadLine] = []
-        for record in reader:
+        for record in _records(reader, path, bad):
             if len(record) != len(header):
                 reason = (
                     f"expected {len(header)} fields (the header's columns), found {len(record)}"
@@ -303,6 +315,19 @@ def read_results(path: Path) -> ResultsFile:
                 good.append({c: row[c] for c in COLUMNS})
     unknown = [c for c in header if c not in COLUMNS]
     return ResultsFile(path, good, bad, missing, unknown)
+
+
+def _records(reader: Any, path: Path, bad: list[BadLine]) -> Iterator[list[str]]:
+    """The reader's records; a line the csv module refuses (a field over MAX_FIELD_CHARS, a
+    NUL byte) is a bad line, and reading goes on with the next one."""
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            bad.append(BadLine(path, reader.line_num, f"unreadable line: {e}"))
 
 
 def read_rows(path: Path) -> tuple[list[dict[str, str]], list[BadLine]]:
@@ -330,18 +355,39 @@ def _check_header(path: Path, header: list[str]) -> dict[str, int]:
 
 
 def _row_problem(row: dict[str, str]) -> str:
-    if row["value"]:
+    problem = _value_problem(row["metric"], row["value"])
+    if problem:
+        return problem
+    for column, largest in (("instances", MAX_INSTANCES), ("trial", MAX_TRIAL)):
         try:
-            float(row["value"])
+            number = int(row[column])
         except ValueError:
-            return f"value {row['value']!r} is not a number"
-    try:
-        int(row["instances"])
-        int(row["trial"])
-    except ValueError:
-        return "instances and trial must be whole numbers"
+            return f"column {column}: {row[column][:40]!r} is not a whole number"
+        if not 0 <= number <= largest:
+            return f"column {column}: {number} is outside 0..{largest}"
     if row["status"] not in STATUSES:
         return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
     if row["phase"] not in PHASES:
         return f"phase {row['phase']!r} is not one of {', '.join(PHASES)}"
+    return ""
+
+
+def _value_problem(metric: str, text: str) -> str:
+    """Why ``text`` cannot be ``metric``'s value ('' when it can): a finite number within
+    MAX_VALUE, not negative for a time or a byte count, 0 or 1 for a fact."""
+    if not text:
+        return ""
+    try:
+        value = float(text)
+    except ValueError:
+        return f"column value: {text[:40]!r} is not a number"
+    if not math.isfinite(value) or abs(value) > MAX_VALUE:
+        return f"column value: {text[:40]} is not a finite measurement (metric {metric})"
+    unit = unit_of(metric)
+    if unit in ("s", "B") and value < 0 and metric not in SIGNED_METRICS:
+        return (
+            f"column value: {text[:40]} is negative, expected a time or size >= 0 (metric {metric})"
+        )
+    if unit == "bool" and value not in (0.0, 1.0):
+        return f"column value: {text[:40]} is not 0 or 1 (metric {metric})"
     return ""
