@@ -1,4 +1,5 @@
-"""How long `vmbench report` and `vmbench compare` take as a lab grows: 1, 5, 20, 50 hosts.
+"""How long `vmbench report` and `vmbench compare` take as a lab grows: 1, 5, 20, 50 hosts,
+and `report` of one long run (--long N: the CSV's trials N times over, 400 is about 50 MB).
 
 Builds N hosts from one real results CSV (default: the committed default-suite run) by
 rewriting host_id and run_id, with host.json beside each. Each host's times and memory are
@@ -10,7 +11,10 @@ included), wall clock (time.perf_counter) and the CPU time of that process and i
 with other work the wall clock stretches with the load, the CPU time much less.
 
     .venv/bin/python benchmarks/reading_scale.py [--csv CSV] [--hosts 1,5,20,50] [--repeat 1]
-                                                 [--prioritise]
+                                                 [--long 400] [--prioritise]
+
+Each line gives wall seconds, CPU seconds and the peak resident memory of the vmbench process
+(its own rusage, from wait4).
 
 --prioritise (root, Linux with autogroup scheduling) sets this session's autogroup to nice -20
 while it measures, so the commands get the CPUs nearly to themselves on a machine others are
@@ -25,7 +29,6 @@ import contextlib
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -72,35 +75,68 @@ def build_host(source: Path, index: int, out_root: Path) -> Path:
     return out
 
 
-def timed(argv: list[str]) -> tuple[float, float, int, str]:
-    """Wall seconds and CPU seconds (user + system) a fresh vmbench process takes, its exit
-    code and its last stderr line."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def build_long_run(source: Path, copies: int, out_root: Path) -> Path:
+    """One host's CSV with every measured trial ``copies`` times (trial numbers shifted), as a
+    long lab run writes it; build rows once."""
+    with open(source, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    shift = 1 + max(int(r["trial"]) for r in rows)
+    out = out_root / "long" / "results.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["phase"] == "build")
+        for k in range(copies):
+            writer.writerows(
+                {**r, "trial": str(int(r["trial"]) + k * shift)}
+                for r in rows
+                if r["phase"] != "build"
+            )
+    meta_file = source.parent / "host.json"
+    if meta_file.is_file():
+        (out.parent / "host.json").write_text(meta_file.read_text())
+    return out
+
+
+def timed(argv: list[str]) -> tuple[float, float, float, int, str]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS in MB of a fresh vmbench
+    process, its exit code and its last stderr line."""
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.cli", *argv], capture_output=True, text=True, cwd=ROOT
-    )
-    seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-    return seconds, cpu, done.returncode, last
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.cli", *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=ROOT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
+        err.seek(0)
+        text = err.read().decode(errors="replace").strip()
+    cpu = usage.ru_utime + usage.ru_stime
+    last = text.splitlines()[-1] if text else ""
+    return seconds, cpu, usage.ru_maxrss / 1024, proc.returncode, last
 
 
 def measure(label: str, argv: list[str], repeat: int) -> None:
-    runs, cpus = [], []
+    runs, cpus, peaks = [], [], []
     for _ in range(repeat):
         load_before = os.getloadavg()[0]
-        seconds, cpu, code, last = timed(argv)
+        seconds, cpu, peak_mb, code, last = timed(argv)
         runs.append(seconds)
         cpus.append(cpu)
+        peaks.append(peak_mb)
         if code != 0:
             print(f"{label}: exit {code}: {last}")
             return
     spread = f" (min {min(runs):.1f}, max {max(runs):.1f})" if repeat > 1 else ""
     print(
         f"{label:<22} {statistics.median(runs):6.1f} s wall{spread}, "
-        f"{statistics.median(cpus):5.1f} s CPU   "
+        f"{statistics.median(cpus):5.1f} s CPU, {max(peaks):6.0f} MB peak   "
         f"load before {load_before:.2f}, after {os.getloadavg()[0]:.2f}",
         flush=True,
     )
@@ -112,6 +148,9 @@ def main() -> int:
     parser.add_argument("--hosts", default="1,5,20,50", help="host counts to compare")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement")
     parser.add_argument("--keep", type=Path, help="build the hosts here and keep them")
+    parser.add_argument(
+        "--long", type=int, default=0, metavar="N", help="also report one run N times as long"
+    )
     parser.add_argument("--prioritise", action="store_true", help="autogroup nice -20 (see above)")
     args = parser.parse_args()
     with prioritised(args.prioritise):
@@ -145,6 +184,14 @@ def run(args: argparse.Namespace) -> int:
         measure(
             "report, 1 CSV", ["report", str(csvs[0]), "--out", str(work / "report")], args.repeat
         )
+        if args.long:
+            long_csv = build_long_run(args.csv, args.long, work)
+            size_mb = long_csv.stat().st_size / 1e6
+            measure(
+                f"report, {args.long}x ({size_mb:.0f} MB)",
+                ["report", str(long_csv), "--out", str(work / "report-long")],
+                args.repeat,
+            )
         for n in counts:
             out = work / f"compare-{n}"
             measure(
