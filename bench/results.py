@@ -60,9 +60,17 @@ METRIC_UNITS: dict[str, str] = {
     # launch -> the bootloader's first output, then -> the kernel's start (READY less uptime).
     "firmware_s": "s",
     "bootloader_s": "s",
+    # Workload ``cpu``: host clock between the guest's VMBENCH WORK START and END lines,
+    # a fixed CPU-bound job (the emulator's slowdown, VM over container).
+    "cpu_work_s": "s",
     "rss_bytes": "B",
     "uss_bytes": "B",
     "pss_bytes": "B",
+    # A VM's pss_bytes by what holds it (bench/run/smaps.py), from the same samples: its
+    # guest RAM, the TCG translation cache (0 under KVM) and the rest of the hypervisor.
+    "vm_ram_pss_bytes": "B",
+    "tcg_cache_pss_bytes": "B",
+    "vmm_pss_bytes": "B",
     "cgroup_bytes": "B",
     "shim_pss_bytes": "B",
     "host_used_delta_bytes": "B",

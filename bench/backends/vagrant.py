@@ -49,6 +49,7 @@ from bench.backends.vagrant_box import VMDK_NAME, BoxError, build_box, kernel_cm
 from bench.guests import DebError, Guest
 from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
+from bench.run import smaps
 from bench.run.measure import (
     READY,
     SMAPS_DENIED,
@@ -823,8 +824,12 @@ class VagrantInstance(Instance):
             self._stop.set()  # the VM is gone: the trial stops waiting for more output
             return {}
         if full and own.denied:  # a regular user's domain on qemu:///system runs as libvirt's user
-            self.memory_note = SMAPS_DENIED
-        return own.sample(full)
+            self.memory_note = f"{SMAPS_DENIED}; {smaps.SPLIT_DENIED}"
+        if self.settings.provider != "libvirt":  # VBoxHeadless: its mappings are not QEMU's
+            return own.sample(full)
+        sample, why = smaps.hypervisor_split(pid, own.sample(full))
+        self.memory_note = why or self.memory_note
+        return sample
 
     def wait_exited(self, timeout_s: float) -> bool:
         """The guest powered itself off (its hypervisor process ended); then ``vagrant

@@ -14,9 +14,21 @@ from bench.guests.cache import cache_root, cached_build, content_key
 from bench.guests.files import FILES_DIR, file_bytes
 from bench.guests.initramfs import write_initramfs
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 # Applets the init and workload scripts call by name.
-APPLETS = ("sh", "mount", "uname", "sleep", "poweroff", "cat", "echo", "mkdir", "ls")
+APPLETS = (
+    "sh",
+    "mount",
+    "uname",
+    "sleep",
+    "poweroff",
+    "cat",
+    "echo",
+    "mkdir",
+    "ls",
+    "dd",
+    "md5sum",
+)
 
 
 def build_rootfs(arch: str) -> tuple[Path, dict]:

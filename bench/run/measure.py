@@ -24,12 +24,15 @@ import psutil
 READY = "VMBENCH READY"
 RESULT = "VMBENCH RESULT"
 DONE = "VMBENCH DONE"
+# Workload ``cpu``: the guest prints these around its fixed CPU-bound job.
+WORK_START = "VMBENCH WORK START"
+WORK_END = "VMBENCH WORK END"
 _WORD = re.compile(r"(\w+)=(\S+)")
 # A protocol line is its marker and then only key=value words, so a line that merely mentions
 # the marker (a systemd status line naming the workload's unit, say) never counts as READY.
 _PROTOCOL_LINE = {
     marker: re.compile(re.escape(marker) + r"(?:[ \t]+\w+=\S*)*[ \t]*$")
-    for marker in (READY, RESULT, DONE)
+    for marker in (READY, RESULT, DONE, WORK_START, WORK_END)
 }
 
 
@@ -56,7 +59,7 @@ class ConsoleLine:
 
     def fields(self) -> dict[str, str]:
         """key=value words after a protocol marker (matched anywhere: BIOS escape codes precede it)."""
-        for marker in (READY, RESULT, DONE):
+        for marker in (READY, RESULT, DONE, WORK_START, WORK_END):
             at = self.text.find(marker)
             if at >= 0:
                 return dict(_WORD.findall(self.text[at + len(marker) :]))

@@ -19,7 +19,7 @@ from bench.errors import InputError
 from bench.guests import ARCHES, GUEST_BUILDERS, split_guest_name
 from bench.run.options import Option, hint, list_of, number_in, one_of, text, whole_in
 
-WORKLOADS = ("ready", "idle")
+WORKLOADS = ("ready", "idle", "cpu")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_REPETITIONS = 1000
 MAX_INSTANCES = 256
@@ -219,7 +219,8 @@ def _parse(path: Path, data: dict) -> Scenario:
         for name, keys in allowed.items()
     }
     scenario = Scenario(path=path, backend_options=options, **values)
-    if "ready" in scenario.workloads and any(scenario.multi_instance(b) for b in scenario.backends):
+    alone = {"ready", "cpu"} & set(scenario.workloads)  # timed one instance at a time
+    if alone and any(scenario.multi_instance(b) for b in scenario.backends):
         raise ScenarioError(
             path,
             "scenario.workloads",

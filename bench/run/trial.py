@@ -14,6 +14,8 @@ A trial that cannot go on raises ``TrialStopped`` (failed or timeout, with the r
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -29,12 +31,15 @@ from bench.backends.base import (
 from bench.run import compat
 from bench.run.measure import (
     DONE,
+    WORK_END,
+    WORK_START,
     ConsoleLine,
     MemorySampler,
     mem_available_bytes,
     now_ns,
     seconds_between,
 )
+from bench.run.smaps import PART_DETAIL
 
 SINGLE_HZ = 20.0  # one instance: RSS at 20 Hz, USS and PSS every 10th tick (2 Hz)
 MEM_AVAILABLE = "mem_available"  # the host's MemAvailable, sampled beside the instances
@@ -177,7 +182,7 @@ def run_trial(
     """Measure one instance; never leaves it running, whatever happens (also on Ctrl-C).
 
     Workload ``ready``: ready_s, the guest's facts, then exit_s; ``idle``: ready_s, the facts,
-    then the median memory over ``memory_sample_s``.
+    then the median memory over ``memory_sample_s``; ``cpu``: ready_s, the facts, cpu_work_s.
     """
     outcome = TrialOutcome("ok")
     try:
@@ -186,6 +191,8 @@ def run_trial(
             _ready_facts(backend, prepared, group, host_kernel, outcome)
             if spec.workload == "ready":
                 _measure_exit(group, outcome)
+            elif spec.workload == "cpu":
+                _measure_cpu(group, outcome)
             elif spec.workload == "idle":
                 medians, detail = sample_memory(group.instances, memory_sample_s, sample_hz)
                 outcome.measurements += memory_measurements(medians, detail, backend.shim)
@@ -256,6 +263,45 @@ def _measure_exit(group: Launched, outcome: TrialOutcome) -> None:
     outcome.measurements.append(Measurement("exit_s", seconds_between(group.start_ns[0], now_ns())))
 
 
+def _measure_cpu(group: Launched, outcome: TrialOutcome) -> None:
+    """cpu_work_s: host clock from the guest's WORK START line to its WORK END line (workload
+    ``cpu``), both stamped as their bytes arrived, so the console's own latency cancels out.
+    The END line's hash must be that of the zeros the guest hashed: the work was done whole."""
+    console = group.instances[0].console
+    assert console is not None
+    start = console.wait_for(WORK_START, group.deadline_ns)
+    end = console.wait_for(WORK_END, group.deadline_ns) if start is not None else None
+    if start is None or end is None:
+        missing = WORK_START if start is None else WORK_END
+        if console.ended:
+            raise TrialStopped("failed", f"no {missing!r} line: {console.tail()}")
+        raise TrialStopped("timeout", f"READY seen but no {missing!r} line before the timeout")
+    words = end.fields()
+    mib = int(words["mib"]) if words.get("mib", "").isdigit() else 0
+    if not mib or words.get("md5") != zeros_md5(mib):
+        raise TrialStopped(
+            "failed",
+            f"the cpu work's hash {words.get('md5')!r} is not the md5 of {mib} MiB of zeros: "
+            "the guest did not do the whole work",
+        )
+    how = (
+        f"host clock between the guest's {WORK_START!r} and {WORK_END!r} lines; the guest ran "
+        f"dd if=/dev/zero bs=1M count={mib} | md5sum"
+    )
+    outcome.measurements.append(
+        Measurement("cpu_work_s", seconds_between(start.t_ns, end.t_ns), how)
+    )
+
+
+@functools.cache
+def zeros_md5(mib: int) -> str:
+    """The md5 of ``mib`` MiB of zero bytes (what the cpu workload hashes)."""
+    digest, block = hashlib.md5(usedforsecurity=False), bytes(1 << 20)
+    for _ in range(mib):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 def memory_measurements(
     medians: dict[str, float], detail: str, shim: str = ""
 ) -> list[Measurement]:
@@ -263,7 +309,15 @@ def memory_measurements(
     so a reader can say which engine's shim it counted."""
     named = f"shim={shim} {detail}" if shim else detail
     return [
-        Measurement(metric, value, named if metric == "shim_pss_bytes" else detail)
+        Measurement(
+            metric,
+            value,
+            named
+            if metric == "shim_pss_bytes"
+            else f"{PART_DETAIL[metric]}; {detail}"
+            if metric in PART_DETAIL
+            else detail,
+        )
         for metric, value in medians.items()
     ]
 
