@@ -344,7 +344,8 @@ class QemuInstance(Instance):
         if not own.processes:
             return {}
         sample, why = smaps.hypervisor_split(self.proc.pid, own.sample(full))
-        self.memory_note = why or self.memory_note
+        if full:  # what the latest full tick found (before qemu maps its RAM: no split yet)
+            self.memory_note = why
         return sample
 
     def wait_exited(self, timeout_s: float) -> bool:
