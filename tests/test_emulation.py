@@ -151,6 +151,13 @@ def test_cpu_is_timed_one_instance_at_a_time(tmp_path):
         load(path)
 
 
+def test_the_default_suite_times_cpu_work_on_busybox_in_docker_and_qemu():
+    root = Path(__file__).resolve().parent.parent / "scenarios"
+    [cpu] = [s for s in load(root / "default.toml") if "cpu" in s.workloads]
+    assert cpu.guests == ("busybox",) and {"docker", "qemu"} <= set(cpu.backends)
+    assert cpu.repetitions <= 5  # the suite's time: a TCG trial costs seconds
+
+
 # --- integration: a real qemu under TCG (the accelerator here) ---------------------------------
 
 
