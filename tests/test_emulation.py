@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner import FakeBackend
+from helpers.fakes import FakeBackend
 
 from bench.backends.base import LaunchSpec
 from bench.backends.qemu import MACHINES, RAM_BACKEND, TB_SIZE_MIB, QemuBackend, qemu_argv
