@@ -1,0 +1,165 @@
+"""The reading side of what emulation adds: the VM memory split's medians, the ratios without
+the translation cache, the cpu factor, the published figures and the 10x host check, on CSVs
+with known answers (written by the real ResultWriter)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from helpers.reports import row, write_csv
+
+from bench.analysis import emulation, published
+from bench.analysis.dataset import load
+
+MIB = 1024**2
+
+
+def idle_trial(host: str, backend: str, trial: int, accel: str, parts: tuple[float, ...]):
+    """One idle trial of a VM: pss_bytes and (given) its three parts, in MiB."""
+    ram, cache, vmm = parts
+    kw = {"trial": trial, "accel": accel}
+    return [
+        row(host, backend, "pss_bytes", (ram + cache + vmm) * MIB, **kw),
+        row(host, backend, "vm_ram_pss_bytes", ram * MIB, **kw),
+        row(host, backend, "tcg_cache_pss_bytes", cache * MIB, **kw),
+        row(host, backend, "vmm_pss_bytes", vmm * MIB, **kw),
+    ]
+
+
+def container_trial(host: str, trial: int, pss_mib: float = 2.0, shim_mib: float = 8.0):
+    return [
+        row(host, "docker", "pss_bytes", pss_mib * MIB, trial=trial),
+        row(host, "docker", "shim_pss_bytes", shim_mib * MIB, trial=trial),
+    ]
+
+
+def cpu_rows(host: str, backend: str, values: list[float], accel: str):
+    return [
+        row(host, backend, "cpu_work_s", v, trial=k, accel=accel, detail="workload=cpu")
+        for k, v in enumerate(values)
+    ]
+
+
+@pytest.fixture
+def tcg_host(tmp_path: Path):
+    """A TCG host: qemu 200 MiB of which 40 MiB translation cache; docker 10 MiB with shim;
+    the cpu work 16x slower in the VM."""
+    rows = []
+    for k in range(5):
+        rows += idle_trial("lab", "qemu", k, "tcg", (110 + k, 40, 50 - k))
+        rows += container_trial("lab", k)
+    rows += cpu_rows("lab", "docker", [0.20, 0.21, 0.19, 0.20], "none")
+    rows += cpu_rows("lab", "qemu", [3.2, 3.3, 3.1, 3.2], "tcg")
+    return load([write_csv(tmp_path / "r.csv", rows)])
+
+
+def test_the_split_medians_and_the_cache_share(tcg_host):
+    [split] = emulation.memory_split(tcg_host).to_dict("records")
+    assert split["backend"] == "qemu" and split["accel"] == "tcg" and split["n"] == 5
+    assert split["tcg_cache_pss_bytes"] == 40 * MIB
+    assert split["pss_bytes"] == 200 * MIB
+    assert split["tcg_share"] == pytest.approx(0.2)
+
+
+def test_without_the_cache_the_memory_ratio_drops_by_the_cache(tcg_host):
+    [ratio] = emulation.without_cache_ratios(tcg_host).to_dict("records")
+    assert ratio["claim"] == "memory" and ratio["label"] == "without the translation cache"
+    # footprint: qemu 200 MiB -> 160 MiB without its cache; docker 2 + 8 MiB
+    assert ratio["ratio"] == pytest.approx(16.0)
+
+
+def test_a_kvm_vm_gets_no_second_ratio(tmp_path):
+    rows = []
+    for k in range(3):
+        rows += idle_trial("lab", "qemu", k, "kvm", (110, 0, 50))
+        rows += container_trial("lab", k)
+    ds = load([write_csv(tmp_path / "r.csv", rows)])
+    assert emulation.without_cache_ratios(ds).empty
+
+
+def test_a_tcg_trial_without_its_cache_row_is_left_out_not_counted_whole(tmp_path):
+    rows = idle_trial("lab", "qemu", 0, "tcg", (110, 40, 50)) + container_trial("lab", 0)
+    rows += [row("lab", "qemu", "pss_bytes", 300 * MIB, trial=1, accel="tcg")]  # no split
+    rows += container_trial("lab", 1)
+    adjusted = emulation.without_translation_cache(load([write_csv(tmp_path / "r.csv", rows)]))
+    foot = adjusted.measured[
+        (adjusted.measured.metric == "footprint_bytes") & (adjusted.measured.backend == "qemu")
+    ]
+    assert list(foot.value) == [160 * MIB]
+
+
+def test_the_cpu_factor_with_its_interval_and_the_cache_share(tcg_host):
+    [f] = emulation.cpu_factors(tcg_host).to_dict("records")
+    assert (f["container"], f["vm"], f["accel"]) == ("docker", "qemu", "tcg")
+    assert f["factor"] == pytest.approx(3.2 / 0.2)
+    assert f["ci_low"] <= f["factor"] <= f["ci_high"] and f["ci_low"] > 10
+    assert f["tcg_share"] == pytest.approx(0.2)
+    sentence = emulation.factor_sentence(emulation.cpu_factors(tcg_host).iloc[0])
+    assert "16x" in sentence and "emulated (TCG)" in sentence and "20%" in sentence
+
+
+def test_one_trial_a_side_gives_a_factor_without_an_interval(tmp_path):
+    rows = cpu_rows("lab", "docker", [0.2], "none") + cpu_rows("lab", "qemu", [3.0], "tcg")
+    [f] = emulation.cpu_factors(load([write_csv(tmp_path / "r.csv", rows)])).to_dict("records")
+    assert f["factor"] == pytest.approx(15.0) and math.isnan(f["ci_low"])
+
+
+# --- published figures --------------------------------------------------------------------------
+
+
+def test_the_shipped_figures_parse_and_every_one_has_a_source():
+    figures = published.load()
+    assert len(figures) >= 10
+    for f in figures:
+        assert f.source.strip() and f.url.startswith("https://") and f.conditions and f.measured
+        assert f.si_value > 0
+    ids = {f.id for f in figures}
+    assert {"firecracker-boot", "firecracker-memory", "qemu-qboot-pvh", "qemu-pss-1"} <= ids
+    sides = {(f.side, f.metric) for f in figures}
+    assert ("container", "ready_s") in sides and ("vm", "ready_s") in sides
+    assert next(f for f in figures if f.id == "qemu-pss-1").si_value == 105.8 * MIB
+    assert next(f for f in figures if f.id == "firecracker-boot").text() == "≤ 125 ms"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ('source = ""', "figure[0].source: expected text"),
+        ('unit = "GB"', "figure[0].unit: expected one of"),
+        ("value = -1", "figure[0].value: expected a positive number"),
+        ('colour = "red"', "figure[0].colour: unknown key"),
+    ],
+)
+def test_a_bad_figure_is_one_line_naming_the_key(tmp_path, change, says):
+    good = (
+        '[[figure]]\nid = "x"\nsource = "s"\nurl = "https://e"\nconditions = "c"\n'
+        'measured = "m"\nside = "vm"\naccel = "kvm"\nmetric = "ready_s"\nvalue = 1\n'
+        'unit = "s"\nbound = ""\n'
+    )
+    key = change.split(" = ")[0]
+    text = (
+        "\n".join(line for line in good.splitlines() if not line.startswith(f"{key} ="))
+        + f"\n{change}\n"
+    )
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(published.PublishedError) as e:
+        published.load(path)
+    assert str(e.value).startswith(f"{path}: {says}")
+    assert "\n" not in str(e.value)
+
+
+def test_a_kvm_figure_ten_times_outside_the_published_range_is_suspect(tmp_path):
+    rows = [row("lab", "qemu", "ready_s", 3.0, trial=k, accel="kvm") for k in range(3)]
+    rows += [row("lab", "docker", "ready_s", 0.3, trial=k) for k in range(3)]
+    ds = load([write_csv(tmp_path / "r.csv", rows)])
+    [note] = emulation.suspect_notes(ds)
+    assert "qemu, KVM ready_s" in note and "suspect the host before the technology" in note
+
+
+def test_a_tcg_figure_is_compared_with_nothing_of_kvm(tmp_path):
+    rows = [row("lab", "qemu", "ready_s", 30.0, trial=k, accel="tcg") for k in range(3)]
+    ds = load([write_csv(tmp_path / "r.csv", rows)])
+    assert emulation.suspect_notes(ds) == []
