@@ -1,0 +1,157 @@
+"""The report's "What emulation adds" and "Published figures" sections, from the frames
+bench.analysis.emulation computes and the published figures (citations, never this host's
+data: they sit in their own table, and this host's rows there say which accelerator ran)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from bench.analysis import emulation, published
+from bench.results import METRIC_UNITS
+from bench.units import engine_label, human
+
+WHAT_EMULATION_ADDS = "What emulation adds"
+PUBLISHED_FIGURES = "Published figures"
+# The metrics the reference table shows, in its order, and how a row names them.
+TABLE_METRICS = {
+    "ready_s": "launch to ready",
+    "pss_bytes": "PSS of the hypervisor process",
+    "vmm_pss_bytes": "the VMM's own memory",
+    "footprint_bytes": "memory per instance",
+}
+
+
+Table = Callable[[pd.DataFrame], str]  # a frame as a markdown table (the report's own)
+
+
+def emulation_markdown(
+    factors: pd.DataFrame, split: pd.DataFrame, without: pd.DataFrame, markdown_table: Table
+) -> list[str]:
+    """The section's lines: the cpu factor beside the cache's share of memory, the split, and
+    the ratios without the translation cache. [] when nothing of it was measured."""
+    if factors.empty and split.empty and without.empty:
+        return []
+    lines = [f"## {WHAT_EMULATION_ADDS}", ""]
+    lines += [
+        "Under TCG a VM pays twice: its code runs translated (the cpu workload's factor, VM ÷ "
+        "container, the same CPU work timed on the host clock), and the translated code lives "
+        "in a cache inside the hypervisor process (the translation cache's share of the VM's "
+        "PSS). Under KVM the factor is near 1 and the cache is 0.",
+        "",
+    ]
+    for _, r in factors.iterrows():
+        lines.append(f"- {emulation.factor_sentence(r)}")
+    if not factors.empty:
+        lines.append("")
+    if not split.empty:
+        lines += ["A VM's memory by what holds it (median PSS of one idle instance):", ""]
+        lines.append(markdown_table(_split_table(split)))
+    if not without.empty:
+        lines += [
+            f"Ratios {emulation.WITHOUT_CACHE}: each TCG VM trial's footprint less its own "
+            "translation cache. A subtraction on this host, not a KVM measurement.",
+            "",
+            markdown_table(_without_table(without)),
+        ]
+    return lines
+
+
+def _split_table(split: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "host": split.host_id,
+            "guest": split.guest,
+            "engine": [engine_label(r.backend, r.accel) for _, r in split.iterrows()],
+            "instances": split.instances,
+            "guest RAM": split.vm_ram_pss_bytes.map(lambda v: human(v, "B")),
+            "translation cache": split.tcg_cache_pss_bytes.map(lambda v: human(v, "B")),
+            "VMM": split.vmm_pss_bytes.map(lambda v: human(v, "B")),
+            "PSS": split.pss_bytes.map(lambda v: human(v, "B")),
+            "cache share": split.tcg_share.map(lambda v: f"{v:.0%}"),
+            "n": split.n,
+        }
+    )
+
+
+def _without_table(without: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "host": without.host_id,
+            "claim": without.claim,
+            "comparison": [
+                f"{engine_label(r.vm, r.accel)} vs {r.container}, {r.guest}"
+                for _, r in without.iterrows()
+            ],
+            f"VM/container {emulation.WITHOUT_CACHE} [95% CI]": [
+                ratio_text(r) for _, r in without.iterrows()
+            ],
+            "n (c/VM)": [f"{r.n_container}/{r.n_vm}" for _, r in without.iterrows()],
+        }
+    )
+
+
+def ratio_text(r: pd.Series) -> str:
+    if pd.isna(r.ratio):
+        return ""
+    if pd.isna(r.ci_low):
+        return f"{r.ratio:.3g}x [no interval]"
+    return f"{r.ratio:.3g}x [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+
+
+def published_markdown(
+    figures: list[published.Figure],
+    host_figures: pd.DataFrame,
+    notes: list[str],
+    markdown_table: Table,
+) -> list[str]:
+    """The reference table: each published figure in its side's column, then this host's own
+    medians for the same metrics (their accelerator named), then the 10x notes."""
+    lines = [
+        f"## {PUBLISHED_FIGURES}",
+        "",
+        "What others measured or promise, cited as published (KVM for VMs): a reference, never "
+        "part of this host's data. A figure of this host under TCG is set beside them here "
+        "only, and compared with none of them.",
+        "",
+        markdown_table(reference_table(figures, host_figures)),
+    ]
+    if notes:
+        lines += [*(f"- {n}" for n in notes), ""]
+    return lines
+
+
+def reference_table(figures: list[published.Figure], host_figures: pd.DataFrame) -> pd.DataFrame:
+    """source, conditions, container figure, VM figure: published rows, then this host's."""
+    rows = [
+        {
+            "source": f"[{f.source}]({f.url})",
+            "conditions": f.conditions,
+            "measured": f.measured,
+            "container figure": f.text() if f.side == "container" else "",
+            "VM figure": f.text() if f.side == "vm" else "",
+        }
+        for f in figures
+    ]
+    for (host, metric), g in host_figures.groupby(["host_id", "metric"], sort=True):
+        if metric not in TABLE_METRICS:
+            continue
+        unit = METRIC_UNITS.get(metric, "")
+
+        def cell(part: pd.DataFrame, unit: str = unit) -> str:
+            return "; ".join(
+                f"{engine_label(r.backend, r.accel)} {human(r['median'], unit)}"
+                for _, r in part.iterrows()
+            )
+
+        rows.append(
+            {
+                "source": f"this host ({host})",
+                "conditions": "measured by this run; accelerators as named",
+                "measured": f"{TABLE_METRICS[metric]} ({metric}), median of one instance",
+                "container figure": cell(g[g.kind == "container"]),
+                "VM figure": cell(g[g.kind != "container"]),
+            }
+        )
+    return pd.DataFrame(rows)
