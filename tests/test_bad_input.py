@@ -12,6 +12,8 @@ import contextlib
 import io
 import math
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from unittest import mock
@@ -24,8 +26,8 @@ from hypothesis import strategies as st
 from bench import cli
 from bench.backends import engine_names
 from bench.guests import GUEST_BUILDERS
-from bench.run import runner
-from bench.run.scenario import NAME_RE, SCENARIO_KEYS, WORKLOADS, backend_keys
+from bench.run import runner, scenario
+from bench.run.scenario import MAX_SUITE_DEPTH, NAME_RE, SCENARIO_KEYS, WORKLOADS, backend_keys
 
 BASE = {
     "name": "ok",
@@ -268,3 +270,32 @@ def test_an_unknown_engine_option_names_the_file_the_key_and_the_engines_keys(tm
     assert line.startswith(f"vmbench: {path}: backend.{engine}.memroy_mib: unknown key")
     assert line.endswith(f"allowed: {', '.join(allowed)}")
     assert ("did you mean 'memory_mib'" in line) == ("memory_mib" in allowed)
+
+
+def test_a_suite_chain_of_1000_files_is_refused_in_one_line(tmp_path):
+    """Suites nest at most MAX_SUITE_DEPTH deep: a generated chain of 1000 suites gets one
+    line naming the file where the limit was reached (not a RecursionError), exit 2."""
+    count = 1000
+    for i in range(count):
+        (tmp_path / f"s{i:04d}.toml").write_text(f'[suite]\ninclude = ["s{i + 1:04d}.toml"]\n')
+    (tmp_path / f"s{count:04d}.toml").write_text(scenario_text(BASE))
+    results = tmp_path / "results"
+    argv = ["run", str(tmp_path / "s0000.toml"), "--results-dir", str(results)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line, f"more than one line: {proc.stderr!r}"
+    deepest = tmp_path / f"s{MAX_SUITE_DEPTH - 1:04d}.toml"
+    assert line.startswith(f"vmbench: {deepest}: suite.include: "), line
+    assert f"nest at most {MAX_SUITE_DEPTH} deep" in line
+    assert not results.exists()
+    # A chain MAX_SUITE_DEPTH files deep (the last one a scenario) still loads.
+    (tmp_path / f"s{MAX_SUITE_DEPTH - 1:04d}.toml").write_text(scenario_text(BASE))
+    [loaded] = scenario.load(tmp_path / "s0000.toml")
+    assert loaded.name == BASE["name"]

@@ -23,6 +23,9 @@ WORKLOADS = ("ready", "idle", "cpu")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_REPETITIONS = 1000
 MAX_INSTANCES = 256
+# Suites include suites; deeper than this is a mistake (or a generated chain), and Python's
+# recursion limit would end it with a traceback instead of a line naming the file.
+MAX_SUITE_DEPTH = 32
 
 
 class ScenarioError(InputError):
@@ -119,11 +122,11 @@ def load(path: Path | str) -> list[Scenario]:
     path = Path(path)
     data = _read_toml(path)
     if "suite" in data:
-        return _load_suite(path, data, seen={path.resolve()})
+        return _load_suite(path, data, seen=(path.resolve(),))
     return [_parse(path, data)]
 
 
-def _load_suite(path: Path, data: dict, seen: set[Path]) -> list[Scenario]:
+def _load_suite(path: Path, data: dict, seen: tuple[Path, ...]) -> list[Scenario]:
     _reject_unknown(path, "", data, ("suite",))
     suite = data["suite"]
     if not isinstance(suite, dict):
@@ -145,7 +148,14 @@ def _load_suite(path: Path, data: dict, seen: set[Path]) -> list[Scenario]:
             raise ScenarioError(path, "suite.include", f"no scenario file {name!r} next to it")
         child_data = _read_toml(child)
         if "suite" in child_data:
-            scenarios += _load_suite(child, child_data, seen | {child})
+            if len(seen) >= MAX_SUITE_DEPTH:
+                raise ScenarioError(
+                    path,
+                    "suite.include",
+                    f"{name!r} is a suite {len(seen) + 1} levels deep; "
+                    f"suite files nest at most {MAX_SUITE_DEPTH} deep",
+                )
+            scenarios += _load_suite(child, child_data, (*seen, child))
         else:
             scenarios.append(_parse(child, child_data))
     names = [s.name for s in scenarios]
