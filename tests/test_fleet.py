@@ -26,7 +26,7 @@ import pytest
 from conftest import engine_missing, usable_backend
 from helpers.reports import full_host, host_meta, write_csv
 
-from bench.cli import fleet
+from bench.cli import fleet, fleet_outcome
 from bench.render.compare import write_comparison
 from bench.run import host
 
@@ -461,3 +461,86 @@ def test_compare_lists_hosts_without_results(tmp_path: Path) -> None:
     assert "lab-a" not in section
     write_comparison([csv_a, csv_b], tmp_path / "plain")
     assert "Hosts without results" not in (tmp_path / "plain" / "compare.md").read_text()
+
+
+# --- a remote Python that cannot run Ansible's modules ------------------------------------
+
+# What a pyenv shim prints when the version it stands for is not installed (seen on this
+# project's machines, where root's PATH starts with pyenv's shims).
+PYENV_SHIM = """#!/bin/sh
+echo "pyenv: $(basename "$0"): command not found" >&2
+echo >&2
+echo "The \\`$(basename "$0")' command exists in these Python versions:" >&2
+echo "  3.13.0" >&2
+exit 127
+"""
+# fleet-host.json of such a host, as fleet/bench.yml's rescue wrote it: Ansible's own words
+# (ansible-core 2.19; 2.16-2.18 said "MODULE FAILURE See stdout/stderr for the exact error").
+SHIM_RECORD = {
+    "host": "lab-07",
+    "status": "failed",
+    "reason": "Module result deserialization failed: No start of json char found",
+    "interpreter": "/root/.pyenv/shims/python3.13",
+    "module_stderr": "pyenv: python3.13: command not found\n\nThe `python3.13' command exists "
+    "in these Python versions:\n  3.13.0\n\nNote: See 'pyenv help global' for tips on "
+    "allowing multiple\n      Python versions to be found at the same time.\n",
+}
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [SHIM_RECORD["reason"], "MODULE FAILURE See stdout/stderr for the exact error"],
+)
+def test_a_broken_remote_python_is_named_with_its_fix(tmp_path: Path, reason: str) -> None:
+    (tmp_path / "lab-07").mkdir()
+    record = {**SHIM_RECORD, "reason": reason}
+    (tmp_path / "lab-07" / fleet_outcome.HOST_RECORD).write_text(json.dumps(record))
+    outcome = fleet_outcome.host_outcome(tmp_path, "lab-07")
+    assert outcome.status == "failed"
+    assert outcome.line == (
+        "lab-07: FAILED: the remote Python /root/.pyenv/shims/python3.13 cannot run Ansible's "
+        "modules (it printed 'pyenv: python3.13: command not found'; Ansible: "
+        f"{reason}); fix: set ansible_python_interpreter=/usr/bin/python3 for this host in "
+        "the inventory"
+    )
+    # Any other failure keeps Ansible's reason as it was, with no fix invented for it.
+    other = {**SHIM_RECORD, "reason": "set-up failed (make setup exited 2): no space left"}
+    (tmp_path / "lab-07" / fleet_outcome.HOST_RECORD).write_text(json.dumps(other))
+    line = fleet_outcome.host_outcome(tmp_path, "lab-07").line
+    assert line == "lab-07: FAILED: set-up failed (make setup exited 2): no space left"
+
+
+@pytest.mark.integration
+def test_the_fleet_names_a_shim_that_interpreter_discovery_picked(
+    ansible_present: None, tmp_path: Path
+) -> None:
+    """The real playbook on a host (local connection: no sshd, no suite) whose PATH starts
+    with a broken python3.13, the first name Ansible's interpreter discovery tries."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    (shims / "python3.13").write_text(PYENV_SHIM)
+    (shims / "python3.13").chmod(0o755)
+    inventory = tmp_path / "lab.ini"
+    inventory.write_text("lab-shim ansible_connection=local\n")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [VMBENCH, "fleet", str(inventory), "--scenario", SCENARIO, "--out", str(out)],
+        cwd=fleet.CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=os.environ | {"PATH": f"{shims}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    [line] = [line for line in done.stderr.splitlines() if "lab-shim: FAILED" in line]
+    assert line.startswith(
+        f"vmbench fleet: lab-shim: FAILED: the remote Python {shims / 'python3.13'} cannot run "
+        "Ansible's modules (it printed 'pyenv: python3.13: command not found'; Ansible: "
+    ), line
+    assert line.endswith(
+        "fix: set ansible_python_interpreter=/usr/bin/python3 for this host in the inventory"
+    )
+    record = json.loads((out / "lab-shim" / fleet_outcome.HOST_RECORD).read_text())
+    assert record["interpreter"] == str(shims / "python3.13")
+    assert not (out / "lab-shim" / "results.csv").exists()

@@ -35,15 +35,12 @@ from bench import signals
 from bench.cli import run
 from bench.cli.common import (
     DEFAULT_SCENARIO,
-    EXIT_FAILURES,
-    EXIT_OK,
     EXIT_USAGE,
     Parser,
     UsageError,
     console,
-    print_outcome,
-    reading,
 )
+from bench.cli.fleet_outcome import COMPARE_DIR, has_results, summarize
 from bench.errors import InputError
 from bench.run.host import valid_host_id
 
@@ -51,36 +48,8 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 PLAYBOOK = CHECKOUT / "fleet" / "bench.yml"
 STOP_PLAYBOOK = CHECKOUT / "fleet" / "stop.yml"
 FLEET_RECORD = "fleet.json"
-HOST_RECORD = "fleet-host.json"
-COMPARE_DIR = "compare"
 # What the fleet controls itself: the hosts' results folder, and resuming is per fleet.
 STOP_TIMEOUT_S = 300
-
-
-@dataclass(frozen=True)
-class HostOutcome:
-    """What one host gave: results (``ok``), a recorded failure, or nothing at all."""
-
-    host: str
-    status: str  # ok | failed | missing
-    reason: str = ""
-    run_id: str = ""
-    summary: str = ""  # the run's last "vmbench: N trials ok, M failed" line
-    bench_exit: int | None = None
-    setup_s: float | None = None
-    run_s: float | None = None
-
-    @property
-    def line(self) -> str:
-        if self.status != "ok":
-            return f"{self.host}: FAILED: {self.reason}"
-        took = ", ".join(
-            f"{what} {seconds:.0f} s"
-            for what, seconds in (("set-up", self.setup_s), ("suite", self.run_s))
-            if seconds is not None
-        )
-        note = f", make bench exited {self.bench_exit}" if self.bench_exit else ""
-        return f"{self.host}: run {self.run_id} ({took}){note}: {self.summary}"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -408,10 +377,6 @@ def _write_record(plan: Plan) -> None:
         raise UsageError(f"--out {plan.out_dir}: {e.strerror}") from None
 
 
-def has_results(out_dir: Path, host: str) -> bool:
-    return (out_dir / host / "results.csv").is_file()
-
-
 def playbook_vars(plan: Plan, compare: bool = False) -> dict:
     return {
         "vmbench_out": str(plan.out_dir),
@@ -473,74 +438,6 @@ def stop_remote_runs(plan: Plan, hosts: list[str], env: dict[str, str]) -> None:
         console.print(
             f"vmbench fleet: fleet/stop.yml did not finish within {STOP_TIMEOUT_S} s", markup=False
         )
-
-
-def host_outcome(out_dir: Path, host: str) -> HostOutcome:
-    path = out_dir / host / HOST_RECORD
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        record = {}
-    if has_results(out_dir, host):
-        return HostOutcome(
-            host,
-            "ok",
-            run_id=str(record.get("run_id", "")),
-            summary=str(record.get("summary", "")).removeprefix("vmbench: ").split("; results:")[0],
-            bench_exit=_number(record.get("bench_exit"), int),
-            setup_s=_number(record.get("setup_s"), float),
-            run_s=_number(record.get("run_s"), float),
-        )
-    if record.get("status") == "failed":
-        return HostOutcome(host, "failed", reason=str(record.get("reason") or "no reason given"))
-    return HostOutcome(
-        host, "missing", reason="no results and no record (the playbook stopped before it)"
-    )
-
-
-def _number(value, kind: type):
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> int:
-    """Compare the hosts with results, print one line per host; the fleet's exit code."""
-    from bench.render.compare import terminal_table, write_comparison
-
-    outcomes = [host_outcome(out_dir, h) for h in hosts]
-    good = [o for o in outcomes if o.status == "ok"]
-    missing = {o.host: o.reason for o in outcomes if o.status != "ok"}
-    compared = bool(good)
-    if good:
-        csvs = [out_dir / o.host / "results.csv" for o in good]
-        try:
-            outcome = reading(
-                lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
-            )
-            print_outcome(outcome, "comparison", terminal_table(outcome))
-        except Exception as e:  # the fetched results are safe; the lines below still count
-            compared = False
-            console.print(
-                f"vmbench fleet: the comparison failed ({type(e).__name__}: {e}); the results "
-                f"are in {out_dir}/*/results.csv",
-                markup=False,
-                highlight=False,
-            )
-    for outcome in outcomes:
-        console.print(f"vmbench fleet: {outcome.line}", markup=False, highlight=False)
-    console.print(
-        f"vmbench fleet: {len(good)} of {len(hosts)} host(s) gave results in {out_dir}"
-        + (
-            f"; again for the others: vmbench fleet {inventory} --resume {out_dir}"
-            if missing
-            else ""
-        ),
-        markup=False,
-    )
-    failed = missing or not compared or any(o.bench_exit for o in good)
-    return EXIT_FAILURES if failed else EXIT_OK
 
 
 def _run_parser() -> argparse.ArgumentParser:
