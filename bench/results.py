@@ -86,6 +86,9 @@ METRIC_UNITS: dict[str, str] = {
     "rootfs_bytes": "B",
     "kernel_matches_host": "bool",
     "runs_foreign_arch": "bool",
+    # A system that is not Linux (memtest86+, detail os=...): 1 where it ran, 0 where the
+    # engine refused it (exec format error, in the engine's own words).
+    "runs_foreign_os": "bool",
     # A trial that produced no number still leaves a row, with this metric and a status.
     "trial": "",
 }

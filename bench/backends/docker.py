@@ -45,11 +45,11 @@ from bench.run.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_
 
 LABEL = "vmbench"
 RUN_LABEL = "vmbench.run"
-ENTRYPOINT = ["/bin/sh", "/vmbench/workload"]
-DOCKERFILE = f"""\
+# The guest's entrypoint: the workload script, or (memtest) the system's own file.
+DOCKERFILE = """\
 FROM scratch
 COPY rootfs/ /
-ENTRYPOINT {json.dumps(ENTRYPOINT)}
+ENTRYPOINT {entrypoint}
 """
 FIX = "start the daemon: sudo make host (or: sudo systemctl start docker)"
 HEALTH_TIMEOUT_S = 5.0
@@ -152,7 +152,7 @@ class DockerBackend(Backend):
                 "image_bytes",
                 float(image.attrs["Size"]),
                 "container-image",
-                f"tag={tag} {how}; runs /vmbench/workload directly, no init system",
+                f"tag={tag} {how}; runs {' '.join(guest.entrypoint)} directly, no init system",
             ),
             SizeRecord(
                 "image_compressed_bytes",
@@ -183,7 +183,7 @@ class DockerBackend(Backend):
     def _build(self, guest: Guest, tag: str):
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
-            dockerfile = DOCKERFILE.encode()
+            dockerfile = DOCKERFILE.format(entrypoint=json.dumps(list(guest.entrypoint))).encode()
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
@@ -210,7 +210,7 @@ class DockerBackend(Backend):
             raise BackendError(f"docker: guest {guest.name} has no rootfs.tar to import")
         repository, _, version = tag.rpartition(":")
         changes = [
-            f"ENTRYPOINT {json.dumps(ENTRYPOINT)}",
+            f"ENTRYPOINT {json.dumps(list(guest.entrypoint))}",
             f'LABEL {LABEL}="1" vmbench.guest="{guest.name}"',
         ]
         try:

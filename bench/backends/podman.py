@@ -64,7 +64,6 @@ from bench.run.measure import (
 
 LABEL = "vmbench"
 RUN_LABEL = "vmbench.run"
-ENTRYPOINT = ["/bin/sh", "/vmbench/workload"]
 INSTALL = "sudo apt-get install --no-install-recommends podman"
 CAP_SYS_RESOURCE = 24  # linux/capability.h
 # rlimits for a rootful podman that may not raise them: a login shell's usual soft limits.
@@ -259,7 +258,8 @@ class PodmanBackend(Backend):
         """``podman import`` of the guest's tree as a tar (its own rootfs.tar where it has one,
         the one Docker imports); seconds it took."""
         args = ["import", "--quiet", "--arch", guest.arch]
-        for change in (f"ENTRYPOINT {json.dumps(ENTRYPOINT)}", f"LABEL {LABEL}=1"):
+        entrypoint = json.dumps(list(guest.entrypoint))
+        for change in (f"ENTRYPOINT {entrypoint}", f"LABEL {LABEL}=1"):
             args += ["--change", change]
         start = now_ns()
         with tempfile.TemporaryDirectory(dir=guest.folder) as scratch:

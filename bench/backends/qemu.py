@@ -223,7 +223,7 @@ def qemu_argv(
     accel_arg = accel
     if accel == "tcg" and options.get("tb_size_mib"):
         accel_arg = f"tcg,tb-size={int(options['tb_size_mib'])}"
-    append = " ".join(
+    append = guest.own_command_line(machine.console) or " ".join(
         w
         for w in (
             f"console={machine.console}",
@@ -265,7 +265,9 @@ def qemu_argv(
     if bootdisk is not None:
         argv += disk_boot_args(bootdisk, workload)
     else:
-        argv += ["-kernel", str(guest.kernel.vmlinuz), "-initrd", str(guest.initramfs)]
+        argv += ["-kernel", str(guest.kernel.vmlinuz)]
+        if guest.initramfs is not None:  # None: a system in one file (memtest86+)
+            argv += ["-initrd", str(guest.initramfs)]
         argv += ["-append", append]
         if guest.disk is not None:
             # snapshot=on: writes go to a temporary overlay, the cached image never changes.
@@ -381,11 +383,11 @@ class QemuInstance(Instance):
 
 def _kernel_boot_sizes(guest: Guest) -> list[SizeRecord]:
     """What a direct kernel boot needs: kernel, initramfs and (debian) the ext4 disk."""
-    sizes = [
-        SizeRecord("kernel_bytes", guest.kernel.vmlinuz.stat().st_size, "kernel"),
-        SizeRecord("initramfs_bytes", guest.initramfs.stat().st_size, "initramfs"),
-    ]
-    parts = [guest.kernel.vmlinuz, guest.initramfs]
+    sizes = [SizeRecord("kernel_bytes", guest.kernel.vmlinuz.stat().st_size, "kernel")]
+    parts = [guest.kernel.vmlinuz]
+    if guest.initramfs is not None:
+        sizes.append(SizeRecord("initramfs_bytes", guest.initramfs.stat().st_size, "initramfs"))
+        parts.append(guest.initramfs)
     if guest.disk is not None:
         sizes.append(
             SizeRecord(
@@ -397,7 +399,8 @@ def _kernel_boot_sizes(guest: Guest) -> list[SizeRecord]:
         )
         parts.append(guest.disk)
     total = sum(p.stat().st_blocks * 512 if p == guest.disk else p.stat().st_size for p in parts)
-    sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", "kernel+initramfs(+disk)"))
+    what = "kernel" + ("+initramfs" if guest.initramfs else "") + ("+disk" if guest.disk else "")
+    sizes.append(SizeRecord("image_bytes", total, "vm-boot-files", what))
     sizes.append(
         SizeRecord(
             "image_compressed_bytes",
@@ -413,7 +416,8 @@ def _disk_boot_sizes(guest: Guest, bootdisk: BootDisk) -> list[SizeRecord]:
     """What a disk boot needs: the boot disk (bootloader, kernel, initramfs and root file
     system inside it) and, for UEFI, the VM's own variable store. The firmware code itself
     (SeaBIOS, OVMF_CODE) ships with the hypervisor, like qemu's binary, and is not counted."""
-    inside = "kernel, initramfs, bootloader" + (", root file system" if guest.disk else "")
+    inside = "kernel, " + ("initramfs, " if guest.initramfs else "") + "bootloader"
+    inside += ", root file system" if guest.disk else ""
     sizes = [
         SizeRecord(
             "disk_bytes",
@@ -621,11 +625,14 @@ def _probe_kvm_boot(guest: Guest, machine: Machine) -> tuple[bool, str]:
     with instance:
         instance.start()
         assert instance.console is not None
-        line = instance.console.wait_for(READY, now_ns() + int(KVM_PROBE_TIMEOUT_S * 1e9))
+        # The guest's own ready line (memtest86+: its banner), so any guest can be the probe.
+        marker = guest.ready_marker
+        line = instance.console.wait_for(marker, now_ns() + int(KVM_PROBE_TIMEOUT_S * 1e9))
+        what = "READY" if marker == READY else repr(marker)
         if line is not None:
-            return True, "probe boot reached READY"
+            return True, f"probe boot reached {what}"
         return False, (
-            f"probe boot did not reach READY within {KVM_PROBE_TIMEOUT_S:.0f} s "
+            f"probe boot did not reach {what} within {KVM_PROBE_TIMEOUT_S:.0f} s "
             f"({instance.stderr_tail() or instance.console.tail(2)})"
         )
 

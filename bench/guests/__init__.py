@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.guests import busybox, debian
+from bench.guests import busybox, debian, debs, memtest
 from bench.guests.cache import cache_root
 from bench.guests.debs import DebError, HostToolMissing, host_arch
 from bench.guests.kernel import KernelTree, kernel_tree
-from bench.run.measure import allocated_bytes, apparent_bytes, tree_bytes
+from bench.run.measure import READY, allocated_bytes, apparent_bytes, tree_bytes
 
 __all__ = [
     "ARCHES",
@@ -36,7 +36,7 @@ class Guest:
     folder: Path
     rootfs: Path
     kernel: KernelTree
-    initramfs: Path
+    initramfs: Path | None  # None: a system that boots from its kernel file alone (memtest)
     disk: Path | None = None
     # The tree as a tar with the guest's owners (docker imports it); None: only rootfs/.
     rootfs_tar: Path | None = None
@@ -55,6 +55,38 @@ class Guest:
     def boot_args(self) -> str:
         """Kernel command line words this guest needs (besides console and workload)."""
         return str(self.meta.get("boot_args", ""))
+
+    def own_command_line(self, console: str) -> str:
+        """A system's own complete kernel command line (memtest: its serial console), or
+        empty for a Linux guest (its command line is the engine's, with the workload)."""
+        return str(self.meta.get("command_line", "")).format(console=console)
+
+    def boot_file(self, firmware: str) -> Path:
+        """The file a bootloader starts: the kernel, or under UEFI the system's own EFI
+        application where it ships one (memtest86+x64.efi)."""
+        efi = self.meta.get("uefi_kernel")
+        return self.folder / efi if firmware == "uefi" and efi else self.kernel.vmlinuz
+
+    @property
+    def os(self) -> str:
+        """The system it runs when that is not Linux (``memtest86+``), else empty."""
+        return str(self.meta.get("os", ""))
+
+    @property
+    def ready_marker(self) -> str:
+        """The console text that means it is up: the workload's READY line, or a system's own
+        banner (``Memtest86+ v6.10``), which may appear anywhere in a line."""
+        return str(self.meta.get("ready_marker") or READY)
+
+    @property
+    def readiness(self) -> str:
+        """What decided it was up, for the rows: ``marker`` (READY) or ``banner``."""
+        return str(self.meta.get("readiness", "marker"))
+
+    @property
+    def entrypoint(self) -> tuple[str, ...]:
+        """What a container of it runs: the workload script, or the system's own file."""
+        return tuple(self.meta.get("entrypoint", ("/bin/sh", "/vmbench/workload")))
 
 
 def _build_busybox(arch: str) -> Guest:
@@ -91,10 +123,36 @@ def _build_debian(name: str, arch: str) -> Guest:
     )
 
 
+def _build_memtest(arch: str) -> Guest:
+    """memtest86+: its kernel file is the whole system; no initramfs, no root file system
+    (its rootfs/ holds the same file for a container image)."""
+    folder, meta = memtest.build(arch)
+    kernel = KernelTree(
+        package=debs.Package(memtest.PACKAGE, meta["version"], arch),
+        folder=folder,
+        vmlinuz=folder / "boot" / memtest.BIN,
+        release=meta["ready_marker"],
+        build_s=0.0,
+        built_now=False,
+    )
+    return Guest(
+        name="memtest",
+        arch=arch,
+        folder=folder,
+        rootfs=folder / "rootfs",
+        kernel=kernel,
+        initramfs=None,
+        build_s=float(meta.get("build_s", 0.0)),
+        built_now=bool(meta.get("built_now")),
+        meta=meta,
+    )
+
+
 GUEST_BUILDERS = {
     "busybox": _build_busybox,
     "debian": lambda arch: _build_debian("debian", arch),
     "debian-systemd": lambda arch: _build_debian("debian-systemd", arch),
+    "memtest": _build_memtest,
 }
 
 

@@ -11,6 +11,10 @@ initramfs and (debian guests) ext4 root filesystem as the guest's direct-boot fi
   config built in), the kernel and the initramfs.
 - partition 2 (debian guests only) is the guest's ext4 image, byte for byte; the initramfs
   finds it by its label.
+- a system that is not Linux (memtest86+) is its kernel file alone, no initramfs, with its
+  own command line (its serial console): syslinux starts its ``.bin`` (Linux boot protocol),
+  GRUB its ``.efi`` (a UEFI application, which OVMF alone would start with no command line,
+  so without a serial console).
 
 Everything is built from image files by a regular user: partitions are made as separate files
 (``mkfs.vfat``, ``syslinux --install`` and ``mcopy`` through mtools, never mounted) and written
@@ -31,7 +35,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -114,6 +118,8 @@ class BootDisk:
 def kernel_command_line(guest: Guest, console: str = "ttyS0") -> str:
     """What the bootloader passes to the kernel: the same words as a direct kernel boot, less
     the workload (SMBIOS carries it) and, for a disk guest, where the root filesystem is."""
+    if guest.own_command_line(console):
+        return guest.own_command_line(console)
     words = [f"console={console}", "quiet", "panic=-1", guest.boot_args]
     if guest.disk is not None:
         words.append(f"VMBENCH_ROOT=LABEL={ROOT_LABEL}")
@@ -127,8 +133,12 @@ def build_bootdisk(guest: Guest, firmware: str) -> BootDisk:
     if guest.arch != "amd64":
         raise BootDiskError(f"boot disks are built for amd64 guests only, not {guest.arch}")
     bootloader = BOOTLOADERS[firmware]
+    boot_files = _boot_files(guest, firmware)
+    if guest.initramfs is None and firmware == "bios":
+        # No initramfs: syslinux's last line before the kernel runs is the kernel's loading.
+        bootloader = replace(bootloader, handoff=f"Loading /{next(iter(boot_files))}")
     versions = {p: _package_version(p) for p in (*bootloader.packages, "mtools", "dosfstools")}
-    config = _bootloader_config(firmware, guest)
+    config = _bootloader_config(firmware, guest, boot_files)
     key = content_key(
         [
             BUILD_VERSION,
@@ -143,7 +153,6 @@ def build_bootdisk(guest: Guest, firmware: str) -> BootDisk:
     folder = cache_root() / "guests" / f"{guest.name}-{guest.arch}-{firmware}-{key}"
 
     def build(tmp: Path) -> dict:
-        boot_files = {"vmlinuz": guest.kernel.vmlinuz, "initrd.gz": guest.initramfs}
         layout = _layout(firmware, boot_files, guest.disk)
         part = tmp / "boot.fat"
         bootloader_bytes = _make_boot_partition(firmware, part, layout, config, boot_files, key)
@@ -220,8 +229,20 @@ def _layout(firmware: str, boot_files: dict[str, Path], root: Path | None) -> _L
     )
 
 
-def _bootloader_config(firmware: str, guest: Guest) -> str:
+def _boot_files(guest: Guest, firmware: str) -> dict[str, Path]:
+    """Name in the boot partition -> file: the kernel (a system's own file under its own
+    name) and the initramfs, if the guest has one."""
+    kernel = guest.boot_file(firmware)
+    files = {(kernel.name if guest.os else "vmlinuz"): kernel}
+    if guest.initramfs is not None:
+        files["initrd.gz"] = guest.initramfs
+    return files
+
+
+def _bootloader_config(firmware: str, guest: Guest, boot_files: dict[str, Path]) -> str:
     cmdline = kernel_command_line(guest)
+    kernel = next(iter(boot_files))
+    initrd = "initrd.gz" in boot_files
     if firmware == "bios":
         # syslinux hides its "Loading ..." lines when the command line says "quiet", and the
         # last of them marks its hand-off to the kernel. The same quiet in other words: the
@@ -234,18 +255,18 @@ def _bootloader_config(firmware: str, guest: Guest) -> str:
             "TIMEOUT 0\n"
             "DEFAULT vmbench\n"
             "LABEL vmbench\n"
-            "  LINUX /vmlinuz\n"
-            "  INITRD /initrd.gz\n"
-            f"  APPEND {cmdline}\n"
+            f"  LINUX /{kernel}\n"
+            + ("  INITRD /initrd.gz\n" if initrd else "")
+            + f"  APPEND {cmdline}\n"
         )
     # Built into BOOTX64.EFI; GRUB sets $root to the partition it was loaded from.
     return (
         "serial --unit=0 --speed=115200\n"
         "terminal_input serial\n"
         "terminal_output serial\n"
-        f"linux /vmlinuz {cmdline}\n"
-        "initrd /initrd.gz\n"
-        f"echo {GRUB_HANDOFF}\n"
+        f"linux /{kernel} {cmdline}\n"
+        + ("initrd /initrd.gz\n" if initrd else "")
+        + f"echo {GRUB_HANDOFF}\n"
         "boot\n"
     )
 

@@ -1,7 +1,9 @@
-"""Compatibility facts: whose kernel a guest runs on, and whether a foreign architecture ran.
+"""Compatibility facts: whose kernel a guest runs on, whether a foreign architecture ran, and
+whether a system that is not Linux ran (memtest86+).
 
-Both come from evidence the guest itself gives: the READY line's ``kernel=`` and ``arch=``
-words, or, when a foreign binary cannot start at all, the engine's ``exec format error``.
+All come from evidence the guest itself gives: the READY line's ``kernel=`` and ``arch=``
+words, the other system's own banner on its console, or, when a binary cannot start at all,
+the engine's ``exec format error``.
 A container that runs a foreign binary through binfmt_misc + qemu-user is emulated in user
 mode, not a shared kernel running foreign code, and the detail says so.
 """
@@ -92,4 +94,26 @@ def foreign_arch_refused(guest_arch: str, evidence: str) -> tuple[float, str] | 
     return (
         0.0,
         f"guest_arch={guest_arch} host_arch={host_arch()} {EXEC_FORMAT_ERROR}: {evidence}{note}",
+    )
+
+
+def foreign_os_ran(os_name: str, banner: str, container: bool) -> tuple[float, str]:
+    """``runs_foreign_os`` = 1: the system printed its own banner (``banner`` is that line)."""
+    how = (
+        "ran in a container: its banner came from the container's output"
+        if container
+        else "system emulation: the VM booted it in place of a Linux kernel"
+    )
+    return 1.0, f"os={os_name} marker=banner banner={' '.join(banner.split())[:80]!r} {how}"
+
+
+def foreign_os_refused(os_name: str, evidence: str) -> tuple[float, str] | None:
+    """``runs_foreign_os`` = 0 when the engine's own words show the host kernel could not
+    execute the system's file; None when they do not (then it is a failure, not this fact)."""
+    if EXEC_FORMAT_ERROR not in evidence.lower():
+        return None
+    return (
+        0.0,
+        f"os={os_name} host_arch={host_arch()} {EXEC_FORMAT_ERROR}: {evidence}; the host kernel "
+        "cannot execute another system's boot image as a process",
     )

@@ -66,6 +66,11 @@ class ConsoleLine:
         return {}
 
 
+# A line ends at a newline, or where a full-screen program (memtest86+) moves the cursor to
+# another row: its screen comes as rows, each begun by ESC[<row>;<col>H, never a newline.
+_LINE_END = re.compile(rb"\n|(?=\x1b\[\d+;\d+H)")
+
+
 class ConsoleWatcher:
     """Reads a guest console from a blocking chunk source in its own thread.
 
@@ -96,9 +101,9 @@ class ConsoleWatcher:
                 if not chunk:
                     continue
                 pending += chunk
-                *complete, pending = pending.split(b"\n")
-                if complete:
-                    self._add([ConsoleLine(t_ns, _clean(raw)) for raw in complete])
+                *complete, pending = _LINE_END.split(pending)
+                if any(complete):
+                    self._add([ConsoleLine(t_ns, _clean(raw)) for raw in complete if raw])
         except Exception as e:  # a dying engine ends the stream; the runner reports it
             self._error = f"{type(e).__name__}: {e}"
         finally:

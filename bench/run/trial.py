@@ -8,7 +8,11 @@ ready is the trial's own: ``run_trial`` (one instance: its facts, then its exit 
 memory) and ``density.run_density`` (N idle instances: their memory together).
 
 A trial that cannot go on raises ``TrialStopped`` (failed or timeout, with the reason) and
-``ForeignArchRefused`` when a foreign-architecture guest could not execute at all.
+``ForeignArchRefused`` when a foreign-architecture guest, or a system that is not Linux
+(memtest86+), could not execute at all.
+
+A guest whose readiness is its own banner (memtest86+: no shell, no READY line, no uptime)
+is stopped right after the banner: nothing of it runs on, and its rows say ``marker=banner``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bench.backends.base import (
 from bench.run import compat
 from bench.run.measure import (
     DONE,
+    READY,
     WORK_END,
     WORK_START,
     ConsoleLine,
@@ -71,8 +76,9 @@ class TrialStopped(Exception):
 
 
 class ForeignArchRefused(Exception):
-    """A foreign-architecture guest the engine could not execute (``exec format error``):
-    an expected result, the fact ``runs_foreign_arch`` = 0, not a failure."""
+    """A foreign-architecture guest (or another system) the engine could not execute
+    (``exec format error``): an expected result, the fact ``runs_foreign_arch`` (or
+    ``runs_foreign_os``) = 0, not a failure."""
 
     def __init__(self, measurement: Measurement, accel: str) -> None:
         super().__init__(measurement.detail)
@@ -144,17 +150,25 @@ def _wait_ready(
     ready_so_far: int,
 ) -> ConsoleLine:
     assert instance.console is not None, "an instance has a console once started"
-    line = instance.console.wait_for(instance.ready_marker, deadline_ns)
+    marker = ready_marker(instance, prepared)
+    line = instance.console.wait_for(marker, deadline_ns)
     if line is not None:
         return line
     tail = instance.console.tail()
     so_far = f" ({ready_so_far} ready so far)" if n > 1 else ""
+    what = "READY" if marker == READY else repr(marker)
     if instance.console.ended:
         _refused(prepared, tail, instance.accel)
-        why = f"{_which(k, n)}guest output ended before READY{so_far}: {tail}"
+        why = f"{_which(k, n)}guest output ended before {what}{so_far}: {tail}"
         raise TrialStopped("failed", why, instance.accel)
-    why = f"{_which(k, n)}no READY line within {timeout_s:g} s{so_far}; last output: {tail}"
+    why = f"{_which(k, n)}no {what} line within {timeout_s:g} s{so_far}; last output: {tail}"
     raise TrialStopped("timeout", why, instance.accel)
+
+
+def ready_marker(instance: Instance, prepared: Prepared) -> str:
+    """What means ready: the instance's own marker when its engine has one (a user's box:
+    SSH reachable), else the guest's (READY, or a system's banner: memtest86+)."""
+    return instance.ready_marker if instance.ready_marker != READY else prepared.guest.ready_marker
 
 
 def _which(k: int, n: int) -> str:
@@ -162,7 +176,12 @@ def _which(k: int, n: int) -> str:
 
 
 def _refused(prepared: Prepared, evidence: str, accel: str) -> None:
-    """ForeignArchRefused if a foreign guest's engine output shows it could not execute."""
+    """ForeignArchRefused if a foreign guest's (or another system's) engine output shows it
+    could not execute."""
+    if prepared.guest.os:
+        fact = compat.foreign_os_refused(prepared.guest.os, evidence)
+        if fact is not None:
+            raise ForeignArchRefused(Measurement("runs_foreign_os", *fact), accel)
     if not compat.is_foreign(prepared.guest.arch):
         return
     fact = compat.foreign_arch_refused(prepared.guest.arch, evidence)
@@ -189,7 +208,9 @@ def run_trial(
         with launched(backend, prepared, spec, 1, timeout_s) as group:
             outcome.accel = group.accel
             _ready_facts(backend, prepared, group, host_kernel, outcome)
-            if spec.workload == "ready":
+            if prepared.guest.readiness == "banner":
+                pass  # nothing runs on: leaving the block stops it right after its banner
+            elif spec.workload == "ready":
                 _measure_exit(group, outcome)
             elif spec.workload == "cpu":
                 _measure_cpu(group, outcome)
@@ -210,9 +231,13 @@ def _ready_facts(
     """ready_s and what the READY line says: uptime (a VM's own), kernel, architecture."""
     instance, fields = group.instances[0], group.ready[0].fields()
     outcome.ready_fields = fields
-    described = " ".join(
-        w for w in (instance.describe(), f"guest_init={fields.get('init', '?')}") if w
+    guest = prepared.guest
+    ready = (
+        f"marker=banner os={guest.os}"
+        if guest.readiness == "banner"
+        else f"guest_init={fields.get('init', '?')}"
     )
+    described = " ".join(w for w in (instance.describe(), ready) if w)
     outcome.measurements.append(Measurement("ready_s", group.ready_s(0), described))
     for metric, seconds in instance.extra_timings().items():
         outcome.measurements.append(Measurement(metric, seconds, described))
@@ -227,6 +252,9 @@ def _ready_facts(
     if compat.is_foreign(prepared.guest.arch):
         ran = compat.foreign_arch_ran(prepared.guest.arch, fields, container=shared_kernel)
         outcome.measurements.append(Measurement("runs_foreign_arch", *ran))
+    if guest.os:
+        ran = compat.foreign_os_ran(guest.os, group.ready[0].text, container=shared_kernel)
+        outcome.measurements.append(Measurement("runs_foreign_os", *ran))
 
 
 def boot_phases(instance: Instance, start_ns: int, described: str) -> list[Measurement]:
