@@ -70,7 +70,8 @@ def test_vm_that_reports_another_arch_did_not_run_it():
 def test_compat_scenario_kernel_and_foreign_arch_facts(
     tmp_path, docker_backend, qemu_backend, busybox_guest
 ):
-    """scenarios/compat.toml as shipped: 4 trials, 2 VM boots (one arm64 under TCG)."""
+    """scenarios/compat.toml as shipped, on docker and qemu: 6 trials, 3 VM boots (one arm64
+    under TCG, one memtest86+ to its banner)."""
     results = tmp_path / "results"
     code = cli.main(
         [
@@ -91,7 +92,7 @@ def test_compat_scenario_kernel_and_foreign_arch_facts(
     facts = {
         (r["guest"], r["backend"], r["metric"]): r
         for r in rows
-        if r["metric"] in ("kernel_matches_host", "runs_foreign_arch")
+        if r["metric"] in ("kernel_matches_host", "runs_foreign_arch", "runs_foreign_os")
     }
     # Whose kernel: the container reports the host's, the VM its own.
     assert facts[("busybox", "docker", "kernel_matches_host")]["value"] == "1.0"
@@ -113,6 +114,11 @@ def test_compat_scenario_kernel_and_foreign_arch_facts(
         assert "exec format error" in container["detail"]
         mounted = (BINFMT / "status").exists()
         assert ("binfmt_misc is not mounted" in container["detail"]) is not mounted
+    # Another operating system: the VM boots memtest86+, docker cannot execute its file.
+    assert facts[("memtest", "qemu", "runs_foreign_os")]["value"] == "1.0"
+    refused = facts[("memtest", "docker", "runs_foreign_os")]
+    assert refused["value"] == "0.0" and "exec format error" in refused["detail"]
+    assert ("memtest", "docker", "kernel_matches_host") not in facts  # it printed no READY
     left = docker_backend.client.containers.list(
         all=True, filters={"label": f"vmbench.run={run.name}"}
     )

@@ -167,14 +167,16 @@ def _pairs(
 ) -> Iterator[Pair]:
     """Every container/VM pair measured with this metric in the same scenario and guest, and
     with the same readiness: a time to "SSH reachable" (a user's own Vagrant box, detail
-    ``readiness=ssh-reachable``) is never compared with a time to the READY marker.
+    ``readiness=ssh-reachable``) or to another system's banner (memtest86+, ``marker=banner``)
+    is never compared with a time to the READY marker.
 
     Fewer keys pool more: ("guest",) pools a guest's scenarios, () pools everything per host
     (facts); the pair then names the scenarios and guests it pooled."""
     m = ds.measured
     data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
     ssh = data.detail.str.contains("readiness=ssh-reachable", regex=False)
-    data = data.assign(readiness=np.where(ssh, "ssh-reachable", "marker"))
+    banner = data.detail.str.contains("marker=banner", regex=False)
+    data = data.assign(readiness=np.select([ssh, banner], ["ssh-reachable", "banner"], "marker"))
     groups = data.groupby([*keys, "readiness"]) if keys else [((), data)]
     for _key, g in groups:
         for c in sorted(g.loc[g.kind == "container", "backend"].unique()):
@@ -402,11 +404,20 @@ FACTS = {
         "the container ran a foreign-arch binary (binfmt_misc emulation on this host?)",
     ),
 }
+# The compat claim's other half: a system that is not Linux (memtest86+, detail os=...) on
+# container engines against VMs. Its own row of the compat verdict, naming the system.
+FOREIGN_OS = Fact(
+    "runs_foreign_os",
+    0,
+    1,
+    "the VM did not boot the other system",
+    "a container engine ran another system's boot image (the row's detail says how)",
+)
 
 
-def _fact(ds: Dataset, host: str, claim: str) -> tuple[list[Row], str]:
+def _fact(ds: Dataset, host: str, claim: str, fact: Fact | None = None) -> tuple[list[Row], str]:
     """Both halves hold: supported; neither: refuted; one: inconclusive, saying which."""
-    fact = FACTS[claim]
+    fact = fact or FACTS[claim]
     out = []
     for pair in _pairs(ds, host, fact.metric, keys=()):
         c, v = pair.values(pair.container), pair.values(pair.vm)
@@ -424,6 +435,9 @@ def _fact(ds: Dataset, host: str, claim: str) -> tuple[list[Row], str]:
             f"{b}: {int(np.sum(x == 1))}/{len(x)} {fact.metric}=1 {_first_detail(pair.rows, b)}"
             for b, x in ((pair.container, c), (pair.vm, v))
         )
+        systems = foreign_systems(pair.rows)
+        if systems:
+            ev = f"os={','.join(systems)}: {ev}"
         out.append(pair.record(claim, verdict, NO_INTERVAL, (len(c), len(v)), caveats, "", ev))
     return out, _why_missing(ds, host, fact.metric)
 
@@ -433,8 +447,21 @@ JUDGES: dict[str, Callable[[Dataset, str], tuple[list[Row], str]]] = {
     "speed": _speed,
     "kernel": lambda ds, host: _fact(ds, host, "kernel"),
     "density": _density,
-    "compat": lambda ds, host: _fact(ds, host, "compat"),
+    "compat": lambda ds, host: _compat(ds, host),
 }
+
+
+def _compat(ds: Dataset, host: str) -> tuple[list[Row], str]:
+    """Another architecture, then another operating system: one verdict row each."""
+    arch, missing = _fact(ds, host, "compat")
+    other_os, os_missing = _fact(ds, host, "compat", FOREIGN_OS)
+    return arch + other_os, missing or os_missing
+
+
+def foreign_systems(rows: pd.DataFrame) -> list[str]:
+    """The systems that are not Linux named in these rows' details (``os=memtest86+``)."""
+    found = {detail_words(d).get("os", "") for d in rows.detail}
+    return sorted(found - {""})
 
 
 # --- helpers --------------------------------------------------------------------------------

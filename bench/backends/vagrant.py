@@ -439,6 +439,11 @@ class VagrantBackend(Backend):
             raise BackendUnsupported(
                 f"vagrant: a {guest.arch} guest needs emulation; use the qemu backend"
             )
+        if guest.os:
+            raise BackendUnsupported(
+                f"vagrant: no box is made of {guest.os} yet (its boxes carry a Linux guest); "
+                "use the qemu backend"
+            )
         if choice.provider == "virtualbox":
             return self._prepare_virtualbox_box(guest, run_id, choice)
         return self._prepare_libvirt_box(guest, options, run_id, boot, choice)

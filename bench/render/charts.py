@@ -940,12 +940,15 @@ def kernel_table(ds: Dataset, claims: pd.DataFrame) -> Built:
     return fig, title
 
 
+FOREIGN = ("runs_foreign_arch", "runs_foreign_os")  # another architecture, another OS
+
+
 def compat_matrix(ds: Dataset, claims: pd.DataFrame) -> Built:
-    """Guest architecture x engine: booted natively, emulated, or exec format error."""
+    """Guest (architecture or OS) x engine: booted natively, emulated, or exec format error."""
     m = ds.measured
-    foreign = m[m.metric == "runs_foreign_arch"]
+    foreign = m[m.metric.isin(FOREIGN)]
     if foreign.empty:
-        return "no runs_foreign_arch rows"
+        return "no runs_foreign_arch or runs_foreign_os rows"
     outcomes = _compat_outcomes(ds, foreign)
     engines = list(dict.fromkeys(outcomes.engine))
     cells, colours = [], []
@@ -962,12 +965,12 @@ def compat_matrix(ds: Dataset, claims: pd.DataFrame) -> Built:
             row_colours.append(OUTCOME_COLOURS[kind])
         cells.append(row)
         colours.append(row_colours)
-    fig = _table_figure(["guest architecture", *engines], cells, colours)
+    fig = _table_figure(["guest: architecture or OS", *engines], cells, colours)
     title = fact_title(
         claims,
         "compat",
         _compat_finding(outcomes),
-        "Which guest architectures each engine ran",
+        "Which guest architectures and systems each engine ran",
     )
     return fig, title
 
@@ -983,16 +986,19 @@ def _compat_outcomes(ds: Dataset, foreign: pd.DataFrame) -> pd.DataFrame:
     for _, r in _order(pd.concat([native, foreign])).iterrows():
         words = detail_words(r.detail)
         host_arch = words.get("host_arch") or _host_arch(foreign, r.host_id)
-        native = r.metric != "runs_foreign_arch"
+        native = r.metric not in FOREIGN
         if native:
             arch = f"{host_arch} guest (the host's)"
             text, outcome = _native_cell(r)
+        elif r.metric == "runs_foreign_os":
+            arch = f"another OS: {words.get('os', r.guest)}"
+            text, outcome = _foreign_os_cell(r)
         else:
             arch = f"{words.get('guest_arch', r.guest)} guest"
             text, outcome = _foreign_cell(r)
         label = f"{r.host_id}: {arch}" if multi else arch
         rows.append(
-            {"label": label, "arch": arch, "native": native, "engine": r.backend}
+            {"label": label, "arch": arch, "native": native, "engine": _engine(r.backend, r.boot)}
             | {"text": text, "outcome": outcome}
         )
     columns = ["label", "arch", "native", "engine", "text", "outcome"]
@@ -1025,13 +1031,35 @@ def _foreign_cell(r: pd.Series) -> tuple[str, str]:
     return "did not run", "refused"
 
 
+def _foreign_os_cell(r: pd.Series) -> tuple[str, str]:
+    """Another OS: a VM boots it (its banner showed), a container engine refuses its file."""
+    if r.value == 1:
+        if r.kind in ("container", "system-container"):
+            return "ran\n(see the row's detail)", "emulated"
+        if r.accel == "tcg":
+            return "booted (TCG)\nits own system", "emulated"
+        return f"booted ({ACCEL_SUFFIX.get(r.accel, r.accel)})\nits own system", "native"
+    if "exec format error" in r.detail:
+        return "exec format error", "refused"
+    return "did not run", "refused"
+
+
 def _compat_finding(outcomes: pd.DataFrame) -> str:
     foreign = outcomes[~outcomes.native]
+    other_os = foreign.arch.str.startswith("another OS")
+    arch, systems = foreign[~other_os], foreign[other_os]
     refused = foreign[foreign.outcome == "refused"]
-    ran = foreign[foreign.outcome == "emulated"]
-    if len(ran) and len(refused) and (refused.text == "exec format error").all():
-        arches = " and ".join(sorted(set(foreign.arch)))
-        return f"A VM ran the {arches} under emulation; the container failed: exec format error"
+    if len(refused) and (refused.text == "exec format error").all():
+        ran = []
+        if (arch.outcome == "emulated").any():
+            ran.append(f"the {' and '.join(sorted(set(arch.arch)))} under emulation")
+        if (systems.outcome != "refused").any():
+            names = sorted({a.removeprefix("another OS: ") for a in systems.arch})
+            ran.append(f"{' and '.join(names)} (not Linux)")
+        if ran:
+            return f"A VM ran {' and '.join(ran)}; the container failed: exec format error"
+    if len(systems) and not len(arch):
+        return "A VM booted another operating system; a container could not"
     return "A VM ran a foreign-architecture guest; a container could not"
 
 
