@@ -87,6 +87,8 @@ def memtest_rows(host: str = "h", vm_ran: int = 1, container_ran: int = 0) -> li
         row(host, "docker", "runs_foreign_os", container_ran, detail=refused, **kw),
         row(host, "podman", "runs_foreign_os", container_ran, detail=refused, **kw),
         row(host, "qemu", "runs_foreign_os", vm_ran, accel="tcg", detail=ran, **kw),
+        row(host, "docker", "image_bytes", 141e3, phase="build", guest="memtest"),
+        row(host, "qemu", "image_bytes", 141e3, phase="build", guest="memtest", accel="tcg"),
         row(
             host,
             "qemu",
@@ -110,9 +112,9 @@ def test_compat_verdict_gains_a_row_for_another_os(tmp_path):
     assert set(other_os.verdict) == {"supported"}
     assert other_os.evidence.str.startswith(f"os={OS}:").all()
     assert other_os.evidence.str.contains("exec format error").all()
-    # memtest's banner time is never compared with a container's time to READY.
-    speed = claims[claims.claim == "speed"]
-    assert "memtest" not in set(speed.guest)
+    # Another system is only the compat fact's: never in a size, speed or memory comparison
+    # (its banner time beside a container's READY, its image that no container can run).
+    assert not claims[claims.claim != "compat"].guest.str.contains("memtest").any()
 
 
 def test_a_container_that_ran_it_turns_the_os_row(tmp_path):
@@ -135,6 +137,8 @@ def test_compat_matrix_and_report_show_another_os(tmp_path):
     assert f"another OS: {OS}" in text and "arm64 guest" in text
     assert "podman" in text and "exec format error" in text and "booted (TCG)" in text
     assert OS in matrix.title and "arm64" in matrix.title
+    for name in ("ready_time", "size_breakdown"):  # never beside a Linux guest
+        assert "memtest" not in svg_text(next(c for c in made if c.name == name).svg)
     write_report([csv], tmp_path / "report")
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"os={OS}" in report and "runs_foreign_os" in report

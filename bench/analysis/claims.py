@@ -174,6 +174,8 @@ def _pairs(
     (facts); the pair then names the scenarios and guests it pooled."""
     m = ds.measured
     data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
+    if metric != FOREIGN_OS.metric:  # another system is only the compat fact's, never a ratio's
+        data = data[~not_linux(m).loc[data.index]]
     ssh = data.detail.str.contains("readiness=ssh-reachable", regex=False)
     banner = data.detail.str.contains("marker=banner", regex=False)
     data = data.assign(readiness=np.select([ssh, banner], ["ssh-reachable", "banner"], "marker"))
@@ -456,6 +458,16 @@ def _compat(ds: Dataset, host: str) -> tuple[list[Row], str]:
     arch, missing = _fact(ds, host, "compat")
     other_os, os_missing = _fact(ds, host, "compat", FOREIGN_OS)
     return arch + other_os, missing or os_missing
+
+
+def not_linux(m: pd.DataFrame) -> pd.Series:
+    """Rows of a guest that is another system (it has runs_foreign_os rows on that host):
+    its image that no container can run, its time to a banner, are no size, speed or memory
+    comparison with a container."""
+    os_rows = m[m.metric == FOREIGN_OS.metric]
+    others = set(zip(os_rows.host_id, os_rows.guest, strict=True))
+    pairs = zip(m.host_id, m.guest, strict=True)
+    return pd.Series([pair in others for pair in pairs], index=m.index, dtype=bool)
 
 
 def foreign_systems(rows: pd.DataFrame) -> list[str]:

@@ -36,6 +36,7 @@ from bench.analysis.claims import (
     FOOTPRINT,
     density_metric,
     memory_comparisons,
+    not_linux,
     vm_init_where_it_differs,
 )
 from bench.analysis.dataset import Dataset, detail_words, prefer_warm
@@ -338,8 +339,11 @@ def _label(row: pd.Series, multi_host: bool, with_guest: bool = True) -> str:
 
 def _measured(ds: Dataset) -> pd.DataFrame:
     """``ds.measured`` with a direct kernel boot and no boot word in one group: both are
-    labelled the same (``qemu``), and rows from before boot modes were recorded booted so."""
+    labelled the same (``qemu``), and rows from before boot modes were recorded booted so.
+    Without another system's rows (memtest86+): the compat matrix shows those, the charts of
+    the ratio claims never set them beside a Linux guest."""
     m = ds.measured
+    m = m[~not_linux(m)]
     return m.assign(boot=m.boot.replace("kernel", ""))
 
 
