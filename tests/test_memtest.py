@@ -24,7 +24,7 @@ from bench import cli
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import load
 from bench.backends.qemu import run_dir as qemu_run_dir
-from bench.guests import memtest
+from bench.guests import build_guest, built_guests, memtest
 from bench.render import charts
 from bench.render.report import write_report
 from bench.results import read_rows
@@ -187,6 +187,15 @@ def test_qemu_boots_it_to_its_banner_by_kernel_bios_and_uefi(tmp_path, qemu_back
         assert (f"mt-{boot}", "exit_s") not in by  # stopped after the banner
     for boot, bootloader in (("bios", "SYSLINUX"), ("uefi", "GRUB")):
         assert bootloader in by[(f"mt-{boot}", "bootloader_s")]["detail"]
+    # `vmbench guests` lists its boot files, the package's bytes.
+    [built] = [
+        g
+        for g in built_guests()
+        if g.get("os") == OS and g["folder"].endswith(build_guest("memtest").folder.name)
+    ]
+    assert built["artefacts"][f"boot/{memtest.BIN}"] == (
+        build_guest("memtest").kernel.vmlinuz.stat().st_size
+    )
 
 
 @pytest.mark.integration

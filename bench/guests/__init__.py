@@ -197,5 +197,7 @@ def built_guests() -> list[dict]:
         for path in sorted(folder.iterdir()):
             if path.is_file() and not path.name.startswith(".") and path.suffix != ".json":
                 artefacts[path.name] = allocated_bytes(path)
+        for path in sorted(folder.glob("boot/*")):  # a system's own boot files (memtest)
+            artefacts[f"boot/{path.name}"] = path.stat().st_size
         found.append({"folder": str(folder), **meta, "artefacts": artefacts})
     return found
