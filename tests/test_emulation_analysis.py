@@ -191,3 +191,40 @@ def test_the_sections_render_the_factor_the_split_and_the_reference_table(tcg_ho
     header = next(line for line in table.splitlines() if line.startswith("| source"))
     assert header == "| source | conditions | measured | container figure | VM figure |"
     assert table.count("stefano-garzarella.github.io") >= 4 and "≤ 125 ms" in table
+
+
+# --- on a real run (tests/data/emulation-run) ------------------------------------------------
+
+REAL = Path(__file__).parent / "data" / "emulation-run" / "results.csv"
+
+
+def test_on_the_real_run_every_vm_trial_splits_into_its_pss():
+    """Each VM trial's three parts sum to its pss_bytes within 2 % (medians of the same ticks),
+    on every VM engine and instance count the run had."""
+    ds = load([REAL])
+    m = ds.measured
+    vms = m[m.kind.isin(["vm", "microvm"]) & (m.metric.isin([*emulation.PARTS, "pss_bytes"]))]
+    wide = vms.pivot_table(
+        index=["backend", "instances", "trial"], columns="metric", values="value"
+    )
+    assert set(wide.reset_index().backend) == {"qemu", "qemu-microvm", "vagrant"}
+    parts = wide[list(emulation.PARTS)].sum(axis=1)
+    assert ((parts - wide.pss_bytes).abs() <= 0.02 * wide.pss_bytes).all()
+    assert (wide.tcg_cache_pss_bytes > 0).all()
+
+
+def test_on_the_real_run_the_ratios_without_the_cache_are_smaller_and_the_factor_large():
+    from bench.analysis.claims import evaluate, memory_comparisons
+
+    ds = load([REAL])
+    without = emulation.without_cache_ratios(ds)
+    memory = memory_comparisons(ds)
+    density = evaluate(ds).query("claim == 'density'")
+    for claim, full in (("memory", memory), ("density", density)):
+        for _, w in without[without.claim == claim].iterrows():
+            [whole] = full.loc[full.vm == w.vm, "ratio"]
+            assert 0.6 * whole < w.ratio < whole  # the cache is a fifth of a TCG VM here
+    assert set(without.claim) == {"memory", "density"}
+    factors = emulation.cpu_factors(ds)
+    assert set(factors.vm) == {"qemu", "qemu-microvm", "vagrant"}
+    assert (factors.ci_low > 5).all() and factors.tcg_share.between(0.1, 0.4).all()
