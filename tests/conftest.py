@@ -58,8 +58,10 @@ def busybox_guest():
 
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
-    """An empty guest cache, for tests of the cache itself (not for engine tests: slow)."""
+    """An empty guest cache, for tests of the cache itself (not for engine tests: slow), and
+    a folder of live runs of its own (other runs on the machine do not count there)."""
     monkeypatch.setenv("VMBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("VMBENCH_LIVE_DIR", str(tmp_path / "live"))
     return tmp_path / "cache"
 
 

@@ -1,5 +1,7 @@
-"""A running run is never cleaned: its liveness lock says it is alive, even to another process."""
+"""A running run is never cleaned, whoever cleans: its records and the owner words on its
+things name a live process (uid, pid, start time, boot id), checked with psutil."""
 
+import os
 import subprocess
 import sys
 import time
@@ -40,15 +42,29 @@ def test_lock_held_by_a_live_process_and_released_when_it_dies(cache_dir):
     assert liveness.alive_runs() == set()
 
 
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 class FakeBackend:
-    def __init__(self, removed_log):
+    name = "fake"
+
+    def __init__(self, removed_log, owners=None):
         self.removed_log = removed_log
+        # run-dead: this user's run, killed (its container's labels name a process gone)
+        mine = liveness.Owner(os.geteuid(), dead_pid(), 1.0, liveness.boot_id()).text()
+        self.owners = {"run-dead": mine, **(owners or {})}
 
     def availability(self):
         return Availability(True, "fake")
 
     def leftover_run_ids(self):
-        return {"run-live", "run-dead"}
+        return {"run-live", *self.owners}
+
+    def run_owners(self):
+        return dict(self.owners)
 
     def cleanup_run(self, run_id):
         self.removed_log.append(run_id)
@@ -83,6 +99,71 @@ def test_clean_leaves_live_runs_and_shared_artefacts_alone(cache_dir, monkeypatc
     log.clear()
     cleanup.clean()
     assert sorted(log) == ["ALL", "run-dead", "run-live"]
+
+
+def owner_words(uid: int, pid: int, start_s: float, boot: str | None = None) -> str:
+    boot = liveness.boot_id() if boot is None else boot
+    return liveness.Owner(uid, pid, start_s, boot).text()
+
+
+def test_an_owner_is_alive_only_as_that_very_process():
+    me = liveness.me()
+    assert liveness.Owner.parse(me.text()) == me
+    assert me.alive()
+    assert me.uid == os.geteuid() and me.pid == os.getpid()
+    # the same pid started at another time (a reused pid), or in an earlier boot: not alive
+    assert not liveness.Owner(me.uid, me.pid, me.start_s - 5, me.boot_id).alive()
+    assert not liveness.Owner(me.uid, me.pid, me.start_s, "0" * 8 + "-dead").alive()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not liveness.Owner(me.uid, child.pid, me.start_s, me.boot_id).alive()
+    for junk in ("", "uid=0", "uid=x pid=1 start=1 boot=a", "uid=0 pid=1 start=1 boot=a; rm"):
+        assert liveness.Owner.parse(junk) is None
+
+
+def test_the_records_are_machine_wide_and_outlive_a_kill_9_harmlessly(cache_dir, tmp_path):
+    child = hold_in_child("run-a")
+    shared = tmp_path / "live" / "run-a"
+    try:
+        assert liveness.Owner.parse(shared.read_text()).pid == child.pid
+        assert (cache_dir / "run" / "run-a.alive").is_file()
+        assert liveness.alive_runs() == {"run-a"}
+        assert liveness.owner_of("run-a").uid == os.geteuid()
+    finally:
+        child.kill()
+        child.wait()
+    assert shared.exists()  # kill -9: nothing removed it, and it names a dead process
+    assert liveness.alive_runs() == set()
+    liveness.forget_dead("run-a")
+    assert not shared.exists() and not (cache_dir / "run" / "run-a.alive").exists()
+
+
+def test_clean_leaves_another_users_live_run_and_their_leftovers_alone(cache_dir, monkeypatch):
+    """Owner words on things (labels) decide, with no record in this user's cache at all."""
+    me = liveness.me()
+    other_uid = os.geteuid() + 4242
+    dead = dead_pid()
+    owners = {
+        "run-theirs-live": owner_words(other_uid, me.pid, me.start_s),  # a live process
+        "run-theirs-dead": owner_words(other_uid, dead, me.start_s),
+        "run-mine-dead": owner_words(os.geteuid(), dead, me.start_s),
+    }
+    log: list[str] = []
+    monkeypatch.setattr(cleanup, "engine_names", lambda: ("fake",))
+    monkeypatch.setattr(cleanup, "make_backend", lambda name: FakeBackend(log, owners))
+    report = cleanup.clean()
+    assert "run-theirs-live" not in log and "ALL" not in log  # live: shared objects stay too
+    assert report.running == ["run-theirs-live"]
+    if os.geteuid() == 0:  # root removes everyone's leftovers and says whose they were
+        assert sorted(log) == ["run-dead", "run-live", "run-mine-dead", "run-theirs-dead"]
+        theirs = [line for line in report.removed if "run-theirs-dead" in line]
+        assert theirs == [f"thing of run-theirs-dead (uid {other_uid}'s run)"]
+    else:  # a regular user removes only their own runs' leftovers (run-live: no owner known)
+        assert sorted(log) == ["run-dead", "run-mine-dead"]
+        assert report.others == ["run-live", "run-theirs-dead"]
+    named = cleanup.clean("run-theirs-live")  # asked for by name: still left alone
+    assert named.running == ["run-theirs-live"] and named.removed == []
+    assert "run-theirs-live" not in log
 
 
 class UnusableBackend(FakeBackend):

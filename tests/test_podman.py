@@ -27,6 +27,7 @@ from bench.backends.podman import PodmanHost, global_flags, has_capability, ulim
 from bench.backends.podman_systemd import PodmanSystemdBackend
 from bench.guests import Guest
 from bench.results import read_rows
+from bench.run import liveness
 from bench.run.trial import run_trial
 
 MIB = 1 << 20
@@ -241,6 +242,9 @@ def test_ctrl_c_while_podman_samples_memory_leaves_no_container_and_no_conmon(
     )
     results = tmp_path / "results"
     proc, run_id, container, conmon = _running(harness, scenario, results, 60)
+    # Whose run it is, on its label, for every user's `vmbench clean` (bench/run/liveness.py).
+    owner = liveness.Owner.parse(podman_backend.run_owners()[run_id])
+    assert owner is not None and owner.pid == proc.pid and owner.alive()
     wait_until(lambda: "READY" in _logs(container), 30, "READY: sampling started")
     proc.send_signal(signal.SIGINT)
     assert_interrupted_cleanly(proc, run_id, results)

@@ -26,6 +26,7 @@ from bench.backends.vagrant import (
     vagrantfile,
 )
 from bench.backends.vbox import find_vbox_headless
+from bench.run import liveness
 from bench.run.measure import READY, ConsoleWatcher, follow_file, now_ns
 from bench.run.scenario import ScenarioError, load
 
@@ -345,6 +346,8 @@ def test_vagrant_up_memory_of_its_qemu_and_nothing_left(vagrant_backend, busybox
             assert 50 * 2**20 < memory["pss_bytes"] < 1024 * 2**20
             assert memory["uss_bytes"] <= memory["rss_bytes"]
             assert lv.domains(spec.name) == [spec.name]
+            # Whose run the domain is, in its description (bench/run/liveness.py).
+            assert vagrant_backend.run_owners()[run_id] == liveness.me().text()
             # The box image was uploaded during the import; vagrant up did not upload another.
             base = [v for v in lv.volumes(f"vmbench-{run_id}-") if "_vagrant_box_image_" in v]
             assert len(base) == 1, base

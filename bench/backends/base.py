@@ -207,6 +207,12 @@ class Backend(ABC):
         """Run ids that left something behind here (what ``vmbench clean`` visits)."""
         return set()
 
+    def run_owners(self) -> dict[str, str]:
+        """Run id -> the owner words (bench.run.liveness.Owner) found on this engine's things
+        of that run: labels, a domain's description, a process's environment. ``vmbench
+        clean`` checks them against the live process, so no user's clean removes a live run."""
+        return {}
+
     def versions(self) -> dict[str, str | None]:
         """Versions of the programs this engine runs, for host.json (None: not installed).
         Quick, and never raises."""

@@ -41,6 +41,7 @@ from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
 from bench.backends.smaps_reader import SmapsReader
 from bench.guests import Guest
 from bench.run import access
+from bench.run.liveness import OWNER_LABEL, owner_labels
 from bench.run.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_memory
 
 LABEL = "vmbench"
@@ -174,7 +175,7 @@ class DockerBackend(Backend):
         if not daemon_address().startswith("unix://"):
             return  # a remote daemon's processes are not on this host
         name = f"vmbench-{run_id or os.getpid()}-smaps-reader"
-        labels = {LABEL: "1", RUN_LABEL: run_id} if run_id else {LABEL: "1"}
+        labels = {LABEL: "1", RUN_LABEL: run_id, **owner_labels()} if run_id else {LABEL: "1"}
         try:
             self._smaps = SmapsReader(self.client, HOST_ARCH, name, labels)
         except Exception:  # the rows then say why there is no PSS (measure.SMAPS_DENIED)
@@ -245,7 +246,7 @@ class DockerBackend(Backend):
                 prepared.handle,
                 name=spec.name,
                 environment={"VMBENCH_WORKLOAD": spec.workload},
-                labels={LABEL: "1", RUN_LABEL: spec.run_id},
+                labels={LABEL: "1", RUN_LABEL: spec.run_id, **owner_labels()},
                 network_mode="none",
                 privileged=False,
                 read_only=True,
@@ -275,6 +276,14 @@ class DockerBackend(Backend):
     def leftover_run_ids(self) -> set[str]:
         containers = self.client.containers.list(all=True, filters={"label": RUN_LABEL})
         return {c.labels[RUN_LABEL] for c in containers if c.labels.get(RUN_LABEL)}
+
+    def run_owners(self) -> dict[str, str]:
+        containers = self.client.containers.list(all=True, filters={"label": OWNER_LABEL})
+        return {
+            c.labels[RUN_LABEL]: c.labels[OWNER_LABEL]
+            for c in containers
+            if c.labels.get(RUN_LABEL)
+        }
 
     def close(self) -> None:
         if self._smaps is not None:

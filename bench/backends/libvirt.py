@@ -204,6 +204,15 @@ def volumes(prefix: str = NAME_PREFIX) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix))
 
 
+def description(name: str) -> str:
+    """Domain ``name``'s description (vmbench's domains: whose run, bench/run/liveness.py)."""
+    try:
+        root = ET.fromstring(must("dumpxml", name, timeout_s=20))
+    except (LibvirtError, ET.ParseError):
+        return ""
+    return (root.findtext("description") or "").strip()
+
+
 def networks() -> list[str]:
     """Every libvirt network, active or not (vmbench must never have made one)."""
     return must("net-list", "--all", "--name", timeout_s=20).split()

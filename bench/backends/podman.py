@@ -52,6 +52,7 @@ from bench.backends.cgroups import (
     container_cgroup,
 )
 from bench.guests import Guest, userns
+from bench.run.liveness import OWNER_LABEL, owner_labels
 from bench.run.measure import (
     SMAPS_DENIED,
     ConsoleWatcher,
@@ -295,6 +296,7 @@ class PodmanBackend(Backend):
     def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
         options, command = self.launch_args(prepared, spec)
         labels = ["--label", f"{LABEL}=1", "--label", f"{RUN_LABEL}={spec.run_id}"]
+        labels += [f"--label={key}={value}" for key, value in owner_labels().items()]
         args = ["create", "--name", spec.name, *labels, "--network", "none", *self._ulimits]
         container_id = self.run(
             [*args, *options, str(prepared.handle), *command], "podman create"
@@ -323,6 +325,13 @@ class PodmanBackend(Backend):
         return {
             c["Labels"][RUN_LABEL]
             for c in self._containers(RUN_LABEL)
+            if (c.get("Labels") or {}).get(RUN_LABEL)
+        }
+
+    def run_owners(self) -> dict[str, str]:
+        return {
+            c["Labels"][RUN_LABEL]: c["Labels"][OWNER_LABEL]
+            for c in self._containers(OWNER_LABEL)
             if (c.get("Labels") or {}).get(RUN_LABEL)
         }
 

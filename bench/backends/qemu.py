@@ -39,7 +39,7 @@ from bench.guests import Guest
 from bench.guests.bootdisk import FIRMWARES, BootDisk, build_bootdisk, workload_serial
 from bench.guests.cache import cache_root, file_lock
 from bench.guests.debs import DebError
-from bench.run import access, smaps
+from bench.run import access, liveness, smaps
 from bench.run.measure import (
     READY,
     ConsoleWatcher,
@@ -95,6 +95,9 @@ def host_machine() -> Machine:
     """The machine of the host's own architecture (x86_64's on an architecture QEMU has
     none here for): its binary is the one doctor checks and the results name."""
     return MACHINES.get(HOST_ARCH, MACHINES["amd64"])
+
+
+RUN_ENV = "VMBENCH_RUN"  # in a qemu's environment: the run that started it
 
 
 def run_dir(run_id: str) -> Path:
@@ -205,7 +208,11 @@ class QemuBackend(Backend):
 
     def leftover_run_ids(self) -> set[str]:
         folder = run_dir("x").parent
-        return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+        ids = {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+        return ids | set(_running_qemus())
+
+    def run_owners(self) -> dict[str, str]:
+        return {run: owner for run, owner in _running_qemus().items() if owner}
 
 
 def qemu_argv(
@@ -325,6 +332,7 @@ class QemuInstance(Instance):
         try:
             self.proc = subprocess.Popen(
                 self.argv,
+                env=self._env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
@@ -337,6 +345,13 @@ class QemuInstance(Instance):
             fd_chunks(self.proc.stdout.fileno()),
             keep_markers=self.bootloader_markers,
         )
+
+    def _env(self) -> dict[str, str]:
+        """Whose run this qemu is, for every user's `vmbench clean` (bench/run/liveness.py)."""
+        env = {**os.environ, liveness.OWNER_ENV: liveness.me().text()}
+        if self.pidfile is not None:
+            env[RUN_ENV] = self.pidfile.parent.name  # run_dir(run_id)
+        return env
 
     def memory(self, full: bool = True) -> dict[str, int]:
         """RSS; on a full tick USS, PSS and PSS by what holds it (bench/run/smaps.py)."""
@@ -643,6 +658,23 @@ def _is_our_qemu(pid: int, name: str) -> bool:
     except OSError:
         return False
     return any(b"qemu-system" in part for part in cmdline[:1]) and name.encode() in cmdline
+
+
+def _running_qemus() -> dict[str, str]:
+    """Run id -> owner words of the qemu processes vmbench started that this user may stop:
+    their own, or everyone's for root (from each process's environment)."""
+    uid = os.geteuid()
+    found: dict[str, str] = {}
+    for proc in psutil.process_iter(["name", "uids"]):
+        if "qemu-system" not in (proc.info.get("name") or ""):
+            continue
+        if uid != 0 and (proc.info.get("uids") is None or proc.info["uids"].real != uid):
+            continue
+        with contextlib.suppress(psutil.Error):
+            env = proc.environ()
+            if env.get(RUN_ENV):
+                found[env[RUN_ENV]] = env.get(liveness.OWNER_ENV, "")
+    return found
 
 
 def _qemus_of_run(run_id: str) -> list[tuple[int, str]]:

@@ -49,7 +49,7 @@ from bench.backends.vagrant_box import VMDK_NAME, BoxError, build_box, kernel_cm
 from bench.guests import DebError, Guest
 from bench.guests.bootdisk import workload_serial
 from bench.guests.cache import cache_root
-from bench.run import smaps
+from bench.run import liveness, smaps
 from bench.run.measure import (
     READY,
     SMAPS_DENIED,
@@ -214,6 +214,8 @@ def machine_env(m: MachineSettings) -> dict[str, str]:
         "VMBENCH_SMBIOS_SERIAL": m.smbios_serial or "-",
         "VMBENCH_LIBVIRT_DRIVER": m.libvirt_driver,
         "VMBENCH_LIBVIRT_POOL": libvirt.POOL,
+        # Whose run the domain is, for every user's `vmbench clean` (bench/run/liveness.py).
+        "VMBENCH_OWNER": liveness.me().text(),
         # vagrant-libvirt talks to the daemon virsh talks to (it honours this variable).
         "LIBVIRT_DEFAULT_URI": libvirt.uri(),
     }
@@ -611,6 +613,16 @@ class VagrantBackend(Backend):
             if run:
                 ids.add(run)
         return ids
+
+    def run_owners(self) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        if libvirt.daemon_version().ok:
+            with contextlib.suppress(libvirt.LibvirtError):
+                for domain in libvirt.domains():
+                    run, words = run_id_of(domain), libvirt.description(domain)
+                    if run and words:
+                        owners[run] = words
+        return owners
 
     def _remove(self, prefix: str, everything: bool) -> list[str]:
         removed: list[str] = []

@@ -151,8 +151,19 @@ def cmd_clean(args: argparse.Namespace) -> int:
     report = clean(args.run)
     for line in report.removed:
         out.print(f"removed {line}", markup=False)
+    whose = {rid: f" ({user}'s)" for rid, user in report.owners.items()}
     for live in report.running:
-        out.print(f"left alone: run {live} is still running", markup=False)
+        out.print(f"left alone: run {live}{whose.get(live, '')} is still running", markup=False)
+    for other in report.others:
+        why = (
+            f"is {report.owners[other]}'s"
+            if other in report.owners
+            else "has no owner recorded (an older vmbench made it)"
+        )
+        out.print(
+            f"left alone: run {other} {why}; its owner's or root's `vmbench clean` removes it",
+            markup=False,
+        )
     for line in report.problems:
         console.print(f"vmbench clean: {line}", markup=False)
     if not report.removed and not report.problems:
