@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import usable_backend
 from helpers.fakes import FakeBackend
 
 from bench.backends.base import LaunchSpec
@@ -17,7 +18,13 @@ from bench.backends.qemu import MACHINES, RAM_BACKEND, TB_SIZE_MIB, QemuBackend,
 from bench.guests import Guest
 from bench.run.measure import WORK_END, WORK_START, now_ns
 from bench.run.scenario import ScenarioError, load
-from bench.run.smaps import GUEST_RAM_MEMFD, hypervisor_split, parse_smaps, split_pss
+from bench.run.smaps import (
+    GUEST_RAM_MEMFD,
+    SPLIT_DENIED,
+    hypervisor_split,
+    parse_smaps,
+    split_pss,
+)
 from bench.run.trial import run_trial, zeros_md5
 
 DATA = Path(__file__).parent / "data"
@@ -80,6 +87,18 @@ def test_without_a_guest_ram_memfd_there_is_no_split():
     is: no split rather than a guess by size."""
     text = KVM_SMAPS.replace(GUEST_RAM_MEMFD + " (deleted)", "")
     assert split_pss(text) is None
+
+
+def test_smaps_this_user_may_not_read_gives_no_split_and_says_why(monkeypatch):
+    """A regular user and libvirt's qemu (qemu:///system runs it as its own user): the kernel
+    refuses the smaps; the tick keeps its numbers and the rows say why there is no split."""
+
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", refused)
+    sample = {"rss_bytes": 5, "pss_bytes": 4}
+    assert hypervisor_split(1, sample) == (sample, SPLIT_DENIED)
 
 
 def test_a_tick_without_pss_gets_no_split():
@@ -162,16 +181,16 @@ def test_the_default_suite_times_cpu_work_on_busybox_in_docker_and_qemu():
 
 
 @pytest.mark.integration
-def test_a_real_tcg_vm_splits_its_pss_and_its_cache_grows_with_more_code(
-    qemu_backend, busybox_guest
-):
+@pytest.mark.parametrize("engine", ["qemu", "qemu-microvm"])
+def test_a_real_tcg_vm_splits_its_pss_and_its_cache_grows_with_more_code(engine, busybox_guest):
     """The three parts are positive and sum to the same tick's smaps_rollup PSS within 2 %;
     the translation cache read as soon as qemu has set the VM up (the guest has run little
     code yet) is smaller than after the guest booted and ran its cpu work."""
-    prepared = qemu_backend.prepare(busybox_guest, {"accel": "tcg"})
+    backend = usable_backend(engine)
+    prepared = backend.prepare(busybox_guest, {"accel": "tcg"})
     run_id = f"test-{secrets.token_hex(3)}"
-    spec = LaunchSpec(run_id, f"vmbench-{run_id}-qemu-busybox-1", "cpu", {"accel": "tcg"})
-    with qemu_backend.create(prepared, spec) as instance:
+    spec = LaunchSpec(run_id, f"vmbench-{run_id}-{engine}-busybox-1", "cpu", {"accel": "tcg"})
+    with backend.create(prepared, spec) as instance:
         instance.start()
         deadline = now_ns() + int(240e9)
         early = instance.memory(full=True)

@@ -345,6 +345,13 @@ def test_vagrant_up_memory_of_its_qemu_and_nothing_left(vagrant_backend, busybox
             memory = instance.memory()
             assert 50 * 2**20 < memory["pss_bytes"] < 1024 * 2**20
             assert memory["uss_bytes"] <= memory["rss_bytes"]
+            # The domain's RAM is a memfd (the Vagrantfile's memorybacking): its qemu's PSS
+            # splits into guest RAM, the TCG translation cache and the VMM, summing to it.
+            parts = [
+                memory[k] for k in ("vm_ram_pss_bytes", "tcg_cache_pss_bytes", "vmm_pss_bytes")
+            ]
+            assert min(parts) > 0 and instance.memory_note == ""
+            assert abs(sum(parts) - memory["pss_bytes"]) <= 0.02 * memory["pss_bytes"]
             assert lv.domains(spec.name) == [spec.name]
             # Whose run the domain is, in its description (bench/run/liveness.py).
             assert vagrant_backend.run_owners()[run_id] == liveness.me().text()
