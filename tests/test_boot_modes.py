@@ -11,11 +11,12 @@ import pytest
 from helpers.assertions import assert_phases_fit
 from helpers.reports import ready_rows, row, write_csv
 
-from bench.analysis.claims import evaluate
-from bench.analysis.dataset import load
+from bench.analysis.model import analyse
 from bench.backends.base import Instance
 from bench.cli import main
 from bench.render import charts
+from bench.render.charts.boot import phases_title
+from bench.render.charts.distributions import distribution_groups
 from bench.results import read_rows
 from bench.run.measure import READY, ConsoleWatcher, now_ns
 from bench.run.trial import boot_phases
@@ -97,15 +98,16 @@ def test_charts_keep_boot_modes_apart(tmp_path):
             if fw is not None:
                 rows.append(row("h", "qemu", "firmware_s", fw, trial=t, detail=detail))
                 rows.append(row("h", "qemu", "bootloader_s", bl, trial=t, detail=detail))
-    ds = load([write_csv(tmp_path / "results.csv", rows)])
-    made, _notes = charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
+    a = analyse([write_csv(tmp_path / "results.csv", rows)])
+    ds = a.dataset
+    made = charts.draw_all(a, tmp_path / "charts").claim_charts
     phases = next(c for c in made if c.name == "boot_phases")
     text = " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", Path(phases.svg).read_text()))
     assert "busybox · qemu bios" in text and "firmware" in text and "bootloader" in text
     assert "before the guest's clock starts" in text
     # (0.4 + 1.6) / 5.0 before the kernel, one bar: its guest named
     assert phases.title.startswith("qemu bios: 50% of busybox's time to ready passes before")
-    groups = charts._distribution_groups(ds.measured[ds.measured.metric == "ready_s"], False)
+    groups = distribution_groups(ds.measured[ds.measured.metric == "ready_s"], False)
     means = {g.label.split("\n")[0]: float(g.main.mean()) for g in groups}
     assert means == {
         "busybox · docker": pytest.approx(0.5333, abs=1e-3),
@@ -126,8 +128,7 @@ def test_phases_title_speaks_for_the_largest_share_whatever_the_engine(tmp_path)
         for t in range(3):
             rows.append(row("h", backend, "ready_s", ready, trial=t, detail=detail))
             rows.append(row("h", backend, "guest_uptime_s", uptime, trial=t, detail=detail))
-    ds = load([write_csv(tmp_path / "results.csv", rows)])
-    _fig, title = charts.boot_phases(ds, evaluate(ds))
+    _fig, title = charts.boot_phases(analyse([write_csv(tmp_path / "results.csv", rows)]))
     assert title.startswith("qemu bios: 50% of busybox's time to ready passes before"), title
 
 
@@ -165,10 +166,10 @@ def test_a_bios_run_times_firmware_and_bootloader(tmp_path, qemu_backend, busybo
 
 
 def test_phases_title_names_its_guest_or_how_many_bars_it_takes_the_median_of():
-    one = charts._phases_title("qemu uefi", [("debian", 0.68)])
+    one = phases_title("qemu uefi", [("debian", 0.68)])
     assert one == "qemu uefi: 68% of debian's time to ready passes before its kernel runs"
-    several = charts._phases_title("qemu uefi", [("busybox", 0.72), ("debian", 0.68)])
+    several = phases_title("qemu uefi", [("busybox", 0.72), ("debian", 0.68)])
     assert several.startswith("qemu uefi: 70% of the time to ready passes before")
     assert several.endswith("(median of busybox and debian)")
-    hosts = charts._phases_title("qemu", [("busybox", 0.2), ("busybox", 0.3), ("debian", 0.4)])
+    hosts = phases_title("qemu", [("busybox", 0.2), ("busybox", 0.3), ("debian", 0.4)])
     assert hosts.endswith("passes before the guest kernel runs (median of 3 bars)")

@@ -19,9 +19,9 @@ import pytest
 from helpers.reports import MIB, full_host, ready_rows, row, write_csv
 from matplotlib.collections import PathCollection
 
-from bench.analysis.claims import evaluate
-from bench.analysis.dataset import load
+from bench.analysis.model import analyse
 from bench.render import charts
+from bench.render.charts.palette import EXTRA_COLOURS, host_linestyle
 
 EXPECTED_TITLES = {
     "ready_time": "Containers reach ready",
@@ -35,16 +35,16 @@ EXPECTED_TITLES = {
 
 
 def draw(tmp_path: Path, rows: list) -> tuple[list[charts.Chart], list[str]]:
-    ds = load([write_csv(tmp_path / "results.csv", rows)])
-    return charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
+    a = analyse([write_csv(tmp_path / "results.csv", rows)])
+    drawing = charts.draw_all(a, tmp_path / "charts", sections=False)
+    return drawing.charts, drawing.notes
 
 
 def figure(csv: Path, name: str) -> tuple[plt.Figure, str]:
-    """Chart `name` of a CSV as make_charts draws it (style and title), not yet saved."""
-    ds = load([csv])
+    """Chart `name` of a CSV as draw_all draws it (style and title), not yet saved."""
     builder, _claim = charts.BUILDERS[name]
     with charts.slide_style():
-        built = charts.titled(builder(ds, evaluate(ds)))
+        built = charts.titled(builder(analyse([csv])))
     assert not isinstance(built, str), built
     return built
 
@@ -114,7 +114,7 @@ def test_backend_colours_are_fixed_distinct_and_the_same_in_every_process() -> N
     assert len(set(known)) == 4
     unknown = {b: charts.colour(b) for b in ("firecracker", "lxc", "kata", "gvisor")}
     assert not set(unknown.values()) & set(known)
-    assert set(unknown.values()) <= set(charts.EXTRA_COLOURS)
+    assert set(unknown.values()) <= set(EXTRA_COLOURS)
     # Python's own hash() differs between processes; a chart's colours must not.
     code = f"from bench.render import charts; print([charts.colour(b) for b in {list(unknown)!r}])"
     for seed in ("1", "2"):
@@ -129,7 +129,7 @@ def test_backend_colours_are_fixed_distinct_and_the_same_in_every_process() -> N
 
 
 def test_host_line_styles_never_run_out() -> None:
-    styles = [charts.host_linestyle(i) for i in range(200)]
+    styles = [host_linestyle(i) for i in range(200)]
     assert len({str(s) for s in styles}) == 200
 
 
@@ -219,12 +219,13 @@ def test_memory_draws_a_vm_whose_rows_name_their_boot_mode(tmp_path: Path) -> No
             for t, v in enumerate([190, 210])
         ),
     ]
-    ds = load([write_csv(tmp_path / "results.csv", rows)])
+    a = analyse([write_csv(tmp_path / "results.csv", rows)])
+    ds = a.dataset
     footprints = ds.rows[(ds.rows.metric == "footprint_bytes") & (ds.rows.backend == "qemu")]
     assert set(footprints.boot) == {"kernel"}
     with warnings.catch_warnings(), charts.slide_style():
         warnings.simplefilter("error")  # an empty median would raise here
-        fig, _title = charts.titled(charts.memory(ds, evaluate(ds)))
+        fig, _title = charts.titled(charts.memory(a))
     [ax] = fig.axes
     widths = sorted(round(p.get_width(), 1) for p in ax.patches if p.get_width() > 0)
     texts = [t.get_text() for t in ax.texts]
@@ -279,7 +280,7 @@ def test_text_collisions_finds_overlap_legend_and_overflow() -> None:
 
 
 def test_saving_a_chart_reports_its_crowded_text(tmp_path: Path) -> None:
-    """The check make_charts relies on: recorded while the PNG is drawn, no second drawing."""
+    """The check draw_all relies on: recorded while the PNG is drawn, no second drawing."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.text(0.5, 0.5, "first label", transform=ax.transAxes)
     ax.text(0.52, 0.5, "second label", transform=ax.transAxes)

@@ -15,7 +15,9 @@ import pytest
 from helpers.reports import full_host, host_meta, write_csv
 from markdown_it import MarkdownIt
 
-from bench.render.compare import GAP, write_comparison
+from bench.analysis.hosts import GAP
+from bench.analysis.model import analyse
+from bench.render.compare import write_comparison
 from bench.render.report import ReportOutcome
 
 
@@ -33,7 +35,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReportOutcome, P
         full_host("laptop-tcg", accel="tcg", vms=("qemu",), vm_ready=20, seed=2),
         meta,
     )
-    return write_comparison([kvm, tcg], tmp_path / "cmp"), tmp_path / "cmp"
+    return write_comparison(analyse([kvm, tcg]), tmp_path / "cmp"), tmp_path / "cmp"
 
 
 def test_compare_names_both_hosts_and_their_differences(compared: tuple) -> None:
@@ -79,7 +81,7 @@ def test_compare_charts_group_by_host(compared: tuple) -> None:
 def test_host_with_only_containers_is_not_measured(tmp_path: Path) -> None:
     a = write_csv(tmp_path / "a" / "results.csv", full_host("a"))
     b = write_csv(tmp_path / "b" / "results.csv", full_host("b", vms=()))
-    out = write_comparison([a, b], tmp_path / "cmp")
+    out = write_comparison(analyse([a, b]), tmp_path / "cmp")
     assert set(out.claims[out.claims.host_id == "b"].verdict) == {"not-measured"}
     ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv", keep_default_na=False)
     assert set(ratios[ratios.host_id == "b"].verdict) == {"not-measured"}
@@ -140,7 +142,7 @@ def test_host_ids_that_look_like_columns_stay_data(tmp_path: Path) -> None:
         )
         for i, h in enumerate(ODD_HOSTS)
     ]
-    write_comparison(paths, tmp_path / "cmp")
+    write_comparison(analyse(paths), tmp_path / "cmp")
     ratios = pd.read_csv(tmp_path / "cmp" / "ratios.csv", keep_default_na=False)
     assert list(ratios.columns).count("vm") == 1 and "host_id" in ratios.columns
     assert sorted(set(ratios.host_id)) == sorted(ODD_HOSTS)

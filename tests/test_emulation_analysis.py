@@ -170,7 +170,7 @@ def test_a_tcg_figure_is_compared_with_nothing_of_kvm(tmp_path):
 
 def test_the_sections_render_the_factor_the_split_and_the_reference_table(tcg_host):
     from bench.render.emulation import emulation_markdown, published_markdown
-    from bench.render.report import markdown_table
+    from bench.render.markdown import markdown_table
 
     text = "\n".join(
         emulation_markdown(

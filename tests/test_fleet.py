@@ -26,6 +26,7 @@ import pytest
 from conftest import engine_missing, usable_backend
 from helpers.reports import full_host, host_meta, write_csv
 
+from bench.analysis.model import analyse
 from bench.cli import fleet, fleet_outcome
 from bench.render.compare import write_comparison
 from bench.run import host
@@ -450,7 +451,7 @@ def test_compare_lists_hosts_without_results(tmp_path: Path) -> None:
         tmp_path / "b" / "results.csv", full_host("lab-b", vms=(), seed=2), host_meta("lab-b")
     )
     write_comparison(
-        [csv_a, csv_b],
+        analyse([csv_a, csv_b]),
         tmp_path / "cmp",
         missing_hosts={"lab-c": "unreachable: Connection refused", "lab-d": "set-up failed"},
     )
@@ -459,7 +460,7 @@ def test_compare_lists_hosts_without_results(tmp_path: Path) -> None:
     assert "- `lab-c`: unreachable: Connection refused" in section
     assert "- `lab-d`: set-up failed" in section
     assert "lab-a" not in section
-    write_comparison([csv_a, csv_b], tmp_path / "plain")
+    write_comparison(analyse([csv_a, csv_b]), tmp_path / "plain")
     assert "Hosts without results" not in (tmp_path / "plain" / "compare.md").read_text()
 
 

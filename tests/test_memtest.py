@@ -23,6 +23,7 @@ from helpers.scenarios import write_scenario
 from bench import cli
 from bench.analysis.claims import evaluate
 from bench.analysis.dataset import load
+from bench.analysis.model import analyse
 from bench.backends.qemu import run_dir as qemu_run_dir
 from bench.guests import build_guest, built_guests, memtest
 from bench.render import charts
@@ -130,8 +131,7 @@ def test_a_container_that_ran_it_turns_the_os_row(tmp_path):
 
 def test_compat_matrix_and_report_show_another_os(tmp_path):
     csv = write_csv(tmp_path / "results.csv", full_host("h", vms=("qemu",)) + memtest_rows())
-    ds = load([csv])
-    made, _notes = charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
+    made = charts.draw_all(analyse([csv]), tmp_path / "charts").charts
     matrix = next(c for c in made if c.name == "compat_matrix")
     text = svg_text(matrix.svg)
     assert f"another OS: {OS}" in text and "arm64 guest" in text
@@ -139,7 +139,7 @@ def test_compat_matrix_and_report_show_another_os(tmp_path):
     assert OS in matrix.title and "arm64" in matrix.title
     for name in ("ready_time", "size_breakdown"):  # never beside a Linux guest
         assert "memtest" not in svg_text(next(c for c in made if c.name == name).svg)
-    write_report([csv], tmp_path / "report")
+    write_report(analyse([csv]), tmp_path / "report")
     report = (tmp_path / "report" / "report.md").read_text()
     assert f"os={OS}" in report and "runs_foreign_os" in report
 

@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 from helpers.reports import full_host, write_csv
 
-from bench.analysis.claims import evaluate
+from bench.analysis.claims import evaluate, evaluate_by_host
 from bench.analysis.dataset import load
-from bench.render.compare import evaluate_by_host
 
 # Of an interval's width: another resampling of the same data may move a bound this far.
 # Across 40 seeds the busybox speed interval's bounds moved at most 7% of its width.

@@ -21,12 +21,15 @@ import pytest
 from helpers.rendering import assert_pages_drawn, assert_shapes_inside, assert_words_placed, render
 from helpers.reports import REAL_RUN
 
-from bench.analysis.claims import CLAIMS, evaluate, memory_comparisons
+from bench.analysis.claims import CLAIMS, memory_comparisons
 from bench.analysis.dataset import load
-from bench.analysis.summary import SUMMARY_KEYS, summary_table
+from bench.analysis.model import analyse
+from bench.analysis.summary import SUMMARY_KEYS
 from bench.render import charts
+from bench.render.charts.titles import claim_title
 from bench.render.report import ReportOutcome, write_report
 from bench.render.slides import write_deck
+from bench.render.terminal import summary_table
 from bench.units import human
 
 with open(REAL_RUN, newline="", encoding="utf-8") as _f:
@@ -71,7 +74,7 @@ def footprints(**match: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory: pytest.TempPathFactory) -> ReportOutcome:
-    return write_report([REAL_RUN], tmp_path_factory.mktemp("real-report"))
+    return write_report(analyse([REAL_RUN]), tmp_path_factory.mktemp("real-report"))
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +179,7 @@ def test_a_memory_ratio_whose_sides_boot_different_inits_says_so() -> None:
     rows = memory_comparisons(load([REAL_RUN]))
     assert_init_caveats(rows)
     differing = int(rows.caveat.str.contains("PID 1 differs").sum())
-    title = charts.claim_title(rows, "memory", "{r}", "{r}", "none")
+    title = claim_title(rows, "memory", "{r}", "{r}", "none")
     assert f", {differing} of {len(rows)} with systemd as PID 1 in the VM only" in title
 
 
@@ -271,10 +274,9 @@ def test_every_chart_is_drawn_and_nothing_is_crowded(outcome: ReportOutcome) -> 
 @pytest.mark.parametrize("name", list(charts.BUILDERS))
 def test_no_text_collides(name: str) -> None:
     """Renderer extents of every drawn text: no overlap, none under a legend, none outside."""
-    ds = load([REAL_RUN])
     builder, _claim = charts.BUILDERS[name]
     with charts.slide_style():
-        built = charts.titled(builder(ds, evaluate(ds)))
+        built = charts.titled(builder(analyse([REAL_RUN])))
     assert not isinstance(built, str), built
     try:
         assert charts.text_collisions(built[0]) == []
@@ -295,10 +297,9 @@ def test_three_hosts_of_the_real_run_fit_every_chart(tmp_path: Path) -> None:
             writer.writerows({**r, "host_id": host} for r in RAW)
         (folder / "host.json").write_text(json.dumps(HOST))
         copies.append(folder / "results.csv")
-    ds = load(copies)
-    made, notes = charts.make_charts(ds, evaluate(ds), tmp_path / "charts")
-    assert {c.name for c in made} == set(charts.BUILDERS)
-    assert notes == []
+    drawing = charts.draw_all(analyse(copies), tmp_path / "charts")
+    assert {c.name for c in drawing.charts} == set(charts.BUILDERS)
+    assert drawing.notes == []
 
 
 def test_memory_title_is_the_footprint_ratio(made: dict[str, Path]) -> None:
@@ -352,9 +353,8 @@ def test_compat_matrix_shows_what_each_engine_did(made: dict[str, Path]) -> None
 
 
 def test_density_chart_is_linear() -> None:
-    ds = load([REAL_RUN])
     with charts.slide_style():
-        fig, _title = charts.density(ds, evaluate(ds))
+        fig, _title = charts.density(analyse([REAL_RUN]))
     try:
         assert {ax.get_xscale() for ax in fig.axes} == {"linear"}
     finally:
@@ -383,7 +383,7 @@ def test_report_names_the_verdicts_and_the_host(
 
 @pytest.fixture(scope="module")
 def deck(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_deck([REAL_RUN], tmp_path_factory.mktemp("real-deck") / "deck.pptx")
+    return write_deck(analyse([REAL_RUN]), tmp_path_factory.mktemp("real-deck") / "deck.pptx")
 
 
 def test_deck_shapes_lie_on_their_slides(deck: Path) -> None:

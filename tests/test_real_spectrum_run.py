@@ -22,10 +22,9 @@ from helpers.reports import MIB, REAL_RUN, SPECTRUM_RUN
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from bench.analysis import spectrum
-from bench.analysis.claims import evaluate
-from bench.analysis.dataset import Dataset, load
+from bench.analysis.model import Analysis, analyse
 from bench.render import charts
+from bench.render.charts.palette import COMPONENT_STYLE
 
 with open(SPECTRUM_RUN, newline="", encoding="utf-8") as _f:
     RAW = list(csv.DictReader(_f))
@@ -33,38 +32,29 @@ with open(SPECTRUM_RUN, newline="", encoding="utf-8") as _f:
 READINGS = {"spectrum-run": [SPECTRUM_RUN], "with-the-default-suite": [REAL_RUN, SPECTRUM_RUN]}
 
 
-def _spectrum(ds: Dataset, _claims: object) -> charts.Built:
-    return spectrum.spectrum_chart(spectrum.spectrum_table(ds))
-
-
-def _decomposition(ds: Dataset, _claims: object) -> charts.Built:
-    return spectrum.decomposition_chart(spectrum.decomposition_table(ds))
-
-
 BUILDERS: dict[str, Callable] = {
     **{name: builder for name, (builder, _claim) in charts.BUILDERS.items()},
-    "spectrum": _spectrum,
-    "decomposition": _decomposition,
+    **charts.SECTION_BUILDERS,
 }
 
 
 @pytest.fixture(scope="module", params=list(READINGS))
-def ds(request: pytest.FixtureRequest) -> Dataset:
+def ds(request: pytest.FixtureRequest) -> Analysis:
     return dataset(request.param)
 
 
 @functools.cache
-def dataset(reading: str) -> Dataset:
-    """Read once per test session: the charts never change a dataset."""
-    return load(READINGS[reading])
+def dataset(reading: str) -> Analysis:
+    """Read and analysed once per test session: the charts never change an analysis."""
+    return analyse(READINGS[reading])
 
 
 @contextmanager
-def drawn(ds: Dataset, name: str) -> Iterator[Figure]:
+def drawn(ds: Analysis, name: str) -> Iterator[Figure]:
     """Chart ``name`` as the report draws it (style, title), numpy warnings as errors."""
     with warnings.catch_warnings(), charts.slide_style():
         warnings.simplefilter("error", RuntimeWarning)  # e.g. an empty median
-        built = charts.titled(BUILDERS[name](ds, evaluate(ds)))
+        built = charts.titled(BUILDERS[name](ds))
     assert not isinstance(built, str), f"{name}: {built}"
     try:
         yield built[0]
@@ -92,13 +82,13 @@ def test_no_text_collides(reading: str, name: str) -> None:
     (five boot phases once made a legend wider than the page)."""
     ds = dataset(reading)
     if name in ABSENT[reading]:
-        assert isinstance(BUILDERS[name](ds, evaluate(ds)), str)  # skipped, saying why
+        assert isinstance(BUILDERS[name](ds), str)  # skipped, saying why
         return
     with drawn(ds, name) as fig:
         assert charts.text_collisions(fig) == []
 
 
-def test_size_labels_stay_readable_with_every_engine(ds: Dataset) -> None:
+def test_size_labels_stay_readable_with_every_engine(ds: Analysis) -> None:
     """busybox on six or seven engines: its panel gets room for them, so no tick label
     shrinks to the smallest type or loses '(TCG)', and no two bars of a guest share a label
     (a CSV without boot= words and one with boot=kernel are one direct kernel boot)."""
@@ -111,7 +101,7 @@ def test_size_labels_stay_readable_with_every_engine(ds: Dataset) -> None:
             assert all("(TCG)" in t for t in texts if "emulated" in t), texts
 
 
-def test_size_shows_the_same_tree_the_same_way_for_docker_and_podman(ds: Dataset) -> None:
+def test_size_shows_the_same_tree_the_same_way_for_docker_and_podman(ds: Analysis) -> None:
     """Both images are the guest's tree, measured 1-3% below its apparent bytes: both bars
     are 'rootfs', not one rootfs and one 'layers / other'."""
     with drawn(ds, "size_breakdown") as fig:
@@ -122,15 +112,15 @@ def test_size_shows_the_same_tree_the_same_way_for_docker_and_podman(ds: Dataset
                 if bar.get_fill() and bar.get_height() > 0:
                     engine = names[round(bar.get_x() + bar.get_width() / 2)]
                     segments[(ax.get_title(), engine)].add(to_hex(bar.get_facecolor()))
-    rootfs = charts.COMPONENT_STYLE["rootfs"][0].lower()
+    rootfs = COMPONENT_STYLE["rootfs"][0].lower()
     for guest in ("busybox", "debian-systemd"):
         assert rootfs in segments[(guest, "docker")] and rootfs in segments[(guest, "podman")]
-        grey = charts.COMPONENT_STYLE["layers / other"][0].lower()
+        grey = COMPONENT_STYLE["layers / other"][0].lower()
         assert grey not in segments[(guest, "docker")], segments[(guest, "docker")]
 
 
 def test_memory_draws_every_engine_and_names_each_shim() -> None:
-    ds = load([SPECTRUM_RUN])
+    ds = analyse([SPECTRUM_RUN])
     with drawn(ds, "memory") as fig:
         [ax] = fig.axes
         texts = [t.get_text() for t in ax.texts]
@@ -147,7 +137,7 @@ def test_memory_draws_every_engine_and_names_each_shim() -> None:
     assert "its shim (conmon, containerd-shim)" in legend
 
 
-def test_kernel_table_lists_shared_kernels_first(ds: Dataset) -> None:
+def test_kernel_table_lists_shared_kernels_first(ds: Analysis) -> None:
     """podman-systemd shares the host's kernel: its row comes before the VMs', not last."""
     with drawn(ds, "kernel_table") as fig:
         [table] = fig.axes[0].tables

@@ -15,9 +15,11 @@ from rich.console import Console
 
 from bench.analysis.claims import CLAIMS, evaluate
 from bench.analysis.dataset import ReportInputError, load
+from bench.analysis.model import analyse
 from bench.analysis.stats import fit_slope, median_ci, ratio_of_medians_ci
 from bench.analysis.summary import summarize
-from bench.render.report import verdict_table, write_report
+from bench.render.report import write_report
+from bench.render.terminal import verdict_table
 from bench.results import COLUMNS
 
 
@@ -182,7 +184,7 @@ def test_report_survives_truncated_and_garbage_lines(tmp_path: Path) -> None:
     rows = full_host("h")
     tail = "this is not,a result line\nrun1,h,busybox,busybox,docker,none,1,3,warm,ready_s,0.5"
     csv = write_csv(tmp_path / "run" / "results.csv", rows, host_meta("h"), raw_tail=tail)
-    out = write_report([csv], tmp_path / "report")
+    out = write_report(analyse([csv]), tmp_path / "report")
     garbage, truncated = len(rows) + 2, len(rows) + 3
     assert any(w.startswith(f"{csv}:{garbage}:") for w in out.warnings), out.warnings
     assert any(w.startswith(f"{csv}:{truncated}:") for w in out.warnings), out.warnings
@@ -193,7 +195,7 @@ def test_report_survives_truncated_and_garbage_lines(tmp_path: Path) -> None:
 
 def test_report_folder_contents(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "results.csv", full_host("h"), host_meta("h"))
-    out = write_report([csv], tmp_path / "out")
+    out = write_report(analyse([csv]), tmp_path / "out")
     for name in ("summary.csv", "claims.csv", "report.md", "ready_time.png", "ready_time.svg"):
         assert tmp_path / "out" / name in out.files
         assert (tmp_path / "out" / name).stat().st_size > 0

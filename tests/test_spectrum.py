@@ -13,7 +13,10 @@ import pytest
 
 from bench.analysis import spectrum
 from bench.analysis.dataset import load
+from bench.analysis.model import analyse
 from bench.analysis.stats import difference_of_medians_ci
+from bench.render import spectrum as spectrum_words
+from bench.render.charts import Drawing, draw_all
 from bench.render.report import write_report
 from bench.results import ResultWriter, Row, unit_of
 
@@ -111,7 +114,7 @@ def test_decomposition_is_vm_minus_system_container_and_system_minus_app(spectru
             r.vm_ready_s
         )
         assert 0.8 < r.kernel_fraction < 1.0 and 0 < r.init_fraction < 0.2
-    line = spectrum.decomposition_line(table.iloc[1])
+    line = spectrum_words.decomposition_line(table.iloc[1])
     assert "kernel's share" in line and "init's share" in line
     assert "podman-systemd system container − podman" in line
     assert "TCG" in line  # the VM ran emulated: every line says so
@@ -123,18 +126,22 @@ def test_a_guest_without_all_three_kinds_has_no_decomposition(tmp_path):
         for t in range(4):
             writer.write(trial_rows("docker", "busybox", t, 0.3, False))
             writer.write(trial_rows("qemu", "busybox", t, 5.0, False))
-    report = spectrum.write(load([csv]), tmp_path / "out")
-    assert report.decomposition.empty
-    assert report.charts == []  # containers and VMs only: the claims' charts show them
-    assert list(report.spectrum.backend) == ["docker", "qemu"]
-    assert "not measured" in "\n".join(spectrum.markdown(report, tmp_path / "out"))
+    a = analyse([csv])
+    drawing = draw_all(a, tmp_path / "out")
+    write_report(a, tmp_path / "out", drawing)
+    assert a.spectrum.decomposition.empty
+    # containers and VMs only: the claims' charts show them
+    assert drawing.named("spectrum") is None and drawing.named("decomposition") is None
+    assert list(a.spectrum.spectrum.backend) == ["docker", "qemu"]
+    text = "\n".join(spectrum_words.markdown(a.spectrum, drawing, tmp_path / "out"))
+    assert "not measured" in text
     assert pd.read_csv(tmp_path / "out" / "decomposition.csv").empty
 
 
 def test_report_has_the_spectrum_and_claims_compare_only_containers_with_vms(
     spectrum_csv, tmp_path
 ):
-    out = write_report([spectrum_csv], tmp_path / "report")
+    out = write_report(analyse([spectrum_csv]), tmp_path / "report")
     names = {p.name for p in out.files}
     assert {"spectrum.csv", "decomposition.csv", "spectrum.png", "decomposition.png"} <= names
     written = pd.read_csv(tmp_path / "report" / "decomposition.csv")
@@ -164,7 +171,7 @@ def test_deck_has_the_spectrum_and_the_decomposition_slides(spectrum_csv, tmp_pa
 
     from bench.render.slides import write_deck
 
-    deck = Presentation(str(write_deck([spectrum_csv], tmp_path / "deck.pptx")))
+    deck = Presentation(str(write_deck(analyse([spectrum_csv]), tmp_path / "deck.pptx")))
     by_heading = {slide_text(s).split("\n")[0]: s for s in deck.slides}
     slide = by_heading["Why a VM starts slower: kernel vs init"]
     assert len(pictures(slide)) == 1
@@ -186,7 +193,7 @@ def test_a_report_of_containers_only_is_written_with_nothing_measured_said(tmp_p
         for t in range(3):
             writer.write(trial_rows("podman", "debian-systemd", t, 0.5, idle=True))
             writer.write(trial_rows("podman-systemd", "debian-systemd", t, 1.5, idle=True))
-    out = write_report([csv], tmp_path / "report")  # no VM: no claim has a ratio
+    out = write_report(analyse([csv]), tmp_path / "report")  # no VM: no claim has a ratio
     assert set(out.claims.verdict) == {"not-measured"}
     text = out.report_path.read_text()
     assert "Decomposition: not measured" in text
@@ -205,8 +212,8 @@ def test_a_decomposition_that_could_not_run_here_says_why(tmp_path):
             [row] = trial_rows("podman-systemd", "debian-systemd", t, 0.0, idle=False)
             writer.write([replace(row, metric="trial", value=None, unit="", status="unsupported",
                                   detail=f"workload=ready {why}")])  # fmt: skip
-    report = spectrum.write(load([csv]), tmp_path / "out")
-    assert report.decomposition.empty and report.unsupported == {"podman-systemd": why}
-    text = "\n".join(spectrum.markdown(report, tmp_path / "out"))
+    a = analyse([csv])
+    assert a.spectrum.decomposition.empty and a.spectrum.unsupported == {"podman-systemd": why}
+    text = "\n".join(spectrum_words.markdown(a.spectrum, Drawing(tmp_path / "out"), tmp_path))
     assert f"Decomposition: not measured: {why}." in text
     assert "spectrum.toml" not in text.split("Decomposition")[1].split("\n")[0]

@@ -12,7 +12,8 @@ from helpers.reports import full_host, row, write_csv
 from rich.console import Console
 
 from bench.analysis.dataset import load
-from bench.analysis.summary import summarize, summary_table
+from bench.analysis.summary import summarize
+from bench.render.terminal import summary_table
 from bench.units import accel_label, engine_label, human
 
 

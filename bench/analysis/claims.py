@@ -1,4 +1,4 @@
-"""The five claims of DESIGN.md, each turned into a verdict the statistics can back.
+"""The five claims (docs/architecture.md), each turned into a verdict the statistics can back.
 
 Ratios are always VM over container, so a ratio above 1 is the side the article claims.
 A verdict is `supported` only when the whole 95% interval lies on the claimed side,
@@ -10,14 +10,16 @@ One row per host, claim and comparison (scenario, guest, container engine, VM en
 from __future__ import annotations
 
 import math
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from bench.analysis.dataset import TRIAL_KEYS, Dataset, detail_reason, detail_words
+from bench.analysis.dataset import FOREIGN_OS as FOREIGN_OS_METRIC
+from bench.analysis.dataset import Dataset
+from bench.analysis.pairs import Pair, Row, failure_notes, first_detail, pairs, why_missing
+from bench.analysis.slopes import density_metric
 from bench.analysis.stats import (
     NO_INTERVAL,
     Interval,
@@ -67,8 +69,6 @@ TCG_MEMORY_CAVEAT = (
     "VM side is software-emulated (TCG): its translation cache is memory a KVM VM would not use"
 )
 
-Row = dict[str, object]
-
 
 def evaluate(ds: Dataset) -> pd.DataFrame:
     """All claims for every host in the dataset, in CLAIMS order."""
@@ -79,6 +79,13 @@ def evaluate(ds: Dataset) -> pd.DataFrame:
             missing = missing or "no container and VM measured in the same scenario and phase"
             out.extend(rows or [_not_measured(ds, host, claim, missing)])
     return _table(out)
+
+
+def evaluate_by_host(ds: Dataset) -> pd.DataFrame:
+    """``evaluate``, host by host: each host's verdicts from its own rows only (the same
+    table), so the cost grows with the number of hosts, not with its square."""
+    per_host = [evaluate(sub) for sub in ds.by_host().values()]
+    return pd.concat(per_host, ignore_index=True) if per_host else evaluate(ds)
 
 
 def _table(out: list[Row]) -> pd.DataFrame:
@@ -98,103 +105,12 @@ def verdict_from(ci: Interval, threshold: float = 1.0) -> str:
     return "inconclusive"
 
 
-# --- comparisons ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Pair:
-    """One container engine and one VM engine measured together on a host."""
-
-    host: str
-    scenario: str
-    guest: str
-    container: str
-    vm: str
-    rows: pd.DataFrame  # the rows of both engines, one metric
-
-    def values(self, backend: str, phase: str | None = None) -> np.ndarray:
-        r = self.rows[self.rows.backend == backend]
-        if phase is not None:
-            r = r[r.phase == phase]
-        return r.value.to_numpy(dtype=float)
-
-    @property
-    def accel(self) -> str:
-        """The accelerators of the VM rows compared (kvm, tcg, ...)."""
-        return ",".join(sorted(set(self.rows.loc[self.rows.backend == self.vm, "accel"]) - {""}))
-
-    def shared_phase(self) -> str | None:
-        """Warm if both sides have warm runs, else cold: never compare warm with cold."""
-        for phase in ("warm", "cold"):
-            have = set(self.rows.loc[self.rows.phase == phase, "backend"])
-            if {self.container, self.vm} <= have:
-                return phase
-        return None
-
-    def record(
-        self,
-        claim: str,
-        verdict: str,
-        ci: Interval,
-        n: tuple[int, int],
-        caveats: list[str],
-        phase: str,
-        evidence: str,
-    ) -> Row:
-        return {
-            "host_id": self.host,
-            "claim": claim,
-            "verdict": verdict,
-            "ratio": ci.estimate,
-            "ci_low": ci.low,
-            "ci_high": ci.high,
-            "n_container": n[0],
-            "n_vm": n[1],
-            "accel": self.accel,
-            "caveat": "; ".join(caveats),
-            "scenario": self.scenario,
-            "guest": self.guest,
-            "container": self.container,
-            "vm": self.vm,
-            "metric": ",".join(sorted(self.rows.metric.unique())),
-            "phase": phase,
-            "evidence": evidence,
-        }
-
-
-def _pairs(
-    ds: Dataset, host: str, metric: str, keys: tuple[str, ...] = ("scenario", "guest")
-) -> Iterator[Pair]:
-    """Every container/VM pair measured with this metric in the same scenario and guest, and
-    with the same readiness: a time to "SSH reachable" (a user's own Vagrant box, detail
-    ``readiness=ssh-reachable``) or to another system's banner (memtest86+, ``marker=banner``)
-    is never compared with a time to the READY marker.
-
-    Fewer keys pool more: ("guest",) pools a guest's scenarios, () pools everything per host
-    (facts); the pair then names the scenarios and guests it pooled."""
-    m = ds.measured
-    data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
-    if metric != FOREIGN_OS.metric:  # another system is only the compat fact's, never a ratio's
-        data = data[~not_linux(m).loc[data.index]]
-    ssh = data.detail.str.contains("readiness=ssh-reachable", regex=False)
-    banner = data.detail.str.contains("marker=banner", regex=False)
-    data = data.assign(readiness=np.select([ssh, banner], ["ssh-reachable", "banner"], "marker"))
-    groups = data.groupby([*keys, "readiness"]) if keys else [((), data)]
-    for _key, g in groups:
-        for c in sorted(g.loc[g.kind == "container", "backend"].unique()):
-            for v in sorted(g.loc[g.kind == "vm", "backend"].unique()):
-                rows = g[g.backend.isin([c, v])]
-                s = ",".join(sorted(rows.scenario.unique()))
-                gu = ",".join(sorted(rows.guest.unique()))
-                yield Pair(host, s, gu, c, v, rows)
-
-
 # --- speed and size: ratio of medians ------------------------------------------------------
 
 
 def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
     out = []
-    for pair in _pairs(ds, host, "ready_s"):
+    for pair in pairs(ds, host, "ready_s"):
         pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
         phase = pair.shared_phase()
         if phase is None:
@@ -207,7 +123,7 @@ def _speed(ds: Dataset, host: str) -> tuple[list[Row], str]:
         record = _ratio_record(ds, pair, "speed", phase, ev, caveats, min_n=2)
         record["_n"] = min(len(c), len(v))
         out.append(record)
-    return _drop_subsumed(out), _why_missing(ds, host, "ready_s")
+    return _drop_subsumed(out), why_missing(ds, host, "ready_s")
 
 
 def _init_caveat(ds: Dataset, pair: Pair, what: str) -> list[str]:
@@ -220,8 +136,7 @@ def _init_caveat(ds: Dataset, pair: Pair, what: str) -> list[str]:
     ready = ready[ready.guest.isin(pair.guest.split(","))]
 
     def inits(backend: str) -> set[str]:
-        details = ready.loc[ready.backend == backend, "detail"]
-        return {detail_words(d).get("guest_init", "") for d in details} - {"", "?"}
+        return set(ready.loc[ready.backend == backend, "guest_init"]) - {"", "?"}
 
     vm, container = inits(pair.vm), inits(pair.container)
     if vm == container or not (vm | container) & set(INIT_SYSTEMS):
@@ -257,9 +172,9 @@ def _size(ds: Dataset, host: str) -> tuple[list[Row], str]:
     out = []
     packed = {
         (p.scenario, p.guest, p.container, p.vm): p
-        for p in _pairs(ds, host, "image_compressed_bytes")
+        for p in pairs(ds, host, "image_compressed_bytes")
     }
-    for pair in _pairs(ds, host, "image_bytes"):
+    for pair in pairs(ds, host, "image_bytes"):
         pair = replace(pair, rows=pair.rows[pair.rows.phase == "build"])
         c, v = pair.values(pair.container), pair.values(pair.vm)
         ev = f"{pair.vm} {human(np.median(v), 'B')} vs {pair.container} {human(np.median(c), 'B')}"
@@ -268,7 +183,7 @@ def _size(ds: Dataset, host: str) -> tuple[list[Row], str]:
             cc, vc = np.median(comp.values(pair.container)), np.median(comp.values(pair.vm))
             ev += f"; compressed {human(vc, 'B')} vs {human(cc, 'B')}"
         out.append(_ratio_record(ds, pair, "size", "build", ev, []))
-    return out, _why_missing(ds, host, "image_bytes")
+    return out, why_missing(ds, host, "image_bytes")
 
 
 def _ratio_record(
@@ -287,32 +202,17 @@ def _ratio_record(
     if min(len(c), len(v)) < min_n:
         verdict = "inconclusive"
         caveats = [f"too few trials for an interval (n={len(c)}/{len(v)})", *caveats]
-    caveats = caveats + _failure_notes(ds, pair, (phase,))
+    caveats = caveats + failure_notes(ds, pair, (phase,))
     return pair.record(claim, verdict, ci, (len(c), len(v)), caveats, phase, evidence)
 
 
 # --- density: slope of host memory against instances ----------------------------------------
 
-# The instances' own memory (PSS + shims) first; the host's MemAvailable change when that is
-# all a CSV has. The latter moves with everything else running on the host.
-DENSITY_METRICS = ("footprint_bytes", "host_used_delta_bytes")
-
-
-def density_metric(ds: Dataset, host: str | None = None) -> str:
-    m = ds.measured
-    if host is not None:
-        m = m[m.host_id == host]
-    for metric in DENSITY_METRICS:
-        counts = m[m.metric == metric].groupby("kind").instances.nunique()
-        if counts.get("container", 0) >= 2 and counts.get("vm", 0) >= 2:
-            return metric
-    return DENSITY_METRICS[-1]
-
 
 def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
     out = []
     metric = density_metric(ds, host)
-    for pair in _pairs(ds, host, metric):
+    for pair in pairs(ds, host, metric):
         phase = pair.shared_phase()
         if phase is None:
             continue
@@ -327,7 +227,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
             caveats.append(f"{pair.container} slope not clearly above zero: ratio unbounded")
         if "tcg" in pair.accel:
             caveats.append(TCG_MEMORY_CAVEAT)
-        caveats += _failure_notes(ds, pair, (phase,))
+        caveats += failure_notes(ds, pair, (phase,))
         ev = (
             f"{metric} per extra instance: {pair.vm} {_slope_text(fv)}, {pair.container} "
             f"{_slope_text(fc)}; verdict from the slope difference CI "
@@ -337,7 +237,7 @@ def _density(ds: Dataset, host: str) -> tuple[list[Row], str]:
         out.append(
             pair.record("density", verdict, cmp.ratio, (len(cd), len(vd)), caveats, phase, ev)
         )
-    missing = _why_missing(ds, host, metric)
+    missing = why_missing(ds, host, metric)
     if not missing and not out:
         missing = f"density needs {metric} at two or more instance counts per side"
     return out, missing
@@ -360,7 +260,7 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
     process), so a chart, a verdict and a slide never count memory differently."""
     out: list[Row] = []
     for host in ds.host_ids:
-        for pair in _pairs(ds, host, FOOTPRINT, keys=("guest",)):
+        for pair in pairs(ds, host, FOOTPRINT, keys=("guest",)):
             pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
             phase = pair.shared_phase()
             if phase is None:
@@ -409,7 +309,7 @@ FACTS = {
 # The compat claim's other half: a system that is not Linux (memtest86+, detail os=...) on
 # container engines against VMs. Its own row of the compat verdict, naming the system.
 FOREIGN_OS = Fact(
-    "runs_foreign_os",
+    FOREIGN_OS_METRIC,
     0,
     1,
     "the VM did not boot the other system",
@@ -421,7 +321,7 @@ def _fact(ds: Dataset, host: str, claim: str, fact: Fact | None = None) -> tuple
     """Both halves hold: supported; neither: refuted; one: inconclusive, saying which."""
     fact = fact or FACTS[claim]
     out = []
-    for pair in _pairs(ds, host, fact.metric, keys=()):
+    for pair in pairs(ds, host, fact.metric, keys=()):
         c, v = pair.values(pair.container), pair.values(pair.vm)
         c_holds, v_holds = bool(np.all(c == fact.container_ok)), bool(np.any(v == fact.vm_ok))
         caveats = []
@@ -432,16 +332,16 @@ def _fact(ds: Dataset, host: str, claim: str, fact: Fact | None = None) -> tuple
         else:
             verdict = "inconclusive"
             caveats.append(fact.vm_half_fails if c_holds else fact.container_half_fails)
-        caveats += _failure_notes(ds, pair, ("cold", "warm"), same_guest=False)
+        caveats += failure_notes(ds, pair, ("cold", "warm"), same_guest=False)
         ev = "; ".join(
-            f"{b}: {int(np.sum(x == 1))}/{len(x)} {fact.metric}=1 {_first_detail(pair.rows, b)}"
+            f"{b}: {int(np.sum(x == 1))}/{len(x)} {fact.metric}=1 {first_detail(pair.rows, b)}"
             for b, x in ((pair.container, c), (pair.vm, v))
         )
         systems = foreign_systems(pair.rows)
         if systems:
             ev = f"os={','.join(systems)}: {ev}"
         out.append(pair.record(claim, verdict, NO_INTERVAL, (len(c), len(v)), caveats, "", ev))
-    return out, _why_missing(ds, host, fact.metric)
+    return out, why_missing(ds, host, fact.metric)
 
 
 JUDGES: dict[str, Callable[[Dataset, str], tuple[list[Row], str]]] = {
@@ -460,71 +360,9 @@ def _compat(ds: Dataset, host: str) -> tuple[list[Row], str]:
     return arch + other_os, missing or os_missing
 
 
-def not_linux(m: pd.DataFrame) -> pd.Series:
-    """Rows of a guest that is another system (it has runs_foreign_os rows on that host):
-    its image that no container can run, its time to a banner, are no size, speed or memory
-    comparison with a container."""
-    os_rows = m[m.metric == FOREIGN_OS.metric]
-    others = set(zip(os_rows.host_id, os_rows.guest, strict=True))
-    pairs = zip(m.host_id, m.guest, strict=True)
-    return pd.Series([pair in others for pair in pairs], index=m.index, dtype=bool)
-
-
 def foreign_systems(rows: pd.DataFrame) -> list[str]:
-    """The systems that are not Linux named in these rows' details (``os=memtest86+``)."""
-    found = {detail_words(d).get("os", "") for d in rows.detail}
-    return sorted(found - {""})
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _failure_notes(
-    ds: Dataset, pair: Pair, phases: tuple[str, ...], same_guest: bool = True
-) -> list[str]:
-    """'qemu: 2 timeout trial(s), e.g. ...' for failures that bear on this comparison."""
-    f = ds.failures
-    sel = (
-        (f.host_id == pair.host) & f.backend.isin([pair.container, pair.vm]) & f.phase.isin(phases)
-    )
-    if same_guest:  # a pair that pooled scenarios or guests names them joined by commas
-        sel &= f.scenario.isin(pair.scenario.split(",")) & f.guest.isin(pair.guest.split(","))
-    notes = []
-    for backend, g in f[sel].groupby("backend"):
-        counts = ", ".join(f"{n} {status}" for status, n in g.status.value_counts().items())
-        notes.append(f"{backend}: {counts} trial(s), e.g. {g.detail.iloc[0][:80]!r}")
-    return notes
-
-
-def _why_missing(ds: Dataset, host: str, metric: str) -> str:
-    m = ds.measured
-    data = m[(m.host_id == host) & (m.metric == metric)]
-    kinds = set(data.kind)
-    if {"container", "vm"} <= kinds:
-        return ""
-    have = ", ".join(sorted(data.backend.unique())) or "none"
-    missing_kinds = [k for k in ("container", "vm") if k not in kinds]
-    lacking = [{"container": "container", "vm": "VM"}[k] for k in missing_kinds]
-    why = f"no {' or '.join(lacking)} rows with {metric} (measured: {have})"
-    trials = ds.failures[ds.failures.host_id == host].drop_duplicates(TRIAL_KEYS)
-    failed = trials[trials.status != "unsupported"]
-    if len(failed):
-        counts = failed.groupby("backend").size()
-        why += "; failed trials: " + ", ".join(f"{b} {n}" for b, n in counts.items())
-    # An engine that cannot run a guest here did not fail; only the missing side's matter.
-    unsupported = trials[(trials.status == "unsupported") & trials.kind.isin(missing_kinds)]
-    if len(unsupported):
-        reasons = unsupported.assign(reason=unsupported.detail.map(_reason))
-        why += "; not supported here: " + "; ".join(
-            f"{backend} on {', '.join(sorted(g.guest.unique()))} ({reason})"
-            for (backend, reason), g in reasons.groupby(["backend", "reason"])
-        )
-    return why
-
-
-def _reason(detail: str) -> str:
-    """A trial row's reason without the words every row of it carries (workload=, boot=)."""
-    return textwrap.shorten(detail_reason(detail), 100, placeholder=" …")
+    """The systems that are not Linux these rows name (``os=memtest86+``)."""
+    return sorted(set(rows.os) - {""})
 
 
 def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:
@@ -534,12 +372,3 @@ def _not_measured(ds: Dataset, host: str, claim: str, why: str) -> Row:
     row["accel"] = ",".join(sorted(set(vm_rows.accel) - {""}))
     row["metric"] = ""
     return row
-
-
-def _first_detail(g: pd.DataFrame, backend: str) -> str:
-    """An example of the evidence, cut at a word: "(guest_kernel=6.1.0-56-cloud-amd64 ...)"."""
-    details = g.loc[g.backend == backend, "detail"]
-    if not len(details) or not details.iloc[0]:
-        return ""
-    words = [w for w in str(details.iloc[0]).split() if not w.startswith("workload=")]
-    return f"({textwrap.shorten(' '.join(words), 120, placeholder=' …')})"

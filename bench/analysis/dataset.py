@@ -6,7 +6,6 @@ Bad lines are skipped by ``results.read_rows`` and every one becomes a warning n
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,13 +16,19 @@ import pandas as pd
 
 from bench.results import (
     COLUMNS,
+    DETAIL_KEYS,
     KINDS,
     METRIC_UNITS,
     OPTIONAL_COLUMNS,
     ResultsFile,
     ResultsSchemaError,
+    parse_detail,
     read_results,
 )
+
+# The declared facts every row of a kind has, as typed columns (results.DETAIL_KEYS); "" where
+# a row does not say. The rest of a row's declared facts are in its ``facts`` column (a dict).
+FACT_COLUMNS = tuple(name for name, key in DETAIL_KEYS.items() if key.column)
 
 # Which side of the comparison a backend is on, for CSVs without a ``kind`` column. Unknown
 # engines are reported but kept out of the claims: we cannot tell which side they are on.
@@ -45,22 +50,6 @@ def kind_of(backend: str) -> str:
     return ""
 
 
-def detail_words(detail: str) -> dict[str, str]:
-    """The key=value words of a detail field (other words are ignored)."""
-    words = {}
-    for word in str(detail).split():
-        key, sep, value = word.partition("=")
-        if sep and key:
-            words[key] = value
-    return words
-
-
-def detail_reason(detail: str) -> str:
-    """A failed or unsupported trial's reason: its detail less the leading key=value words
-    every row of the trial carries (workload=, boot=)."""
-    return " ".join(itertools.dropwhile(lambda w: "=" in w, str(detail).split()))
-
-
 @dataclass
 class Dataset:
     """Every good row of the given CSVs, plus host metadata and what went wrong reading."""
@@ -76,6 +65,20 @@ class Dataset:
         """Numbers that count: status ok, a value, and not warmup."""
         r = self.rows
         return r[(r.status == "ok") & r.value.notna() & (r.phase != "warmup")]
+
+    @cached_property
+    def measured_groups(self) -> pd.DataFrame:
+        """``measured`` with a direct kernel boot and no boot word in one group: both are
+        labelled the same (``qemu``), and rows from before boot modes were recorded booted so.
+        Without another system's rows (memtest86+): the compat matrix shows those, the charts
+        of the ratio claims never set them beside a Linux guest."""
+        m = self.measured
+        m = m[~not_linux(m)]
+        return m.assign(boot=m.boot.replace("kernel", ""))
+
+    @property
+    def multi_host(self) -> bool:
+        return self.rows.host_id.nunique() > 1
 
     @cached_property
     def failures(self) -> pd.DataFrame:
@@ -127,7 +130,7 @@ def load(csv_paths: list[Path]) -> Dataset:
     warnings[:0] = column_warnings(read)
     if not frames:
         raise ReportInputError("no usable rows in " + ", ".join(str(p) for p in paths))
-    rows = _typed(pd.concat(frames, ignore_index=True), warnings)
+    rows = with_facts(_typed(pd.concat(frames, ignore_index=True), warnings))
     rows = pd.concat([rows, footprint_rows(rows)], ignore_index=True)
     rows["boot"] = trial_boot(rows)
     for host_id in rows.host_id.unique():
@@ -186,17 +189,48 @@ def footprint_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()[rows.columns]
 
 
+def with_facts(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with each detail parsed once (results.parse_detail): ``facts`` (the declared
+    facts as a dict) and a typed column per FACT_COLUMNS key ("" where a row does not say)."""
+    facts = [parse_detail(d) for d in rows.detail]
+    columns = {name: [f.get(name, "") for f in facts] for name in FACT_COLUMNS}
+    return rows.assign(facts=facts, **columns)
+
+
 def trial_boot(rows: pd.DataFrame) -> pd.Series:
-    """Each row's boot mode: its ``boot=`` word (kernel, bios, uefi, disk), else that of a
+    """Each row's boot mode: its ``boot=`` fact (kernel, bios, uefi, disk), else that of a
     row of its trial, else empty (a container, an older CSV). One engine booted two ways is
     two groups in every chart and table, never one, and a row that names no boot mode
     itself (a footprint derived from PSS, a Vagrant memory row) still has its trial's."""
-    # A word may end a clause ("boot=disk: ..."): its punctuation is not part of it.
-    words = rows.detail.map(lambda d: detail_words(d).get("boot", "").strip(":;,"))
+    words = rows["boot"].astype(str)
     named = rows.assign(boot=words)[words != ""].drop_duplicates(TRIAL_KEYS)
     per_trial = named.set_index(TRIAL_KEYS).boot
     found = per_trial.reindex(pd.MultiIndex.from_frame(rows[TRIAL_KEYS])).fillna("")
     return words.where(words != "", found.to_numpy()).rename("boot")
+
+
+FOREIGN_OS = "runs_foreign_os"  # the metric of a guest that is another system (not Linux)
+
+
+def not_linux(m: pd.DataFrame) -> pd.Series:
+    """Rows of a guest that is another system (it has runs_foreign_os rows on that host): its
+    image that no container can run, its time to a banner, are no size, speed or memory
+    comparison with a container."""
+    os_rows = m[m.metric == FOREIGN_OS]
+    others = set(zip(os_rows.host_id, os_rows.guest, strict=True))
+    pairs = zip(m.host_id, m.guest, strict=True)
+    return pd.Series([pair in others for pair in pairs], index=m.index, dtype=bool)
+
+
+KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
+
+
+def in_order(df: pd.DataFrame, by_guest: bool = True) -> pd.DataFrame:
+    """Hosts, then guests, containers before VMs: the same order in every chart and table (a
+    table that lists an engine's guests in one row: hosts, then kinds)."""
+    key = df.kind.map(KIND_ORDER).fillna(len(KIND_ORDER))
+    by = ["host_id", *(["guest"] if by_guest else []), "_k", "backend", "accel"]
+    return df.assign(_k=key).sort_values(by).drop(columns="_k")
 
 
 def prefer_warm(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:

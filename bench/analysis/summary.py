@@ -1,23 +1,21 @@
 """The one summary of measured values: n, median, spread and the median's 95% CI per group.
 
-The report's summary.csv and the end-of-run table in the terminal are this same table, read
-from the CSV (not the runner's memory), so what is shown is exactly what was saved.
+The report's summary.csv and the end-of-run table in the terminal (render/terminal.py) are
+this same table, read from the CSV (not the runner's memory), so what is shown is exactly what
+was saved.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.table import Table
 
-from bench.analysis.dataset import Dataset, ReportInputError, load
+from bench.analysis.dataset import Dataset
 from bench.analysis.stats import median_ci
 from bench.results import unit_of
-from bench.units import accel_label, human
 
 SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]
 STAT_COLUMNS = ["unit", "n", "median", "p25", "p75", "min", "max", "mean", "sd", "cv"]
@@ -62,43 +60,10 @@ def _describe(metric: str, values: pd.Series) -> dict[str, Any]:
     }
 
 
-TERMINAL_COLUMNS = {  # column title -> right-aligned?
-    "scenario/guest": False,
-    "backend": False,
-    "accel": False,
-    "phase": False,
-    "N": True,
-    "metric": False,
-    "n": True,
-    "median": True,
-    "min": True,
-    "max": True,
-    "failed": True,
-}
-
-
-def summary_table(csv_path: Path) -> Table:
-    """The end-of-run table: n, median, min and max per group (N = instances running)."""
-    table = Table(title=f"summary of {csv_path} (warmup excluded; time: host perf_counter)")
-    for column, right in TERMINAL_COLUMNS.items():
-        table.add_column(column, justify="right" if right else "left")
-    try:
-        summary = summarize(load([csv_path]))
-    except ReportInputError as e:
-        table.caption = str(e)
-        return table
-    for r in summary.itertuples(index=False):
-        table.add_row(
-            f"{r.scenario}/{r.guest}",
-            r.backend,
-            accel_label(r.accel),
-            r.phase,
-            str(r.instances),
-            r.metric,
-            str(r.n),
-            human(r.median, r.unit),
-            human(r.min, r.unit),
-            human(r.max, r.unit),
-            str(r.n_failed),
-        )
-    return table
+def failure_table(ds: Dataset) -> pd.DataFrame:
+    """Failed/timed-out/unsupported trials, counted per group, with one example reason."""
+    keys = ["host_id", "scenario", "guest", "backend", "phase", "status"]
+    f = ds.failures
+    if f.empty:
+        return pd.DataFrame(columns=[*keys, "trials", "example"])
+    return f.groupby(keys).agg(trials=("trial", "size"), example=("detail", "first")).reset_index()

@@ -59,7 +59,7 @@ def reading(make):
 
 
 def print_outcome(outcome, label: str, table=None) -> None:
-    from bench.render.report import verdict_table
+    from bench.render.terminal import verdict_table
 
     for warning in outcome.warnings:
         console.print(f"vmbench: warning: {warning}", markup=False)

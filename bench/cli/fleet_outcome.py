@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli.common import EXIT_FAILURES, EXIT_OK, console, print_outcome, reading
+from bench.cli.common import EXIT_FAILURES, EXIT_OK, console, print_outcome
 
 HOST_RECORD = "fleet-host.json"
 COMPARE_DIR = "compare"
@@ -109,7 +109,7 @@ def _number(value, kind: type):
 
 def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> int:
     """Compare the hosts with results, print one line per host; the fleet's exit code."""
-    from bench.render.compare import terminal_table, write_comparison
+    from bench.cli.reading import comparison_table, write_comparison
 
     outcomes = [host_outcome(out_dir, h) for h in hosts]
     good = [o for o in outcomes if o.status == "ok"]
@@ -118,10 +118,8 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
     if good:
         csvs = [out_dir / o.host / "results.csv" for o in good]
         try:
-            outcome = reading(
-                lambda: write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
-            )
-            print_outcome(outcome, "comparison", terminal_table(outcome))
+            outcome = write_comparison(csvs, out_dir / COMPARE_DIR, missing_hosts=missing)
+            print_outcome(outcome, "comparison", comparison_table(outcome))
         except Exception as e:  # the fetched results are safe; the lines below still count
             compared = False
             console.print(

@@ -61,10 +61,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.render.compare import terminal_table, write_comparison
-
-    outcome = reading(lambda: write_comparison(existing_csvs(args.csvs), args.out))
-    print_outcome(outcome, "comparison", terminal_table(outcome))
+    outcome = write_comparison(existing_csvs(args.csvs), args.out)
+    print_outcome(outcome, "comparison", comparison_table(outcome))
     return EXIT_OK
 
 
@@ -72,20 +70,49 @@ def cmd_slides(args: argparse.Namespace) -> int:
     from bench.render.slides import write_deck
 
     csvs = existing_csvs(args.csvs)
-    deck = reading(lambda: write_deck(csvs, args.out or csvs[0].parent / "report" / "deck.pptx"))
+    a = analysed(csvs)
+    deck = reading(lambda: write_deck(a, args.out or csvs[0].parent / "report" / "deck.pptx"))
     out.print(f"slides: {deck}", markup=False)
     return EXIT_OK
 
 
-def write_report(csvs: list[Path], out_dir: Path, deck: bool = False):
-    """The report (and deck) of ``csvs``; returns the report's outcome (its claims)."""
-    from bench.render.report import write_report
-    from bench.render.slides import write_deck
+def analysed(csvs: list[Path]):
+    """The one analysis of ``csvs`` (bench.analysis.model.Analysis); unusable input is a
+    usage error (exit 2)."""
+    from bench.analysis.model import analyse
 
-    outcome = reading(lambda: write_report(csvs, out_dir))
+    return reading(lambda: analyse(csvs))
+
+
+def write_report(csvs: list[Path], out_dir: Path, deck: bool = False, analysis=None):
+    """The report (and deck) of ``csvs`` from one analysis, each chart drawn once: the deck
+    shows the report's images. Returns the report's outcome (its claims)."""
+    from bench.render.charts import draw_all
+    from bench.render.report import write_report
+
+    a = analysis if analysis is not None else analysed(csvs)
+    drawing = reading(lambda: draw_all(a, out_dir))
+    outcome = reading(lambda: write_report(a, out_dir, drawing))
     print_outcome(outcome, "report")
     if deck:
-        out.print(
-            f"slides: {reading(lambda: write_deck(csvs, out_dir / 'deck.pptx'))}", markup=False
-        )
+        from bench.render.slides import write_deck
+
+        deck_path = reading(lambda: write_deck(a, out_dir / "deck.pptx", drawing))
+        out.print(f"slides: {deck_path}", markup=False)
     return outcome
+
+
+def write_comparison(csvs: list[Path], out_dir: Path, missing_hosts=None):
+    """compare.md and its files from one analysis of every host's CSVs."""
+    from bench.render.compare import write_comparison
+
+    a = analysed(csvs)
+    return reading(lambda: write_comparison(a, out_dir, missing_hosts=missing_hosts))
+
+
+def comparison_table(outcome):
+    """The terminal's view of a comparison: every host's verdicts, or one line per comparison."""
+    from bench.render.compare import MAX_HOSTS_PER_CHART
+    from bench.render.terminal import across_hosts_table
+
+    return across_hosts_table(outcome.claims, outcome.summary, MAX_HOSTS_PER_CHART)

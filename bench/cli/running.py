@@ -139,16 +139,23 @@ def _measure(plan: RunPlan) -> RunStats:
 
 def _finish(plan: RunPlan, stats: RunStats) -> None:
     """host.json with the accelerators that ran, the summary, the report, the last line."""
-    from bench.analysis.summary import summary_table
-    from bench.cli.reading import write_report
+    from bench.cli.reading import analysed, write_report
+    from bench.render.terminal import summary_table
 
     with contextlib.suppress(ResultsWriteError):  # the rows are safe; host.json is a copy
         _write_host(plan.run_dir, {"run_id": plan.config.run_id, "accel": stats.accels})
-    out.print(summary_table(plan.csv))
+    try:  # one analysis for the summary, the report and the deck
+        analysis, why = analysed([plan.csv]), None
+    except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
+        analysis, why = None, e
+    out.print(summary_table(plan.csv, None if analysis is None else analysis.summary))
     not_checked: list[str] = []
-    if plan.report:
+    if plan.report and why is not None:
+        console.print(f"vmbench: no report: {why}", markup=False)
+    elif plan.report:
         try:
-            claims = write_report([plan.csv], plan.run_dir / "report", deck=True).claims
+            report_dir = plan.run_dir / "report"
+            claims = write_report([plan.csv], report_dir, deck=True, analysis=analysis).claims
             not_checked = list(dict.fromkeys(claims.claim[claims.verdict == "not-measured"]))
         except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
             console.print(f"vmbench: no report: {e}", markup=False)

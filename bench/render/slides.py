@@ -18,11 +18,12 @@ from pptx.slide import Slide
 from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
-from bench.analysis import spectrum
-from bench.analysis.claims import CLAIMS, evaluate, memory_comparisons
-from bench.analysis.dataset import Dataset, load
-from bench.render import charts
-from bench.render.report import METHODOLOGY, ratio_text
+from bench.analysis.claims import CLAIMS
+from bench.analysis.model import Analysis
+from bench.analysis.phases import OWN_KERNEL
+from bench.render import spectrum as spectrum_words
+from bench.render.charts import Chart, Drawing, draw_all
+from bench.render.markdown import METHODOLOGY, ratio_text
 from bench.units import engine_label
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
@@ -40,22 +41,22 @@ VERDICT_COLOURS = {  # Okabe-Ito, readable on white
 }
 
 
-def write_deck(csv_paths: list[Path], out_path: Path) -> Path:
-    """Write the deck to out_path; its charts go to a folder beside it (<stem>-charts)."""
+def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> Path:
+    """Write the deck to out_path with the report's charts (``drawing``); without them, the
+    charts are drawn once into the deck's folder, where the report puts them too."""
     out_path = Path(out_path)
-    ds = load(csv_paths)
-    claims = evaluate(ds)
-    made, _notes = charts.make_charts(ds, claims, out_path.parent / f"{out_path.stem}-charts")
+    drawing = drawing if drawing is not None else draw_all(a, out_path.parent)
+    claims = a.claims
     prs = Presentation()
     prs.slide_width, prs.slide_height = WIDTH, HEIGHT
-    title_slide(_new_slide(prs), ds)
+    title_slide(_new_slide(prs), a)
     # The memory chart's lines are its own comparisons (one instance), not the density slopes.
-    lines_for = {"memory": memory_comparisons(ds)}
+    lines_for = {"memory": a.memory}
     for claim in CLAIMS:
-        for chart in list(charts.charts_for(claim, made)) or [None]:
+        for chart in list(drawing.for_claim(claim)) or [None]:
             rows = lines_for.get(chart.name if chart else "", claims[claims.claim == claim])
             claim_slide(_new_slide(prs), claim, rows, chart)
-    for page in spectrum.slides(spectrum.write(ds, out_path.parent / f"{out_path.stem}-charts")):
+    for page in spectrum_words.slides(a.spectrum, drawing):
         chart_slide(_new_slide(prs), page.heading, page.chart, page.lines)
     methodology_slide(_new_slide(prs))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,28 +68,29 @@ def _new_slide(prs: Presentation) -> Slide:
     return prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT])
 
 
-def title_slide(slide: Slide, ds: Dataset) -> None:
+def title_slide(slide: Slide, a: Analysis) -> None:
     _text(slide, "Virtual machines vs containers, measured", Inches(1.5), Inches(1.6), 40, True)
     lines = []
-    for host in ds.host_ids:
-        meta = ds.hosts.get(host, {})
+    for host in a.host_ids:
+        meta = a.hosts_meta.get(host, {})
         facts = [str(meta[k]) for k in ("cpu_model", "os") if meta.get(k)]
         if meta.get("cpu_count"):
             facts.append(f"{meta['cpu_count']} CPUs")
-        facts.append(vm_engines(ds, host))
+        facts.append(vm_engines(a, host))
         lines.append(f"{host}: " + ", ".join(facts))
     _text(slide, "Measured on", Inches(3.5), Inches(0.6), 24, True)
     _lines(slide, lines, Inches(4.1), Inches(3.0), 20)
 
 
-def vm_engines(ds: Dataset, host: str) -> str:
+def vm_engines(a: Analysis, host: str) -> str:
     """'VMs: qemu emulated (TCG), vagrant emulated (TCG)': how this host's VMs ran."""
-    r = ds.rows[(ds.rows.host_id == host) & ds.rows.kind.isin(charts.OWN_KERNEL)]
+    rows = a.dataset.rows
+    r = rows[(rows.host_id == host) & rows.kind.isin(OWN_KERNEL)]
     pairs = sorted(set(zip(r.backend, r.accel, strict=True)))
     return "VMs: " + (", ".join(engine_label(b, a, " ") for b, a in pairs) or "none")
 
 
-def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: charts.Chart | None) -> None:
+def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: Chart | None) -> None:
     """The claim, its chart (if any) and up to MAX_VERDICT_LINES verdicts beneath."""
     heading = CLAIMS[claim]  # one line at 28 pt holds ~52 characters; longer ones get smaller
     _text(slide, heading, Inches(0.3), Inches(0.8), min(28, 28 * 52 // len(heading)), True)
@@ -145,7 +147,7 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
         _run(para, f" ({_short(str(r.caveat), room - 3)})", 14, italic=True)
 
 
-def chart_slide(slide: Slide, heading: str, chart: charts.Chart, lines: list[str]) -> None:
+def chart_slide(slide: Slide, heading: str, chart: Chart, lines: list[str]) -> None:
     """A chart that is no claim's (the isolation spectrum): heading, chart, lines under it;
     all lines in the speaker notes."""
     _text(slide, heading, Inches(0.3), Inches(0.8), 28, True)

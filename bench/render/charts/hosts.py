@@ -7,23 +7,15 @@ named beside their dot, so fifty machines read as "these three differ", not fift
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from bench.analysis.claims import CLAIMS
-from bench.render import charts
+from bench.render.charts.palette import HOST_MARKERS, colour
+from bench.render.charts.save import Built
 
 LABELS_PER_ROW = 3  # outlying hosts named under one comparison; the rest are counted
-
-
-def draw(build: Callable[[], charts.Built], out_dir: Path, name: str) -> charts.Chart | str:
-    """Build a chart in the slide style and save it (PNG and SVG) like every other chart."""
-    with plt.rc_context(charts.STYLE):
-        return charts.save_chart(build(), out_dir, name, None)
 
 
 def _label(r: pd.DataFrame) -> pd.Series:
@@ -41,7 +33,7 @@ def _usable(r: pd.DataFrame) -> pd.DataFrame:
     return r[ratio.notna() & np.isfinite(ratio) & (ratio > 0)]
 
 
-def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
+def ratios_by_host(claims: pd.DataFrame) -> Built:
     """VM/container ratio with its 95% CI for each comparison, one marker shape per host."""
     r = _usable(claims)
     if r.empty:
@@ -52,7 +44,7 @@ def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
     fig, ax = plt.subplots(layout="constrained")
     step = 0.6 / max(len(hosts), 1)
     for k, host in enumerate(hosts):
-        marker = charts.HOST_MARKERS[k % len(charts.HOST_MARKERS)]
+        marker = HOST_MARKERS[k % len(HOST_MARKERS)]
         for _, c in r[r.host_id == host].iterrows():
             y = labels.index(c.label) + (k - (len(hosts) - 1) / 2) * step
             low = c.ratio - c.ci_low if np.isfinite(c.ci_low) else 0
@@ -61,7 +53,7 @@ def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
                 c.ratio,
                 y,
                 xerr=[[max(low, 0)], [max(high, 0)]],
-                color=charts.colour(c.vm),
+                color=colour(c.vm),
                 marker=marker,
                 markersize=12,
                 capsize=6,
@@ -80,7 +72,7 @@ def ratios_by_host(claims: pd.DataFrame) -> charts.Built:
     return fig, title + _tcg_note(r)
 
 
-def ratios_across_hosts(ratios: pd.DataFrame, n_hosts: int) -> charts.Built:
+def ratios_across_hosts(ratios: pd.DataFrame, n_hosts: int) -> Built:
     """One dot per host for each comparison, the hosts' median as a bar, outliers named.
 
     ``ratios`` is compare.ratio_table: one row per host and comparison, with ``outlier``."""
@@ -95,8 +87,8 @@ def ratios_across_hosts(ratios: pd.DataFrame, n_hosts: int) -> charts.Built:
     for i, label in enumerate(labels):
         g = r[r.label == label]
         y = i + rng.uniform(-0.22, 0.22, len(g))
-        colour = charts.colour(g.vm.iloc[0])
-        ax.scatter(g.ratio, y, s=70, color=colour, alpha=0.6, edgecolors="none", zorder=3)
+        vm_colour = colour(g.vm.iloc[0])
+        ax.scatter(g.ratio, y, s=70, color=vm_colour, alpha=0.6, edgecolors="none", zorder=3)
         median = g.ratio.median()
         ax.plot([median] * 2, [i - 0.38, i + 0.38], color="black", linewidth=3, zorder=5)
         odd = g.outlier.to_numpy(dtype=bool)

@@ -1,0 +1,149 @@
+"""Markdown pieces every view shares: tables, verdict and memory lines, ratios, host ids as
+code spans, the methodology. They render analysis tables; they compute nothing."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pandas as pd
+
+from bench.analysis.claims import CLAIMS
+from bench.analysis.summary import SUMMARY_KEYS
+from bench.units import accel_label, engine_label, human
+
+METHODOLOGY = [
+    "Ready time: host monotonic clock from just before the launch call until the guest's "
+    "`VMBENCH READY` line is read from its console (stdout for a container, the first "
+    "serial port for a VM). Warmup runs are left out; cold (first run after a build) and "
+    "warm runs are reported apart.",
+    "Memory: PSS of every process an instance needs: the hypervisor process for a VM; the "
+    "processes in the container's cgroup plus its engine's shim for a container (the process "
+    "each shim_pss_bytes row names, e.g. containerd-shim or conmon; recorded apart, added for "
+    "every comparison). One instance's memory and the density slopes count "
+    "the same processes. Density: the memory of N instances running together (their PSS plus "
+    "their shims', or the host's MemAvailable change when a CSV has no PSS at several N) "
+    "against N; the slope of that line is what each extra instance costs.",
+    "Size: bytes a backend needs to boot the guest (container image; VM kernel + initramfs "
+    "+ disk; Vagrant box), and compressed bytes (what a user downloads).",
+    "Statistics: medians with seeded percentile-bootstrap 95% confidence intervals. Ratios are "
+    "VM over container, so above 1 is the side the article claims. A claim is supported "
+    "only when the whole interval lies on the claimed side, refuted when it lies wholly on "
+    "the other, inconclusive otherwise; not-measured when one side has no data.",
+    "TCG: QEMU's software emulation, used when hardware virtualization (KVM) is absent. It "
+    "translates every guest instruction, so a VM under TCG boots far slower than under KVM; "
+    "rows measured under TCG are flagged and do not show hardware VM speed.",
+]
+
+
+def verdict_markdown(claims: pd.DataFrame) -> str:
+    rows = []
+    for _, c in claims.iterrows():
+        comparison = f"{compared(c)}, {c.guest} ({c.scenario})" if c.vm else ""
+        rows.append(
+            {
+                "host": c.host_id,
+                "claim": f"{c.claim}: {CLAIMS[c.claim]}",
+                "verdict": f"**{c.verdict}**",
+                "VM/container [95% CI]": ratio_text(c),
+                "n (c/VM)": f"{c.n_container}/{c.n_vm}",
+                "comparison": comparison,
+                "decided by": c.evidence,
+                "caveat": c.caveat,
+            }
+        )
+    return markdown_table(pd.DataFrame(rows))
+
+
+def memory_markdown(rows: pd.DataFrame) -> str:
+    """One instance's PSS, VM over container with its shim: the memory chart's numbers."""
+    table = pd.DataFrame(
+        {
+            "host": rows.host_id,
+            "guest": rows.guest,
+            "comparison": [
+                f"{engine_label(r.vm, r.accel)} vs {r.container} with its shim"
+                for _, r in rows.iterrows()
+            ],
+            "VM/container [95% CI]": [ratio_text(r) for _, r in rows.iterrows()],
+            "n (c/VM)": [f"{r.n_container}/{r.n_vm}" for _, r in rows.iterrows()],
+            "measured": rows.evidence,
+            "caveat": rows.caveat,
+        }
+    )
+    return markdown_table(table)
+
+
+def compared(c: pd.Series) -> str:
+    """The engines a verdict compared, each with its kind: the claims set the vm kind against
+    the container kind only (system containers and microVMs are in the spectrum section)."""
+    return f"vm {engine_label(c.vm, c.accel)} vs container {c.container}"
+
+
+def ratio_text(c: pd.Series) -> str:
+    """'11.2x [9.8, 12.9]' or '' when a claim has no ratio."""
+    if pd.isna(c.ratio):
+        return ""
+    if pd.isna(c.ci_low):
+        return f"{c.ratio:.3g}x [no interval]"
+    return f"{c.ratio:.3g}x [{c.ci_low:.3g}, {c.ci_high:.3g}]"
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "No measured values.\n"
+    table = summary[[*SUMMARY_KEYS, "n", "n_failed"]].copy()
+    table["accel"] = table.accel.map(accel_label)
+    for col in ("median", "p25", "p75", "min", "max", "sd"):
+        table[col] = [human(v, u) for v, u in zip(summary[col], summary.unit, strict=True)]
+    table["cv"] = summary.cv.map(lambda v: "" if pd.isna(v) else f"{v:.1%}")
+    table["median 95% CI"] = [
+        "" if pd.isna(lo) else f"{human(lo, u)} .. {human(hi, u)}"
+        for lo, hi, u in zip(summary.ci_low, summary.ci_high, summary.unit, strict=True)
+    ]
+    return markdown_table(table)
+
+
+def hosts_markdown(hosts: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for host_id, meta in sorted(hosts.items()):
+        lines.append(f"### {host_id}")
+        if not meta:
+            lines.append("No host.json found beside the CSV.")
+        for key, value in meta.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            lines.append(f"- {key}: {value}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency)."""
+
+    def cell(v: object) -> str:
+        return (
+            ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+            .replace("|", "\\|")
+            .replace("\n", " ")
+        )
+
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def code(text: str) -> str:
+    """A markdown code span of text, whatever backticks it holds: host ids shown verbatim."""
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_text(text: str) -> str:
+    """Text with the characters markdown would act on escaped (for warnings with host ids).
+    Underscores are left alone: inside words (pss_bytes) GFM does not act on them."""
+    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", text)

@@ -1,0 +1,99 @@
+"""The terminal's tables (rich): the verdicts, the end-of-run summary, and a comparison of
+many hosts as one line per comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.table import Table
+
+from bench.analysis.dataset import ReportInputError, load
+from bench.analysis.summary import summarize
+from bench.render.markdown import compared, ratio_text
+from bench.units import accel_label, human
+
+VERDICT_STYLE = {
+    "supported": "bold green",
+    "refuted": "bold red",
+    "inconclusive": "yellow",
+    "not-measured": "dim",
+}
+
+
+def verdict_table(claims: pd.DataFrame) -> Table:
+    """The verdicts as a rich table for the terminal."""
+    table = Table(title="vmbench verdicts", show_lines=False)
+    for name in ("Host", "Claim", "Verdict", "VM/container [95% CI]", "n c/VM", "Comparison"):
+        table.add_column(name)
+    table.add_column("Caveat", overflow="fold", max_width=60)
+    for _, c in claims.iterrows():
+        where = c.guest if c.claim in ("kernel", "compat") else f"{c.scenario}/{c.guest}"
+        comparison = f"{compared(c)} · {where}" if c.vm else ""
+        table.add_row(
+            str(c.host_id),
+            str(c.claim),
+            f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]",
+            ratio_text(c),
+            f"{c.n_container}/{c.n_vm}",
+            comparison,
+            str(c.caveat),
+        )
+    return table
+
+
+TERMINAL_COLUMNS = {  # column title -> right-aligned?
+    "scenario/guest": False,
+    "backend": False,
+    "accel": False,
+    "phase": False,
+    "N": True,
+    "metric": False,
+    "n": True,
+    "median": True,
+    "min": True,
+    "max": True,
+    "failed": True,
+}
+
+
+def summary_table(csv_path: Path, summary: pd.DataFrame | None = None) -> Table:
+    """The end-of-run table: n, median, min and max per group (N = instances running), from
+    the analysis's summary (or the CSV's, read here when none is given)."""
+    table = Table(title=f"summary of {csv_path} (warmup excluded; time: host perf_counter)")
+    for column, right in TERMINAL_COLUMNS.items():
+        table.add_column(column, justify="right" if right else "left")
+    if summary is None:
+        try:
+            summary = summarize(load([csv_path]))
+        except ReportInputError as e:
+            table.caption = str(e)
+            return table
+    for r in summary.itertuples(index=False):
+        table.add_row(
+            f"{r.scenario}/{r.guest}",
+            r.backend,
+            accel_label(r.accel),
+            r.phase,
+            str(r.instances),
+            r.metric,
+            str(r.n),
+            human(r.median, r.unit),
+            human(r.min, r.unit),
+            human(r.max, r.unit),
+            str(r.n_failed),
+        )
+    return table
+
+
+def across_hosts_table(claims: pd.DataFrame, summary: pd.DataFrame | None, most: int) -> Table:
+    """Every host's verdicts while ``most`` hosts fit; past that, one line per comparison
+    across hosts (``summary``: compare.across_hosts)."""
+    if claims.host_id.nunique() <= most or summary is None:
+        return verdict_table(claims)
+    table = Table(title=f"vmbench across {claims.host_id.nunique()} hosts")
+    for column in summary.columns:
+        table.add_column(column, overflow="fold")
+    for row in summary.itertuples(index=False):
+        table.add_row(*map(str, row))
+    return table
