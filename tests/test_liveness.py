@@ -192,3 +192,48 @@ def test_clean_says_which_engines_it_could_not_check(cache_dir, monkeypatch, ava
     assert report.removed == []
     expected = [f"fake: not checked: {available.reason}; fix: {available.fix}"] if said else []
     assert report.problems == expected
+
+
+def test_the_shared_folder_cannot_be_turned_against_its_users(cache_dir, tmp_path, monkeypatch):
+    """Another user may have made the folder in /tmp: a symlink to elsewhere gets no record
+    (the run still runs, its own cache and labels say it lives); a FIFO named like a run id
+    does not hang anyone's clean."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "planted"
+    link.symlink_to(elsewhere)
+    monkeypatch.setenv(liveness.LIVE_DIR_ENV, str(link))
+    with liveness.hold("run-s"):
+        assert list(elsewhere.iterdir()) == []
+        assert liveness.is_alive("run-s")  # from this user's own record
+    live = tmp_path / "live"
+    live.mkdir(mode=0o755)
+    monkeypatch.setenv(liveness.LIVE_DIR_ENV, str(live))
+    os.mkfifo(live / "run-fifo")
+    started = time.monotonic()
+    assert liveness.owner_of("run-fifo") is None
+    assert liveness.alive_runs() == set()
+    assert time.monotonic() - started < 5
+
+
+def test_vmbench_clean_says_which_runs_it_left_and_whose(cache_dir, monkeypatch, capsys):
+    from bench.cli import main
+
+    me = liveness.me()
+    owners = {
+        "run-theirs-live": owner_words(8484, me.pid, me.start_s),
+        "run-theirs-dead": owner_words(8484, dead_pid(), me.start_s),
+    }
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # a regular user of this machine
+    monkeypatch.setattr(cleanup, "engine_names", lambda: ("fake",))
+    monkeypatch.setattr(cleanup, "make_backend", lambda name: FakeBackend([], owners))
+    assert main(["clean"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said == [
+        "removed thing of run-dead",  # this user's own (uid 4242), its process gone
+        "left alone: run run-theirs-live (uid 8484's) is still running",
+        "left alone: run run-live has no owner recorded (an older vmbench made it); its "
+        "owner's or root's `vmbench clean` removes it",
+        "left alone: run run-theirs-dead is uid 8484's; its owner's or root's `vmbench clean` "
+        "removes it",
+    ]

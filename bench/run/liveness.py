@@ -17,6 +17,7 @@ import functools
 import os
 import pwd
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,21 +110,54 @@ def _shared_record(run_id: str) -> Path:
     return live_dir() / run_id
 
 
+def _shared_folder_ok(folder: Path) -> bool:
+    """The machine-wide folder, made if absent, is one this user may write records into
+    safely: a real folder (not a symlink someone planted in /tmp), owned by root or by this
+    user, and sticky if others may write there (nobody removes another's record)."""
+    with contextlib.suppress(FileExistsError):
+        old_umask = os.umask(0)
+        try:
+            folder.mkdir(mode=0o1777)
+        finally:
+            os.umask(old_umask)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+        return False
+    return not st.st_mode & stat.S_IWOTH or bool(st.st_mode & stat.S_ISVTX)
+
+
 def _write(path: Path, text: str) -> bool:
     """Write a record; False where the folder cannot be made or written (never fatal)."""
     try:
-        if path.parent == live_dir() and not path.parent.is_dir():
+        if path.parent == live_dir():
+            if not _shared_folder_ok(path.parent):
+                return False
+        else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with contextlib.suppress(OSError):  # someone else's folder: it stays as they made it
-                path.parent.chmod(0o1777)
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)  # an earlier attempt's (--resume): ours, and dead
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
     except OSError:
         return False
     return True
+
+
+def _read(path: Path) -> str:
+    """A record's text; "" for anything that is not a small regular file (a FIFO planted in
+    the shared folder must not hang every user's clean)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, 512).decode("ascii", errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -146,10 +180,9 @@ def owner_of(run_id: str) -> Owner | None:
     if not _RUN_ID.match(run_id):
         return None
     for path in (_shared_record(run_id), _own_record(run_id)):
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            owner = Owner.parse(path.read_text())
-            if owner is not None:
-                return owner
+        owner = Owner.parse(_read(path))
+        if owner is not None:
+            return owner
     return None
 
 
