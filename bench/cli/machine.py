@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     box.set_defaults(handler=cmd_box)
 
-    clean = sub.add_parser("clean", help="remove containers and VMs that vmbench runs left behind")
+    clean = sub.add_parser(
+        "clean",
+        help="remove containers and VMs that ended vmbench runs left behind; never a live "
+        "run's, whoever runs it (root: every user's leftovers, a user: their own)",
+    )
     clean.add_argument(
         "--run",
         metavar="RUN_ID",
