@@ -206,9 +206,18 @@ def test_the_shared_folder_cannot_be_turned_against_its_users(cache_dir, tmp_pat
     with liveness.hold("run-s"):
         assert list(elsewhere.iterdir()) == []
         assert liveness.is_alive("run-s")  # from this user's own record
+    loose = tmp_path / "loose"  # others may write and remove records there: not used
+    loose.mkdir()
+    loose.chmod(0o777)
+    monkeypatch.setenv(liveness.LIVE_DIR_ENV, str(loose))
+    with liveness.hold("run-l"):
+        assert list(loose.iterdir()) == []
     live = tmp_path / "live"
-    live.mkdir(mode=0o755)
+    live.mkdir()
+    live.chmod(0o1777)
     monkeypatch.setenv(liveness.LIVE_DIR_ENV, str(live))
+    with liveness.hold("run-k"):
+        assert [p.name for p in live.iterdir()] == ["run-k"]
     os.mkfifo(live / "run-fifo")
     started = time.monotonic()
     assert liveness.owner_of("run-fifo") is None

@@ -111,9 +111,9 @@ def _shared_record(run_id: str) -> Path:
 
 
 def _shared_folder_ok(folder: Path) -> bool:
-    """The machine-wide folder, made if absent, is one this user may write records into
-    safely: a real folder (not a symlink someone planted in /tmp), owned by root or by this
-    user, and sticky if others may write there (nobody removes another's record)."""
+    """The machine-wide folder, made if absent, is one to write records into safely: a real
+    folder (not a symlink someone planted in /tmp), and sticky where others may write (nobody
+    removes another's record). Whoever ran first made it; it serves every user."""
     with contextlib.suppress(FileExistsError):
         old_umask = os.umask(0)
         try:
@@ -121,9 +121,11 @@ def _shared_folder_ok(folder: Path) -> bool:
         finally:
             os.umask(old_umask)
     st = os.lstat(folder)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+    if not stat.S_ISDIR(st.st_mode):
         return False
-    return not st.st_mode & stat.S_IWOTH or bool(st.st_mode & stat.S_ISVTX)
+    if st.st_mode & (stat.S_IWOTH | stat.S_IWGRP):
+        return bool(st.st_mode & stat.S_ISVTX)
+    return st.st_uid == os.geteuid()
 
 
 def _write(path: Path, text: str) -> bool:
