@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
 import pytest
 
-from bench.backends import qemu
+from bench.backends import kvm
 from bench.backends.base import BackendError
+from bench.backends.qemu import backend as qemu_engine
 
 DAY_S = 24 * 3600
 
@@ -37,24 +40,24 @@ def host(cache_dir, tmp_path, monkeypatch):
     device = tmp_path / "kvm"
     device.write_text("")
     device.chmod(0o660)
-    monkeypatch.setattr(qemu, "KVM_DEVICE", device)
+    monkeypatch.setattr(kvm, "KVM_DEVICE", device)
     state = SimpleNamespace(
         device=device,
         qemu="QEMU emulator version 7.2.22",
         probe=FakeProbe(False, "probe boot did not reach READY within 20 s"),
         record=cache_dir / "kvm-probe.json",
     )
-    monkeypatch.setattr(qemu, "_qemu_version", lambda binary: state.qemu)
-    monkeypatch.setattr(qemu, "_probe_kvm_boot", state.probe)
+    monkeypatch.setattr(kvm, "qemu_version", lambda binary: state.qemu)
+    monkeypatch.setattr(kvm, "_probe_kvm_boot", state.probe)
     return state
 
 
-GUEST = SimpleNamespace(arch=qemu.HOST_ARCH)
-MACHINE = qemu.MACHINES.get(qemu.HOST_ARCH, qemu.MACHINES["amd64"])
+GUEST = SimpleNamespace(arch=kvm.HOST_ARCH)
+MACHINE = kvm.MACHINES.get(kvm.HOST_ARCH, kvm.MACHINES["amd64"])
 
 
 def choose(options: dict | None = None, guest=GUEST) -> str:
-    return qemu._choose_accel(guest, MACHINE, options or {})
+    return qemu_engine._choose_accel(guest, MACHINE, options or {})
 
 
 def age_record(record, seconds: float) -> None:
@@ -87,7 +90,7 @@ def test_kvm_asked_for_where_the_probe_failed_is_an_error_with_the_reason(host):
 
 def test_tcg_asked_for_or_a_foreign_guest_never_probes(host):
     assert choose({"accel": "tcg"}) == "tcg"
-    foreign = "arm64" if qemu.HOST_ARCH != "arm64" else "amd64"
+    foreign = "arm64" if kvm.HOST_ARCH != "arm64" else "amd64"
     assert choose(guest=SimpleNamespace(arch=foreign)) == "tcg"
     assert host.probe.boots == 0
 
@@ -139,37 +142,37 @@ def test_a_record_of_the_old_format_is_probed_again(host):
 
 
 def test_doctor_says_when_kvm_was_probed_and_what_it_found(host):
-    assert "not probed yet" in qemu.kvm_status("qemu")
+    assert "not probed yet" in kvm.kvm_status("qemu")
     choose()
     probed_at = json.loads(host.record.read_text())["probed_at"]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(probed_at))
-    line = qemu.kvm_status("qemu")
+    line = kvm.kvm_status("qemu")
     assert line.startswith(f"KVM last probed {when}: KVM does not work, TCG (probe boot did not")
     assert "holds until" in line
     host.qemu = "QEMU emulator version 8.2.0"
-    assert "stale (qemu changed since): the next VM boot probes again" in qemu.kvm_status("qemu")
+    assert "stale (qemu changed since): the next VM boot probes again" in kvm.kvm_status("qemu")
     host.device.unlink()
-    assert qemu.kvm_status("qemu").startswith(f"no {host.device}")
+    assert kvm.kvm_status("qemu").startswith(f"no {host.device}")
 
 
 def test_doctor_tells_absent_from_not_loaded_from_not_accessible(host, monkeypatch):
     """Three different problems, three different fixes; none of them needs a probe."""
     host.device.unlink()
-    monkeypatch.setattr(qemu, "cpu_virtualization_flag", lambda: None)
-    cause, fix = qemu.kvm_access()
+    monkeypatch.setattr(kvm, "cpu_virtualization_flag", lambda: None)
+    cause, fix = kvm.kvm_access()
     assert "shows no vmx or svm flag" in cause and "firmware" in fix
-    monkeypatch.setattr(qemu, "cpu_virtualization_flag", lambda: "vmx")
-    assert qemu.kvm_access() == (
+    monkeypatch.setattr(kvm, "cpu_virtualization_flag", lambda: "vmx")
+    assert kvm.kvm_access() == (
         f"no {host.device} although the CPU has vmx: kvm_intel is not loaded",
         "sudo modprobe kvm_intel",
     )
     host.device.write_text("")
     host.device.chmod(0o600)
-    monkeypatch.setattr(qemu.access, "may_open", lambda path: False)  # root may open anything
-    cause, fix = qemu.kvm_access()
+    monkeypatch.setattr(kvm.access, "may_open", lambda path: False)  # root may open anything
+    cause, fix = kvm.kvm_access()
     assert cause.startswith(f"{host.device} (-rw------- ") and "refuses" in cause
-    assert f"usermod -aG kvm {qemu.access.user()}" in fix and "log out and in again" in fix
-    line = qemu.kvm_status("qemu")
+    assert f"usermod -aG kvm {kvm.access.user()}" in fix and "log out and in again" in fix
+    line = kvm.kvm_status("qemu")
     assert line == f"{cause}: TCG" and host.probe.boots == 0
 
 
@@ -177,28 +180,28 @@ def test_doctor_tells_absent_from_not_loaded_from_not_accessible(host, monkeypat
 def test_real_probe_on_this_host(qemu_backend, busybox_guest, tmp_path, monkeypatch):
     """The real probe boot with this host's qemu and /dev/kvm, into an empty cache."""
     monkeypatch.setenv("VMBENCH_CACHE", str(tmp_path))
-    machine = qemu.MACHINES[busybox_guest.arch]
-    if not os.access(qemu.KVM_DEVICE, os.R_OK | os.W_OK):
-        assert qemu.kvm_works(busybox_guest, machine) == (
+    machine = kvm.MACHINES[busybox_guest.arch]
+    if not os.access(kvm.KVM_DEVICE, os.R_OK | os.W_OK):
+        assert kvm.kvm_works(busybox_guest, machine) == (
             False,
-            f"{qemu.KVM_DEVICE} missing or not accessible",
+            f"{kvm.KVM_DEVICE} missing or not accessible",
         )
         assert not (tmp_path / "kvm-probe.json").exists()
         return
     started = time.monotonic()
-    works, why = qemu.kvm_works(busybox_guest, machine)
+    works, why = kvm.kvm_works(busybox_guest, machine)
     probe_s = time.monotonic() - started
     if works:
         assert why == "probe boot reached READY"
     else:
         assert why.startswith("probe boot did not reach READY within")
-    probe = qemu.last_kvm_probe()
+    probe = kvm.last_kvm_probe()
     assert probe is not None and (probe.works, probe.why) == (works, why)
-    assert probe.host == qemu.kvm_host_state(qemu.shutil.which(machine.binary))
+    assert probe.host == kvm.kvm_host_state(kvm.shutil.which(machine.binary))
     started = time.monotonic()
-    assert qemu.kvm_works(busybox_guest, machine) == (works, why)
+    assert kvm.kvm_works(busybox_guest, machine) == (works, why)
     assert time.monotonic() - started < min(probe_s, 5)  # the record, not a second boot
-    assert qemu.kvm_status(machine.binary).startswith("KVM last probed ")
+    assert kvm.kvm_status(machine.binary).startswith("KVM last probed ")
 
 
 @pytest.mark.parametrize(
@@ -211,8 +214,22 @@ def test_real_probe_on_this_host(qemu_backend, busybox_guest, tmp_path, monkeypa
 )
 def test_doctor_and_results_name_the_qemu_of_the_hosts_architecture(monkeypatch, arch, binary):
     """An arm64 host runs its guests with qemu-system-aarch64: that is the version recorded."""
-    monkeypatch.setattr(qemu, "HOST_ARCH", arch)
+    monkeypatch.setattr(kvm, "HOST_ARCH", arch)
     asked = []
-    monkeypatch.setattr(qemu, "command_version", lambda argv, pattern: asked.append(argv[0]))
-    qemu.QemuBackend().versions()
-    assert qemu.host_machine().binary == binary and asked == [binary]
+    monkeypatch.setattr(qemu_engine, "command_version", lambda argv, pattern: asked.append(argv[0]))
+    qemu_engine.QemuBackend().versions()
+    assert kvm.host_machine().binary == binary and asked == [binary]
+
+
+def test_one_probe_for_every_engine_that_runs_qemu():
+    """Vagrant on libvirt asks the shared probe, never the qemu engine's module: importing
+    it loads bench.backends.kvm and no module of the qemu package."""
+    code = (
+        "import sys, bench.backends.vagrant as v, bench.backends.kvm as k;"
+        "print(v.kvm_works is k.kvm_works,"
+        " sorted(m for m in sys.modules if m.startswith('bench.backends.qemu')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["True", "[]"]

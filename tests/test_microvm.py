@@ -14,9 +14,9 @@ from helpers.scenarios import write_scenario
 
 from bench.backends import engine
 from bench.backends.base import BackendUnsupported, LaunchSpec
-from bench.backends.qemu import MACHINES, qemu_argv
+from bench.backends.kvm import MACHINES
+from bench.backends.qemu import QemuMicrovmBackend, host_tsc_khz, qemu_argv
 from bench.backends.qemu import run_dir as qemu_run_dir
-from bench.backends.qemu_microvm import QemuMicrovmBackend, host_tsc_khz
 from bench.guests import Guest
 from bench.results import read_rows
 from bench.run.trial import run_trial

@@ -115,7 +115,7 @@ def test_engines_are_discovered_from_their_modules():
     assert {"docker", "qemu", "vagrant"} <= set(found)
     for name, cls in found.items():
         assert cls.name == name and cls.kind in KINDS
-        assert cls.__module__ == f"bench.backends.{cls.__module__.rsplit('.', 1)[-1]}"
+        assert cls.__module__.startswith("bench.backends.")
     # Ordered from the shared kernel to an own kernel: containers before VMs.
     kinds = [KINDS.index(cls.kind) for cls in found.values()]
     assert kinds == sorted(kinds)

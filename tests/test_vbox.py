@@ -261,6 +261,7 @@ def test_the_vmdk_converted_back_to_raw_is_the_boot_disk_and_boots_to_ready(
     for byte and boots in QEMU (TCG) from an IDE disk, the controller the OVF gives it, with
     the workload chosen through the SMBIOS serial as VirtualBox's DMI extradata sets it."""
     from bench.backends import qemu
+    from bench.backends.kvm import MACHINES
 
     if not shutil.which("qemu-system-x86_64"):
         engine_missing("qemu-system-x86_64 not found")
@@ -276,7 +277,7 @@ def test_the_vmdk_converted_back_to_raw_is_the_boot_disk_and_boots_to_ready(
             assert back.read(len(chunk)) == chunk
     argv = qemu.qemu_argv(
         busybox_guest,
-        qemu.MACHINES["amd64"],
+        MACHINES["amd64"],
         "tcg",
         PROBE_WORKLOAD,
         qemu.QemuBackend.settings({}),

@@ -1,8 +1,10 @@
-"""The engine registry: every module of this package that defines a Backend subclass with a
-``name`` is an engine. Nothing lists engine names by hand; adding an engine is adding a module.
+"""The engine registry: every module of this package, or of a package inside it (``qemu/``,
+``vagrant/``), that defines a Backend subclass with a ``name`` is an engine. Nothing lists
+engine names by hand; adding an engine is adding a module (or a package, for a big one).
 
-Each module knows one engine; importing one never needs another. Modules without such a class
-(``base``, ``libvirt``, ``vagrant_box``) are helpers. ``register`` is the public hook for an
+No engine imports another engine's module: what two engines share lives beside them (``base``;
+``kvm``, the KVM probe every qemu-running engine uses). Modules without such a class are
+helpers. ``register`` is the public hook for an
 engine that lives elsewhere (a test's fake engine, a plug-in).
 """
 
@@ -41,8 +43,8 @@ def engines() -> dict[str, type[Backend]]:
     global _engines
     if _engines is None:
         found: dict[str, type[Backend]] = {}
-        for info in pkgutil.iter_modules(__path__):
-            for cls in engines_in(importlib.import_module(f"{__name__}.{info.name}")):
+        for info in pkgutil.walk_packages(__path__, prefix=f"{__name__}."):
+            for cls in engines_in(importlib.import_module(info.name)):
                 _add(found, cls)
         _engines = found
     return dict(sorted(_engines.items(), key=lambda item: (KINDS.index(item[1].kind), item[0])))

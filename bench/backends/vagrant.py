@@ -45,6 +45,7 @@ from bench.backends.base import (
     SizeRecord,
     command_version,
 )
+from bench.backends.kvm import MACHINES, kvm_works
 from bench.backends.vagrant_box import VMDK_NAME, BoxError, build_box, kernel_cmdline
 from bench.guests import DebError, Guest
 from bench.guests.bootdisk import workload_serial
@@ -761,8 +762,6 @@ def _libvirt_accel(guest: Guest, wanted: str) -> tuple[str, str]:
     """(accel, lv.driver): kvm only where a probe boot proved KVM works (as the qemu backend)."""
     if wanted == "tcg":
         return "tcg", "qemu"
-    from bench.backends.qemu import MACHINES, kvm_works
-
     works, why = kvm_works(guest, MACHINES[guest.arch]) if guest.arch in MACHINES else (False, "")
     if works:
         return "kvm", "kvm"

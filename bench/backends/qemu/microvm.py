@@ -3,8 +3,8 @@
 Firecracker's class of VM, with QEMU's machinery: no PCI bus (``pcie=off``, the kernel told
 ``pci=off``), virtio-mmio for any device, an ISA serial port for the console (``ttyS0``), no
 firmware beyond QEMU's minimal boot code. Its own kernel, like any VM; only the machine
-differs from the ``qemu`` engine, whose command line, KVM probe, memory reading and cleanup
-it reuses.
+differs from the ``qemu`` engine (this package's ``backend``), whose command line, memory
+reading and cleanup it reuses.
 
 Under TCG the microvm kernel hangs in about one boot of five while it calibrates the TSC;
 ``tsc_early_khz`` (the host's TSC rate: under TCG the guest reads the host's TSC) skips that.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import HOST_ARCH, BackendUnsupported, Prepared
-from bench.backends.qemu import QemuBackend
+from bench.backends.qemu.backend import QemuBackend
 from bench.guests import Guest
 
 # No PCI, the ISA serial port on (QEMU 7.2's defaults, said explicitly), ACPI as by default.
