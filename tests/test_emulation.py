@@ -14,7 +14,8 @@ from conftest import usable_backend
 from helpers.fakes import FakeBackend
 
 from bench.backends.base import LaunchSpec
-from bench.backends.qemu import MACHINES, RAM_BACKEND, TB_SIZE_MIB, QemuBackend, qemu_argv
+from bench.backends.kvm import MACHINES
+from bench.backends.qemu import RAM_BACKEND, TB_SIZE_MIB, QemuBackend, qemu_argv
 from bench.guests import Guest
 from bench.run.measure import WORK_END, WORK_START, now_ns
 from bench.run.scenario import ScenarioError, load

@@ -257,8 +257,7 @@ def test_vagrant_health_names_libvirtd_and_the_fix(tmp_path, monkeypatch):
     """The check the runner makes after a failed vagrant trial: real virsh, a dead socket."""
     if shutil.which("virsh") is None:
         engine_missing("virsh not installed (sudo make setup)")
-    from bench.backends import libvirt
-    from bench.backends.vagrant import VagrantBackend
+    from bench.backends.vagrant import VagrantBackend, libvirt
 
     if not libvirt.daemon_version().ok:
         engine_missing("libvirtd does not answer (sudo make setup)")

@@ -8,9 +8,8 @@ import os
 from helpers.fakes import OK_LINES, FakeBackend, run_with, scenario_file
 from helpers.vagrant import settings
 
-from bench.backends import libvirt
 from bench.backends.base import BackendError
-from bench.backends.vagrant import machine_env
+from bench.backends.vagrant import libvirt, machine_env
 
 DOWN = "docker: the daemon at unix:///x.sock stopped answering; start it"
 

@@ -225,7 +225,7 @@ def test_one_probe_for_every_engine_that_runs_qemu():
     """Vagrant on libvirt asks the shared probe, never the qemu engine's module: importing
     it loads bench.backends.kvm and no module of the qemu package."""
     code = (
-        "import sys, bench.backends.vagrant as v, bench.backends.kvm as k;"
+        "import sys, bench.backends.vagrant.prepare as v, bench.backends.kvm as k;"
         "print(v.kvm_works is k.kvm_works,"
         " sorted(m for m in sys.modules if m.startswith('bench.backends.qemu')))"
     )

@@ -17,7 +17,6 @@ from conftest import engine_missing, usable_backend
 from helpers.vagrant import settings
 
 from bench.backends import BackendError
-from bench.backends import libvirt as lv
 from bench.backends.vagrant import (
     detect_provider,
     machine_env,
@@ -25,7 +24,8 @@ from bench.backends.vagrant import (
     run_id_of,
     vagrantfile,
 )
-from bench.backends.vbox import find_vbox_headless
+from bench.backends.vagrant import libvirt as lv
+from bench.backends.vagrant.vbox import find_vbox_headless
 from bench.run import liveness
 from bench.run.measure import READY, ConsoleWatcher, follow_file, now_ns
 from bench.run.scenario import ScenarioError, load
@@ -295,13 +295,13 @@ def vagrant_backend():
 
 
 def leftovers(run_id: str) -> list[str]:
-    from bench.backends.vagrant import _boxes_in, instances_dir, vagrant_home
+    from bench.backends.vagrant.env import boxes_in, instances_dir, vagrant_home
 
     prefix = f"vmbench-{run_id}-"
     return (
         [f"domain {d}" for d in lv.domains(prefix)]
         + [f"volume {v}" for v in lv.volumes(prefix)]
-        + [f"box {b}" for b in _boxes_in(vagrant_home()) if b.startswith(prefix)]
+        + [f"box {b}" for b in boxes_in(vagrant_home()) if b.startswith(prefix)]
         + [f"folder {p.name}" for p in instances_dir().glob(f"{prefix}*")]
     )
 
@@ -539,10 +539,22 @@ def users_box_prepared(guest, box: str = "bento/debian-12"):
     from bench.backends.vagrant import VagrantImage
 
     image = VagrantImage(
-        guest, "virtualbox", "asked for", box, "", "ssh", "", "virtualbox", "", "", None
+        guest=guest,
+        provider="virtualbox",
+        provider_reason="asked for",
+        box=box,
+        box_url="",
+        readiness="ssh",
+        boot="",
+        accel="virtualbox",
     )
     return Prepared(
-        guest, [], 0.0, False, handle={"accel": "virtualbox", "image": image}, guest_name=box
+        guest=guest,
+        sizes=[],
+        build_s=0.0,
+        built_now=False,
+        handle={"accel": "virtualbox", "image": image},
+        guest_name=box,
     )
 
 

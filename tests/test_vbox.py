@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import engine_missing
 
-from bench.backends import vbox
-from bench.backends.vagrant_box import STREAM_OPTIMIZED, VMDK_NAME, build_box, ovf_descriptor
+from bench.backends.vagrant import vbox
+from bench.backends.vagrant.box import STREAM_OPTIMIZED, VMDK_NAME, build_box, ovf_descriptor
 from bench.run.measure import DONE, READY, now_ns
 
 NS = {

@@ -81,7 +81,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_box(args: argparse.Namespace) -> int:
     """Build (cached) and copy the Vagrant box of a guest; print how to add it."""
-    from bench.backends.vagrant_box import BoxError, build_box, copy_box
+    from bench.backends.vagrant.box import BoxError, build_box, copy_box
     from bench.guests import GUEST_BUILDERS, DebError, build_guest, split_guest_name
 
     if split_guest_name(args.guest)[0] not in GUEST_BUILDERS:

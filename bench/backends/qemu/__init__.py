@@ -13,13 +13,22 @@ libvirt uses too.
 
 from __future__ import annotations
 
-from bench.backends.qemu.argv import BOOT_MODES, disk_boot_args, ovmf_files, qemu_argv
+from bench.backends.qemu.argv import (
+    BOOT_MODES,
+    RAM_BACKEND,
+    TB_SIZE_MIB,
+    disk_boot_args,
+    ovmf_files,
+    qemu_argv,
+)
 from bench.backends.qemu.backend import QemuBackend, run_dir
 from bench.backends.qemu.instance import QemuInstance
 from bench.backends.qemu.microvm import QemuMicrovmBackend, host_tsc_khz
 
 __all__ = [
     "BOOT_MODES",
+    "RAM_BACKEND",
+    "TB_SIZE_MIB",
     "QemuBackend",
     "QemuInstance",
     "QemuMicrovmBackend",
