@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from bench.errors import VmbenchError
 from bench.signals import shielded
 
 COLUMNS = (
@@ -244,7 +245,7 @@ MAX_VALUE = 1e18  # an exabyte, or 30 billion years: beyond it a number is not a
 SIGNED_METRICS = frozenset({"host_used_delta_bytes"})  # MemAvailable can grow during a trial
 
 
-class ResultsWriteError(Exception):
+class ResultsWriteError(VmbenchError):
     """Rows could not be written (disk full, ...); what was written before is kept intact."""
 
     def __init__(self, path: Path, error: OSError | str) -> None:
@@ -354,7 +355,7 @@ OPTIONAL_COLUMNS: dict[str, OptionalColumn] = {
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 
-class ResultsSchemaError(ValueError):
+class ResultsSchemaError(VmbenchError, ValueError):
     """A CSV the reader refuses: its message names the file, the column and what was expected."""
 
 

@@ -29,14 +29,14 @@ class ConsoleOnly(Instance):
         self.bootloader_markers = markers
         self.console = ConsoleWatcher(chunks, keep_lines=2, keep_markers=markers)
 
-    def start(self) -> None: ...
+    def start(self, deadline_ns: int) -> None: ...
     def memory(self, full: bool = True) -> dict[str, int]:
         return {}
 
     def wait_exited(self, timeout_s: float) -> bool:
         return True
 
-    def stop(self) -> None: ...
+    def _teardown(self) -> None: ...
 
 
 def paced(*steps: tuple[float, bytes]):

@@ -136,14 +136,20 @@ def boot(qemu_backend, guest, firmware: str, interface: str = "virtio") -> dict[
     options = {"boot": firmware, "accel": "tcg"}
     disk_of(guest, firmware)  # built here first: a missing tool skips (fails under CI)
     prepared = qemu_backend.prepare(guest, options)
-    spec = LaunchSpec("test-bootdisk", "vmbench-test-bootdisk", PROBE_WORKLOAD, options)
+    spec = LaunchSpec(
+        run_id="test-bootdisk",
+        name="vmbench-test-bootdisk",
+        workload=PROBE_WORKLOAD,
+        timeout_s=BOOT_TIMEOUT_S,
+        options=options,
+    )
     instance = qemu_backend.create(prepared, spec)
     if interface != "virtio":
         instance.argv = [a.replace("if=virtio", f"if={interface}") for a in instance.argv]
     with instance:
         start = now_ns()
-        instance.start()
         deadline = start + int(BOOT_TIMEOUT_S * 1e9)
+        instance.start(deadline)
         ready = instance.console.wait_for(READY, deadline)
         done = instance.console.wait_for(DONE, deadline)
         assert ready is not None, instance.console.tail(8)

@@ -29,9 +29,15 @@ def debian_guest(request):
     return built_guest(request.param)
 
 
-def spec(workload: str, backend: str) -> LaunchSpec:
+def spec(workload: str, backend: str, timeout_s: float) -> LaunchSpec:
     run_id = f"test-{secrets.token_hex(3)}"
-    return LaunchSpec(run_id, f"vmbench-{run_id}-{backend}", workload, {"memory_mib": 256})
+    return LaunchSpec(
+        run_id=run_id,
+        name=f"vmbench-{run_id}-{backend}",
+        workload=workload,
+        timeout_s=timeout_s,
+        options={"memory_mib": 256},
+    )
 
 
 def sizes_of(prepared) -> dict[str, float]:
@@ -58,8 +64,8 @@ def test_container_runs_the_tree_on_the_host_kernel(docker_backend, debian_guest
     assert within(sizes["image_bytes"], rootfs, 0.25), (sizes["image_bytes"], rootfs)
     assert 0 < sizes["image_compressed_bytes"] < sizes["image_bytes"]
 
-    s = spec("ready", "docker")
-    outcome = run_trial(docker_backend, prepared, s, 60, 0.5, platform.release())
+    s = spec("ready", "docker", timeout_s=60)
+    outcome = run_trial(docker_backend, prepared, s, 0.5, platform.release())
     assert outcome.status == "ok", outcome.detail
     assert outcome.ready_fields["kernel"] == platform.release()
     assert outcome.ready_fields["init"] == "sh"  # no systemd in the container, either flavour
@@ -87,8 +93,8 @@ def test_vm_boots_the_disk_with_the_debian_kernel(qemu_backend, debian_guest):
     )
     assert sizes["image_bytes"] == boot_files
 
-    s = spec("ready", "qemu")
-    outcome = run_trial(qemu_backend, prepared, s, 150, 0.5, platform.release())
+    s = spec("ready", "qemu", timeout_s=150)
+    outcome = run_trial(qemu_backend, prepared, s, 0.5, platform.release())
     assert outcome.status == "ok", outcome.detail
     assert outcome.ready_fields["kernel"] == debian_guest.kernel.release
     assert outcome.ready_fields["init"] == VM_INIT[debian_guest.name]

@@ -137,7 +137,7 @@ class FakeInstance(Instance):
         self.accel = "tcg"
         self.started = self.stopped = False
 
-    def start(self) -> None:
+    def start(self, deadline_ns: int) -> None:
         self.started = True
         lines = [b"VMBENCH READY uptime=1 kernel=k arch=x86_64\n"] if self.ready else []
         self.console = ConsoleWatcher(_then_block(lines))
@@ -148,7 +148,7 @@ class FakeInstance(Instance):
     def wait_exited(self, timeout_s: float) -> bool:
         return False
 
-    def stop(self) -> None:
+    def _teardown(self) -> None:
         self.stopped = True
 
 
@@ -183,18 +183,20 @@ class FakeBackend(Backend):
 @pytest.fixture
 def prepared(tmp_path):
     guest = Guest("busybox", "amd64", tmp_path, tmp_path, None, tmp_path / "i")  # type: ignore[arg-type]
-    return Prepared(guest, [], 0.0, False, handle={"accel": "tcg"})
+    return Prepared(guest=guest, sizes=[], build_s=0.0, built_now=False, handle=None, accel="tcg")
 
 
-def spec():
+def spec(timeout_s: float = 5):
     from bench.backends.base import LaunchSpec
 
-    return LaunchSpec("run1", "vmbench-run1-fake-busybox-1", "idle")
+    return LaunchSpec(
+        run_id="run1", name="vmbench-run1-fake-busybox-1", workload="idle", timeout_s=timeout_s
+    )
 
 
 def test_density_sums_memory_and_times_every_instance(prepared):
     backend = FakeBackend([True, True, True])
-    outcome = run_density(backend, prepared, spec(), 3, timeout_s=5, sample_s=0.3, hz=10)
+    outcome = run_density(backend, prepared, spec(), 3, sample_s=0.3, hz=10)
     assert outcome.status == "ok", outcome.detail
     by = {}
     for m in outcome.measurements:
@@ -208,7 +210,7 @@ def test_density_sums_memory_and_times_every_instance(prepared):
 
 def test_density_stops_every_instance_when_one_never_gets_ready(prepared):
     backend = FakeBackend([True, False, True])
-    outcome = run_density(backend, prepared, spec(), 3, timeout_s=0.5, sample_s=0.3)
+    outcome = run_density(backend, prepared, spec(timeout_s=0.5), 3, sample_s=0.3)
     assert outcome.status == "timeout" and "instance 2/3" in outcome.detail
     assert len(backend.instances) == 3 and all(i.stopped for i in backend.instances)
 
@@ -222,14 +224,14 @@ def test_density_stops_every_instance_on_ctrl_c(prepared):
 
     backend = Interrupting([True, True, True])
     with pytest.raises(KeyboardInterrupt):
-        run_density(backend, prepared, spec(), 3, timeout_s=5, sample_s=0.3)
+        run_density(backend, prepared, spec(), 3, sample_s=0.3)
     assert len(backend.instances) == 2 and all(i.stopped for i in backend.instances)
 
 
 def test_density_refused_by_the_runtime_guard_starts_nothing(prepared):
     guard = MemoryGuard({("k",): (1e15, 1)})  # a petabyte per instance, measured
     backend = FakeBackend([True, True])
-    outcome = run_density(backend, prepared, spec(), 2, 5, 0.3, guard=guard, guard_key=("k",))
+    outcome = run_density(backend, prepared, spec(), 2, 0.3, guard=guard, guard_key=("k",))
     assert outcome.status == "unsupported" and "refused before starting" in outcome.detail
     assert backend.instances == []
 

@@ -146,7 +146,9 @@ def wait_for_error(sampler: MemorySampler, timeout_s: float = 5.0) -> None:
 
 def launch_spec(workload: str) -> LaunchSpec:
     run_id = f"test-{secrets.token_hex(3)}"
-    return LaunchSpec(run_id, f"vmbench-{run_id}-docker", workload)
+    return LaunchSpec(
+        run_id=run_id, name=f"vmbench-{run_id}-docker", workload=workload, timeout_s=60
+    )
 
 
 @pytest.mark.integration
@@ -155,7 +157,7 @@ def test_container_killed_behind_our_back_gives_no_sample(docker_backend, busybo
     next sample is an error naming why, not {'rss_bytes': 0, ...}."""
     prepared = docker_backend.prepare(busybox_guest, {})
     with docker_backend.create(prepared, launch_spec("idle")) as instance:
-        instance.start()
+        instance.start(now_ns() + int(60e9))
         assert instance.console.wait_for(READY, now_ns() + int(60e9)) is not None
         alive = instance.memory()
         assert 100_000 < alive["rss_bytes"] < 32 * MIB  # PSS too, for root (not a regular user)
@@ -183,7 +185,7 @@ def test_idle_trial_with_an_unreadable_cgroup_writes_no_zero(
     and no memory metric is reported (the old code reported 0 bytes, status ok)."""
     monkeypatch.setattr(docker, "CGROUP_ROOT", tmp_path)
     prepared = docker_backend.prepare(busybox_guest, {})
-    outcome = run_trial(docker_backend, prepared, launch_spec("idle"), 60, 0.5, platform.release())
+    outcome = run_trial(docker_backend, prepared, launch_spec("idle"), 0.5, platform.release())
     memory = {m.metric: m.value for m in outcome.measurements if m.metric.endswith("_bytes")}
     assert memory == {}, f"memory rows from an unreadable cgroup: {memory} ({outcome.status})"
     assert outcome.status == "failed"

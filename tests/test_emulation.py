@@ -144,10 +144,14 @@ def cpu_lines(md5: str) -> list[bytes]:
     ]
 
 
+def cpu_spec() -> LaunchSpec:
+    return LaunchSpec(run_id="r", name="n", workload="cpu", timeout_s=5)
+
+
 def test_cpu_work_is_timed_between_the_two_lines(tmp_path):
     backend = FakeBackend("docker", cpu_lines(zeros_md5(64)))
     prepared = backend.prepare(fake_guest(tmp_path), {})
-    outcome = run_trial(backend, prepared, LaunchSpec("r", "n", "cpu"), 5, 0.1, HOST_KERNEL)
+    outcome = run_trial(backend, prepared, cpu_spec(), 0.1, HOST_KERNEL)
     assert outcome.status == "ok", outcome.detail
     [work] = [m for m in outcome.measurements if m.metric == "cpu_work_s"]
     assert 0 <= work.value < 1 and "md5sum" in work.detail and "host clock" in work.detail
@@ -156,7 +160,7 @@ def test_cpu_work_is_timed_between_the_two_lines(tmp_path):
 def test_cpu_work_with_a_wrong_hash_fails_the_trial(tmp_path):
     backend = FakeBackend("docker", cpu_lines("0" * 32))
     prepared = backend.prepare(fake_guest(tmp_path), {})
-    outcome = run_trial(backend, prepared, LaunchSpec("r", "n", "cpu"), 5, 0.1, HOST_KERNEL)
+    outcome = run_trial(backend, prepared, cpu_spec(), 0.1, HOST_KERNEL)
     assert outcome.status == "failed" and "not the md5 of 64 MiB" in outcome.detail
     assert not [m for m in outcome.measurements if m.metric == "cpu_work_s"]
 
@@ -190,10 +194,16 @@ def test_a_real_tcg_vm_splits_its_pss_and_its_cache_grows_with_more_code(engine,
     backend = usable_backend(engine)
     prepared = backend.prepare(busybox_guest, {"accel": "tcg"})
     run_id = f"test-{secrets.token_hex(3)}"
-    spec = LaunchSpec(run_id, f"vmbench-{run_id}-{engine}-busybox-1", "cpu", {"accel": "tcg"})
+    spec = LaunchSpec(
+        run_id=run_id,
+        name=f"vmbench-{run_id}-{engine}-busybox-1",
+        workload="cpu",
+        timeout_s=240,
+        options={"accel": "tcg"},
+    )
     with backend.create(prepared, spec) as instance:
-        instance.start()
         deadline = now_ns() + int(240e9)
+        instance.start(deadline)
         early = instance.memory(full=True)
         while "tcg_cache_pss_bytes" not in early and now_ns() < deadline:
             time.sleep(0.02)  # qemu has not mapped the guest's RAM yet

@@ -17,9 +17,15 @@ from bench.run.trial import run_trial
 pytestmark = pytest.mark.integration
 
 
-def spec(workload: str, backend: str) -> LaunchSpec:
+def spec(workload: str, backend: str, timeout_s: float) -> LaunchSpec:
     run_id = f"test-{secrets.token_hex(3)}"
-    return LaunchSpec(run_id, f"vmbench-{run_id}-{backend}", workload, {"memory_mib": 256})
+    return LaunchSpec(
+        run_id=run_id,
+        name=f"vmbench-{run_id}-{backend}",
+        workload=workload,
+        timeout_s=timeout_s,
+        options={"memory_mib": 256},
+    )
 
 
 def values(outcome) -> dict[str, float]:
@@ -37,8 +43,8 @@ def test_docker_ready_trial(docker_backend, busybox_guest):
     assert sizes["image_bytes"] == inspected["Size"]
     assert 0 < sizes["image_compressed_bytes"] < sizes["image_bytes"]
 
-    s = spec("ready", "docker")
-    outcome = run_trial(docker_backend, prepared, s, 60, 0.5, platform.release())
+    s = spec("ready", "docker", timeout_s=60)
+    outcome = run_trial(docker_backend, prepared, s, 0.5, platform.release())
     assert outcome.status == "ok", outcome.detail
     v = values(outcome)
     assert 0 < v["ready_s"] < v["exit_s"] < 60
@@ -53,8 +59,8 @@ def test_docker_ready_trial(docker_backend, busybox_guest):
 
 def test_docker_idle_trial_memory(docker_backend, busybox_guest):
     prepared = docker_backend.prepare(busybox_guest, {})
-    s = spec("idle", "docker")
-    outcome = run_trial(docker_backend, prepared, s, 60, 1.0, platform.release())
+    s = spec("idle", "docker", timeout_s=60)
+    outcome = run_trial(docker_backend, prepared, s, 1.0, platform.release())
     assert outcome.status == "ok", outcome.detail
     v = values(outcome)
     assert v["cgroup_bytes"] > 0
@@ -79,10 +85,10 @@ def test_qemu_ready_then_idle_trial(qemu_backend, busybox_guest):
     sizes = {s.metric: s.value for s in prepared.sizes}
     assert sizes["kernel_bytes"] == busybox_guest.kernel.vmlinuz.stat().st_size
     assert sizes["image_bytes"] == sizes["kernel_bytes"] + sizes["initramfs_bytes"]
-    accel = prepared.handle["accel"]
+    accel = prepared.accel
     assert accel in ("kvm", "tcg")
 
-    ready = run_trial(qemu_backend, prepared, spec("ready", "qemu"), 120, 0.5, platform.release())
+    ready = run_trial(qemu_backend, prepared, spec("ready", "qemu", 120), 0.5, platform.release())
     assert ready.status == "ok", ready.detail
     assert ready.accel == accel
     v = values(ready)
@@ -91,8 +97,8 @@ def test_qemu_ready_then_idle_trial(qemu_backend, busybox_guest):
     assert v["kernel_matches_host"] == 0.0
     assert 0 < v["guest_uptime_s"] < v["ready_s"] + 1
 
-    idle_spec = spec("idle", "qemu")
-    idle = run_trial(qemu_backend, prepared, idle_spec, 120, 1.0, platform.release())
+    idle_spec = spec("idle", "qemu", timeout_s=120)
+    idle = run_trial(qemu_backend, prepared, idle_spec, 1.0, platform.release())
     assert idle.status == "ok", idle.detail
     m = values(idle)
     assert 16 << 20 < m["pss_bytes"] < 1 << 30  # the hypervisor process: tens to hundreds of MiB

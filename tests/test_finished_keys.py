@@ -26,7 +26,7 @@ class ScriptedInstance(Instance):
     def __init__(self, lines: list[bytes], accel: str) -> None:
         self.lines, self.accel = lines, accel
 
-    def start(self) -> None:
+    def start(self, deadline_ns: int) -> None:
         self.console = ConsoleWatcher(iter(self.lines))
 
     def memory(self, full: bool = True) -> dict[str, int]:
@@ -35,7 +35,7 @@ class ScriptedInstance(Instance):
     def wait_exited(self, timeout_s: float) -> bool:
         return True
 
-    def stop(self) -> None:
+    def _teardown(self) -> None:
         pass
 
 
@@ -49,7 +49,13 @@ class ScriptedBackend(Backend):
         return Availability(self.usable, "scripted", "" if self.usable else "none")
 
     def prepare(self, guest, options) -> Prepared:
-        return Prepared(guest, [SizeRecord("image_bytes", 123.0, "img")], 0.0, False)
+        return Prepared(
+            guest=guest,
+            sizes=[SizeRecord("image_bytes", 123.0, "img")],
+            build_s=0.0,
+            built_now=False,
+            handle=None,
+        )
 
     def create(self, prepared, spec) -> Instance:
         self.created += 1

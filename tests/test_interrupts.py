@@ -258,7 +258,7 @@ def test_containers_and_vms_have_no_network_and_no_privileges(
     from bench.backends.base import LaunchSpec
 
     spec = LaunchSpec(run_id=f"safety-{os.getpid()}", name=f"vmbench-safety-{os.getpid()}-1",
-                      workload="ready")  # fmt: skip
+                      workload="ready", timeout_s=60)  # fmt: skip
     prepared = docker_backend.prepare(busybox_guest, {})
     with docker_backend.create(prepared, spec) as instance:
         instance.container.reload()

@@ -73,8 +73,10 @@ def microvm_backend():
 def test_microvm_boots_its_own_kernel_to_ready(microvm_backend, busybox_guest):
     prepared = microvm_backend.prepare(busybox_guest, {})
     run_id = f"test-{secrets.token_hex(3)}"
-    launch = LaunchSpec(run_id, f"vmbench-{run_id}-qemu-microvm", "ready")
-    outcome = run_trial(microvm_backend, prepared, launch, 180, 1.0, HOST_KERNEL)
+    launch = LaunchSpec(
+        run_id=run_id, name=f"vmbench-{run_id}-qemu-microvm", workload="ready", timeout_s=180
+    )
+    outcome = run_trial(microvm_backend, prepared, launch, 1.0, HOST_KERNEL)
     assert outcome.status == "ok", outcome.detail
     assert outcome.accel in ("kvm", "tcg")
     values = {m.metric: m.value for m in outcome.measurements}

@@ -110,8 +110,9 @@ def test_system_container_refuses_a_guest_without_systemd(tmp_path):
 
 def test_system_container_boots_systemd_with_the_workload_on_its_command_line(tmp_path):
     guest = Guest("debian-systemd", "amd64", tmp_path, tmp_path, None, tmp_path / "i")  # type: ignore[arg-type]
-    prepared = Prepared(guest, [], 0.0, False, handle="localhost/x:1")
-    options, command = PodmanSystemdBackend().launch_args(prepared, LaunchSpec("r", "n", "idle"))
+    prepared = Prepared(guest=guest, sizes=[], build_s=0.0, built_now=False, handle="localhost/x:1")
+    launch = LaunchSpec(run_id="r", name="n", workload="idle", timeout_s=60)
+    options, command = PodmanSystemdBackend().launch_args(prepared, launch)
     assert options[options.index("--entrypoint") + 1] == "/lib/systemd/systemd"
     assert "--systemd=always" in options
     assert "systemd.setenv=VMBENCH_WORKLOAD=idle" in command
@@ -131,9 +132,11 @@ def podman_systemd_backend():
     return usable_backend("podman-systemd")
 
 
-def spec(name: str, workload: str) -> LaunchSpec:
+def spec(name: str, workload: str, timeout_s: float) -> LaunchSpec:
     run_id = f"test-{secrets.token_hex(3)}"
-    return LaunchSpec(run_id, f"vmbench-{run_id}-{name}", workload)
+    return LaunchSpec(
+        run_id=run_id, name=f"vmbench-{run_id}-{name}", workload=workload, timeout_s=timeout_s
+    )
 
 
 def podman_containers(run_id: str) -> list[str]:
@@ -167,9 +170,9 @@ def test_podman_trial_from_the_guest_tree_with_its_memory_and_conmon_apart(
     [image] = [s for s in prepared.sizes if s.metric == "image_bytes"]
     # The image is the guest's tree (plus tar's and the image's own few kilobytes).
     assert 0.95 < image.value / busybox_guest.rootfs_bytes < 1.10
-    launch = spec("podman", "idle")
+    launch = spec("podman", "idle", timeout_s=60)
     before = set(live_conmons())
-    outcome = run_trial(podman_backend, prepared, launch, 60, 1.0, HOST_KERNEL)
+    outcome = run_trial(podman_backend, prepared, launch, 1.0, HOST_KERNEL)
     assert outcome.status == "ok", outcome.detail
     values = by_metric(outcome)
     assert 0.0 < values["ready_s"] < 30
@@ -192,8 +195,8 @@ def test_podman_trial_from_the_guest_tree_with_its_memory_and_conmon_apart(
 def test_system_container_boots_systemd_on_the_host_kernel(podman_systemd_backend):
     guest = built_guest("debian-systemd")
     prepared = podman_systemd_backend.prepare(guest, {})
-    launch = spec("podman-systemd", "ready")
-    outcome = run_trial(podman_systemd_backend, prepared, launch, 120, 1.0, HOST_KERNEL)
+    launch = spec("podman-systemd", "ready", timeout_s=120)
+    outcome = run_trial(podman_systemd_backend, prepared, launch, 1.0, HOST_KERNEL)
     assert outcome.status == "ok", outcome.detail
     assert outcome.ready_fields["init"] == "systemd"
     values = by_metric(outcome)
@@ -285,7 +288,8 @@ folder.mkdir()
 guest = Guest("busybox", "amd64", folder, folder / "rootfs", None, folder / "i",
               rootfs_tar=Path(sys.argv[1]))
 outcome = run_trial(backend, backend.prepare(guest, {}),
-                    LaunchSpec("rootless1", "vmbench-rootless1-podman", "idle"), 60, 1.0,
+                    LaunchSpec(run_id="rootless1", name="vmbench-rootless1-podman",
+                               workload="idle", timeout_s=60), 1.0,
                     platform.release())
 print(json.dumps({"reason": backend.availability().reason, "status": outcome.status,
                   "detail": outcome.detail, "left": backend.cleanup_run("rootless1"),

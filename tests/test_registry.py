@@ -45,7 +45,13 @@ class FakeVmBackend(Backend):
         return {"fakevm": "0.1"}
 
     def prepare(self, guest, options):
-        return Prepared(guest, [SizeRecord("image_bytes", 1e6, "fake")], 0.0, False)
+        return Prepared(
+            guest=guest,
+            sizes=[SizeRecord("image_bytes", 1e6, "fake")],
+            build_s=0.0,
+            built_now=False,
+            handle=None,
+        )
 
     def create(self, prepared, spec):
         return FakeVmInstance(spec.workload)
@@ -58,7 +64,7 @@ class FakeVmInstance(Instance):
         self.workload = workload
         self.gone = threading.Event()
 
-    def start(self):
+    def start(self, deadline_ns):
         self.console = ConsoleWatcher(self._console())
 
     def _console(self):
@@ -74,7 +80,7 @@ class FakeVmInstance(Instance):
     def wait_exited(self, timeout_s):
         return self.gone.wait(timeout_s)
 
-    def stop(self):
+    def _teardown(self):
         self.gone.set()
 '''
 

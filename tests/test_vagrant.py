@@ -321,12 +321,16 @@ def test_vagrant_up_memory_of_its_qemu_and_nothing_left(vagrant_backend, busybox
         sizes = {s.metric: s.value for s in prepared.sizes}
         assert sizes["image_compressed_bytes"] < sizes["image_bytes"]
         spec = LaunchSpec(
-            run_id, f"vmbench-{run_id}-vagrant-busybox-1", "idle", {"memory_mib": 256}
+            run_id=run_id,
+            name=f"vmbench-{run_id}-vagrant-busybox-1",
+            workload="idle",
+            timeout_s=180,
+            options={"memory_mib": 256},
         )
         instance = vagrant_backend.create(prepared, spec)
         with instance:
             start = now_ns()
-            instance.start()
+            instance.start(start + 180 * 10**9)
             up_s = (now_ns() - start) / 1e9
             line = instance.console.wait_for(READY, now_ns() + 60 * 10**9)
             assert line is not None, instance.console.tail()
@@ -397,6 +401,42 @@ def test_vmbench_run_of_a_vagrant_scenario(vagrant_backend, busybox_guest, tmp_p
     assert float(ok["ready_s"]["value"]) < float(ok["exit_s"]["value"])
     assert leftovers(rows[0]["run_id"]) == []
     assert set(lv.networks()) == networks_before
+
+
+@pytest.mark.integration
+def test_a_trial_not_ready_in_timeout_s_is_a_timeout_and_leaves_no_domain(
+    vagrant_backend, busybox_guest
+):
+    """busybox needs about 7 s under TCG; with timeout_s = 3 the trial (vagrant up included)
+    is a timeout after about 3 s, not an ok row after vagrant's own 120 s, and stopping it
+    leaves no domain or volume of it behind."""
+    import platform
+
+    from bench.backends.base import LaunchSpec
+    from bench.run.trial import run_trial
+
+    run_id = f"test{secrets.token_hex(3)}"
+    name = f"vmbench-{run_id}-vagrant-busybox-1"
+    try:
+        prepared = vagrant_backend.prepare(
+            busybox_guest, {"run_id": run_id, "accel": "tcg", "provider": "libvirt"}
+        )
+        spec = LaunchSpec(
+            run_id=run_id, name=name, workload="ready", timeout_s=3, options={"memory_mib": 256}
+        )
+        started = time.monotonic()
+        outcome = run_trial(vagrant_backend, prepared, spec, 0.5, platform.release())
+        took_s = time.monotonic() - started
+        assert outcome.status == "timeout", outcome.detail
+        assert took_s < 30, f"the trial took {took_s:.1f} s"
+        assert lv.domains(name) == []
+        assert lv.volumes(name) == []
+        from bench.backends.vagrant.env import instances_dir
+
+        assert not (instances_dir() / name).exists()
+    finally:
+        vagrant_backend.cleanup_run(run_id)
+    assert leftovers(run_id) == []
 
 
 def start_run_until_domain(tmp_path: Path, name: str):
@@ -496,11 +536,17 @@ def test_vagrant_libvirt_boots_the_boot_disk_to_ready(vagrant_backend, busybox_g
         assert "boot disk" in disk.detail and "kernel_bytes" not in {
             s.metric for s in prepared.sizes
         }
-        spec = LaunchSpec(run_id, f"vmbench-{run_id}-vagrant-busybox-1", probe, {"memory_mib": 256})
+        spec = LaunchSpec(
+            run_id=run_id,
+            name=f"vmbench-{run_id}-vagrant-busybox-1",
+            workload=probe,
+            timeout_s=120,
+            options={"memory_mib": 256},
+        )
         instance = vagrant_backend.create(prepared, spec)
         with instance:
-            instance.start()
             deadline = now_ns() + 120 * 10**9
+            instance.start(deadline)
             line = instance.console.wait_for(READY, deadline)
             assert line is not None, instance.console.tail()
             domain = ET.fromstring(lv.must("dumpxml", spec.name))
@@ -534,6 +580,14 @@ exit 0
 """
 
 
+def launch(workload: str, timeout_s: float = 10):
+    from bench.backends.base import LaunchSpec
+
+    return LaunchSpec(
+        run_id="r1", name="vmbench-r1-vagrant-busybox-1", workload=workload, timeout_s=timeout_s
+    )
+
+
 def users_box_prepared(guest, box: str = "bento/debian-12"):
     from bench.backends.base import Prepared
     from bench.backends.vagrant import VagrantImage
@@ -553,7 +607,8 @@ def users_box_prepared(guest, box: str = "bento/debian-12"):
         sizes=[],
         build_s=0.0,
         built_now=False,
-        handle={"accel": "virtualbox", "image": image},
+        handle=image,
+        accel="virtualbox",
         guest_name=box,
     )
 
@@ -562,7 +617,6 @@ def test_a_users_box_is_ready_at_vagrants_own_line_and_gets_no_ready_line(tmp_pa
     """The harness never writes a READY line: a box of the user's own is ready when Vagrant
     printed "Machine booted and ready!" (read from vagrant's output as it is written). A
     stub `vagrant` prints that line (VirtualBox cannot run here)."""
-    from bench.backends.base import LaunchSpec
     from bench.backends.vagrant import VAGRANT_BOOTED, VagrantBackend
 
     fake = tmp_path / "bin" / "vagrant"
@@ -574,14 +628,12 @@ def test_a_users_box_is_ready_at_vagrants_own_line_and_gets_no_ready_line(tmp_pa
     backend = VagrantBackend()
     prepared = users_box_prepared(guest=None)
     with pytest.raises(BackendError, match="workloads = \\['idle'\\] only"):
-        backend.create(prepared, LaunchSpec("r1", "vmbench-r1-vagrant-busybox-1", "ready", {}))
-    instance = backend.create(
-        prepared, LaunchSpec("r1", "vmbench-r1-vagrant-busybox-1", "idle", {})
-    )
+        backend.create(prepared, launch("ready"))
+    instance = backend.create(prepared, launch("idle"))
     assert instance.ready_marker == VAGRANT_BOOTED
     with instance:
         start = now_ns()
-        instance.start()
+        instance.start(start + 10 * 10**9)
         line = instance.console.wait_for(instance.ready_marker, now_ns() + 10 * 10**9)
         assert line is not None and line.text.endswith("Machine booted and ready!")
         assert 0.3 < (line.t_ns - start) / 1e9 < instance.extra_timings()["up_returned_s"] + 0.5

@@ -287,8 +287,8 @@ def test_the_vmdk_converted_back_to_raw_is_the_boot_disk_and_boots_to_ready(
     )
     argv = [a.replace("if=virtio", "if=ide") for a in argv]
     with qemu.QemuInstance(argv, "tcg", None, {}) as instance:
-        instance.start()
         deadline = now_ns() + 180 * 10**9
+        instance.start(deadline)
         ready = instance.console.wait_for(READY, deadline)
         assert ready is not None, instance.console.tail(10)
         assert instance.console.wait_for(DONE, deadline) is not None, instance.console.tail(8)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import VmbenchError
 from bench.results import (
     COLUMNS,
     DETAIL_KEYS,
@@ -36,7 +37,7 @@ CONTAINER_BACKENDS = ("docker", "podman", "nerdctl", "lxc")
 VM_BACKENDS = ("qemu", "vagrant", "firecracker", "cloud-hypervisor", "virtualbox", "libvirt")
 
 
-class ReportInputError(ValueError):
+class ReportInputError(VmbenchError, ValueError):
     """Input a report cannot be made from (missing file, no usable rows): CLI exit code 2."""
 
 

@@ -26,6 +26,7 @@ from bench.backends.base import (
     LaunchSpec,
     Prepared,
 )
+from bench.errors import VmbenchError
 from bench.run.options import Option, hint
 
 ENGINE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -33,7 +34,7 @@ ENGINE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 _engines: dict[str, type[Backend]] | None = None  # discovered on first use
 
 
-class RegistryError(TypeError):
+class RegistryError(VmbenchError, TypeError):
     """An engine module declares itself wrongly (a bug in that module, not bad input)."""
 
 

@@ -17,9 +17,10 @@ import shutil
 import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from bench import results
+from bench.errors import VmbenchError
 from bench.guests import Guest
 from bench.run.compat import host_arch
 from bench.run.measure import READY, ConsoleWatcher
@@ -33,13 +34,18 @@ SHARED_KERNEL_KINDS = ("container", "system-container")
 HOST_ARCH = host_arch()
 
 
-class BackendError(RuntimeError):
+class BackendError(VmbenchError, RuntimeError):
     """The engine refused or failed; the message says what to do, in one line."""
 
 
 class BackendUnsupported(BackendError):
     """This backend cannot run this guest on this host (e.g. Vagrant with only VirtualBox and
     a guest that needs direct kernel boot): the runner writes `unsupported` rows, not failures."""
+
+
+class BackendTimeout(BackendError):
+    """The instance could not be started before the trial's deadline (e.g. ``vagrant up``
+    still running): the trial is a `timeout` row, like a guest that printed no READY line."""
 
 
 @dataclass(frozen=True)
@@ -64,34 +70,39 @@ class SizeRecord:
     detail: str = ""
 
 
-@dataclass
-class Prepared:
+# What an engine's ``prepare`` hands to its ``create``: an image id (docker, podman), or a
+# record of the engine's own (qemu's QemuImage, vagrant's VagrantImage).
+HandleT = TypeVar("HandleT")
+
+
+@dataclass(kw_only=True)
+class Prepared(Generic[HandleT]):
     """A guest turned into this backend's image, with its sizes and how long that took."""
 
     guest: Guest
     sizes: list[SizeRecord]
     build_s: float
     built_now: bool
-    handle: Any = None  # backend-specific: image id, paths, box name
+    handle: HandleT
+    # The accelerator its instances will run with, when the backend knows it already (else
+    # empty: the runner writes its engine's ``unknown_accel``).
+    accel: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # e.g. import_s
     # The guest its rows name when that is not the scenario's: a Vagrant box of the user's
     # own boots its own OS, so its rows say guest=<box>, never the guest that did not boot.
     guest_name: str = ""
 
-    @property
-    def accel(self) -> str:
-        """The accelerator its instances will run with, when the backend knows it already
-        (else empty: the runner writes its engine's ``unknown_accel``)."""
-        if isinstance(self.handle, dict) and "accel" in self.handle:
-            return str(self.handle["accel"])
-        return ""
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LaunchSpec:
+    """What an engine is given to launch one instance."""
+
     run_id: str
     name: str  # unique per instance, safe for engine names
     workload: str
+    # The trial's time to READY, from just before the first start: an engine that waits
+    # for the guest itself (Vagrant's boot_timeout) waits no longer than this.
+    timeout_s: float
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,10 +121,13 @@ class Instance(ABC):
     # the console and in its last line before the kernel runs. The trial times firmware_s and
     # bootloader_s from them (bench.run.trial); empty for anything else.
     bootloader_markers: tuple[str, ...] = ()
+    _stopped: bool = False
 
     @abstractmethod
-    def start(self) -> None:
-        """Launch it; returns once launched (Vagrant: once ``vagrant up`` returned)."""
+    def start(self, deadline_ns: int) -> None:
+        """Launch it; returns once launched (Vagrant: once ``vagrant up`` returned). An engine
+        whose start waits for the guest returns by ``deadline_ns`` (measure.now_ns clock) or
+        raises BackendTimeout: the trial's deadline covers start too."""
 
     @abstractmethod
     def memory(self, full: bool = True) -> dict[str, int]:
@@ -124,9 +138,18 @@ class Instance(ABC):
     def wait_exited(self, timeout_s: float) -> bool:
         """Wait until the guest ended by itself (workload ``ready``)."""
 
-    @abstractmethod
     def stop(self) -> None:
-        """Stop and remove it. Idempotent; never raises for an already-gone instance."""
+        """Stop and remove it, once: a second call (``with`` after an explicit stop, a Ctrl-C
+        during cleanup) does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._teardown()
+
+    @abstractmethod
+    def _teardown(self) -> None:
+        """Stop and remove it (``stop`` calls it once). Never raises for an already-gone
+        instance."""
 
     def extra_timings(self) -> dict[str, float]:
         """Backend-specific phase metrics (e.g. ``up_returned_s``) in seconds."""
@@ -144,8 +167,9 @@ class Instance(ABC):
             self.stop()
 
 
-class Backend(ABC):
-    """One engine. Its subclass declares what it is; see the module docstring."""
+class Backend(ABC, Generic[HandleT]):
+    """One engine. Its subclass declares what it is; see the module docstring. ``HandleT`` is
+    what its ``prepare`` hands to its ``create`` (``Prepared.handle``)."""
 
     name: ClassVar[str] = ""  # [a-z0-9-]+: scenario files, --backends and the CSV use it
     kind: ClassVar[str] = ""  # one of KINDS
@@ -182,11 +206,11 @@ class Backend(ABC):
         """Can it run here? If not, why, and the command that fixes it."""
 
     @abstractmethod
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[HandleT]:
         """Build or fetch this backend's image of ``guest`` (cached)."""
 
     @abstractmethod
-    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+    def create(self, prepared: Prepared[HandleT], spec: LaunchSpec) -> Instance:
         """An instance ready to ``start`` (the ready clock starts just before ``start``)."""
 
     def cleanup_run(self, run_id: str) -> list[str]:

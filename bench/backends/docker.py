@@ -40,6 +40,7 @@ from bench.backends.cgroups import (
 from bench.backends.smaps_reader import NOTE as SMAPS_NOTE
 from bench.backends.smaps_reader import SmapsReader
 from bench.guests import Guest
+from bench.guests.debs import DebError
 from bench.run import access
 from bench.run.liveness import OWNER_LABEL, owner_labels
 from bench.run.measure import SMAPS_DENIED, ConsoleWatcher, gzip_bytes, process_memory
@@ -62,12 +63,22 @@ def _client(timeout: float = 60):
     return docker.from_env(version="auto", timeout=timeout)
 
 
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """What the Docker SDK raises when the daemon refuses or does not answer: its own errors,
+    requests' (connection refused, read timeout) and OSError (the socket). Imported only when
+    one was raised, so that nothing loads the SDK before an engine runs."""
+    import docker.errors
+    import requests
+
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
 def daemon_address() -> str:
     """Where the SDK looks for the daemon (DOCKER_HOST, as ``docker`` itself does)."""
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-class DockerBackend(Backend):
+class DockerBackend(Backend[str]):
     """The workload as an app container: no init system, the host's kernel."""
 
     name = "docker"
@@ -87,7 +98,7 @@ class DockerBackend(Backend):
         if self._client is None:
             try:
                 self._client = _client()
-            except Exception as e:
+            except sdk_errors() as e:
                 raise BackendError(f"docker: no daemon answers ({_short(e)}); {FIX}") from None
         return self._client
 
@@ -99,7 +110,7 @@ class DockerBackend(Backend):
             client = _client()
             self._client = client
             version = client.version().get("Version", "?")
-        except Exception as e:
+        except sdk_errors() as e:
             return Availability(
                 False, f"no Docker daemon answers at {daemon_address()} ({_short(e)})", FIX
             )
@@ -110,7 +121,7 @@ class DockerBackend(Backend):
         try:
             client = _client(timeout=HEALTH_TIMEOUT_S)
             return {"docker": client.version().get("Version")}
-        except Exception:  # no daemon: not known
+        except sdk_errors():  # no daemon: not known
             return {"docker": None}
         finally:
             if client is not None:
@@ -122,7 +133,7 @@ class DockerBackend(Backend):
         try:
             client = _client(timeout=HEALTH_TIMEOUT_S)  # asks the daemon's API version
             client.ping()
-        except Exception as e:
+        except sdk_errors() as e:
             where = daemon_address()
             return f"docker: the daemon at {where} stopped answering ({_short(e)}); {FIX}"
         finally:
@@ -130,7 +141,7 @@ class DockerBackend(Backend):
                 client.close()
         return ""
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[str]:
         tag = f"vmbench/{guest.name}-{guest.arch}:{guest.folder.name.rsplit('-', 1)[-1]}"
         import docker.errors
 
@@ -164,7 +175,12 @@ class DockerBackend(Backend):
         ]
         self._start_smaps_reader(str(options.get("run_id") or ""))
         return Prepared(
-            guest, sizes, build_s=0.0, built_now=built_now, handle=image.id, timings=timings
+            guest=guest,
+            sizes=sizes,
+            build_s=0.0,
+            built_now=built_now,
+            handle=image.id,
+            timings=timings,
         )
 
     def _start_smaps_reader(self, run_id: str) -> None:
@@ -178,7 +194,7 @@ class DockerBackend(Backend):
         labels = {LABEL: "1", RUN_LABEL: run_id, **owner_labels()} if run_id else {LABEL: "1"}
         try:
             self._smaps = SmapsReader(self.client, HOST_ARCH, name, labels)
-        except Exception:  # the rows then say why there is no PSS (measure.SMAPS_DENIED)
+        except (BackendError, DebError, *sdk_errors()):  # the rows say why there is no PSS
             self._smaps = None
 
     def _build(self, guest: Guest, tag: str):
@@ -201,7 +217,7 @@ class DockerBackend(Backend):
                 network_mode="none",
                 platform=docker_platform(guest.arch) if guest.arch != HOST_ARCH else None,
             )
-        except Exception as e:
+        except sdk_errors() as e:
             raise BackendError(f"docker: building {tag} failed: {_short(e)}") from None
         return image
 
@@ -221,8 +237,8 @@ class DockerBackend(Backend):
                 )
         except OSError as e:
             raise BackendError(f"docker: cannot read {guest.rootfs_tar}: {e.strerror}") from None
-        except Exception as e:
-            with contextlib.suppress(Exception):
+        except sdk_errors() as e:
+            with contextlib.suppress(*sdk_errors()):
                 self.client.images.remove(tag, force=True)
             raise BackendError(f"docker: importing {tag} failed: {_short(e)}") from None
         return self.client.images.get(tag)
@@ -236,7 +252,7 @@ class DockerBackend(Backend):
         record.write_text(json.dumps({"gzip_bytes": size}))
         return size
 
-    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+    def create(self, prepared: Prepared[str], spec: LaunchSpec) -> Instance:
         extra = {}
         if prepared.guest.arch != HOST_ARCH:
             # --platform: say which architecture is wanted; the engine still cannot run it.
@@ -253,7 +269,7 @@ class DockerBackend(Backend):
                 detach=True,
                 **extra,
             )
-        except Exception as e:
+        except sdk_errors() as e:
             raise BackendError(f"docker: cannot create container: {_short(e)}; {FIX}") from None
         return DockerInstance(container, self._smaps)
 
@@ -304,10 +320,9 @@ class DockerInstance(Instance):
         self.console = ConsoleWatcher(self._stream)
         self._pid: int | None = None
         self._cgroup: Path | None = None
-        self._stopped = False
 
-    def start(self) -> None:
-        self.container.start()
+    def start(self, deadline_ns: int) -> None:
+        self.container.start()  # returns once running: the trial waits for READY
 
     def _init_pid(self) -> int:
         if self._pid is None:
@@ -347,14 +362,11 @@ class DockerInstance(Instance):
     def wait_exited(self, timeout_s: float) -> bool:
         try:
             self.container.wait(timeout=timeout_s)
-        except Exception:
+        except sdk_errors():  # a read timeout: still running (or the daemon is gone)
             return False
         return True
 
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
+    def _teardown(self) -> None:
         import docker.errors
 
         try:

@@ -137,7 +137,7 @@ def _hard_limits() -> dict[str, int]:
     return {"nofile": hard(resource.RLIMIT_NOFILE), "nproc": hard(resource.RLIMIT_NPROC)}
 
 
-class PodmanBackend(Backend):
+class PodmanBackend(Backend[str]):
     """The workload as an app container of a daemonless engine: no init system, host kernel."""
 
     name = "podman"
@@ -228,7 +228,7 @@ class PodmanBackend(Backend):
             return f"{e}; {INSTALL}"
         return ""
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[str]:
         tag = f"localhost/vmbench/{guest.name}-{guest.arch}:{guest.folder.name.rsplit('-', 1)[-1]}"
         built_now = False
         timings: dict[str, float] = {}
@@ -253,7 +253,9 @@ class PodmanBackend(Backend):
                 "gzip -6 of podman save",
             ),
         ]
-        return Prepared(guest, sizes, build_s=0.0, built_now=built_now, handle=tag, timings=timings)
+        return Prepared(
+            guest=guest, sizes=sizes, build_s=0.0, built_now=built_now, handle=tag, timings=timings
+        )
 
     def _import(self, guest: Guest, tag: str) -> float:
         """``podman import`` of the guest's tree as a tar (its own rootfs.tar where it has one,
@@ -293,7 +295,7 @@ class PodmanBackend(Backend):
         record.write_text(json.dumps({"gzip_bytes": size}))
         return size
 
-    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
+    def create(self, prepared: Prepared[str], spec: LaunchSpec) -> Instance:
         options, command = self.launch_args(prepared, spec)
         labels = ["--label", f"{LABEL}=1", "--label", f"{RUN_LABEL}={spec.run_id}"]
         labels += [f"--label={key}={value}" for key, value in owner_labels().items()]
@@ -303,7 +305,7 @@ class PodmanBackend(Backend):
         ).strip()
         return PodmanInstance(self, container_id, self.describe_instance(container_id))
 
-    def launch_args(self, prepared: Prepared, spec: LaunchSpec) -> tuple[list[str], list[str]]:
+    def launch_args(self, prepared: Prepared[str], spec: LaunchSpec) -> tuple[list[str], list[str]]:
         """``podman create`` options of this engine, and the command after the image."""
         return ["--read-only", "--env", f"VMBENCH_WORKLOAD={spec.workload}"], []
 
@@ -351,9 +353,9 @@ class PodmanInstance(Instance):
         self._pids: tuple[int, int] | None = None  # the container's init, its conmon
         self._cgroup: Path | None = None
         self._own_cgroup = True
-        self._stopped = False
 
-    def start(self) -> None:
+    def start(self, deadline_ns: int) -> None:
+        """Returns once ``podman start --attach`` runs: the trial waits for READY."""
         argv = self.backend.argv(["start", "--attach", self.container_id])
         try:
             self.attach = subprocess.Popen(
@@ -411,10 +413,7 @@ class PodmanInstance(Instance):
             return False
         return True
 
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
+    def _teardown(self) -> None:
         try:
             self.backend.run(
                 ["rm", "--force", "--time", "0", self.container_id], "podman rm", timeout=60

@@ -99,7 +99,7 @@ class PodmanSystemdBackend(PodmanBackend):
             )
         return available
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[str]:
         names = tree_names(guest)
         if not names & SYSTEMD_PATHS or UNIT_LINK not in names:
             raise BackendUnsupported(
@@ -108,7 +108,7 @@ class PodmanSystemdBackend(PodmanBackend):
             )
         return super().prepare(guest, options)
 
-    def launch_args(self, prepared: Prepared, spec: LaunchSpec) -> tuple[list[str], list[str]]:
+    def launch_args(self, prepared: Prepared[str], spec: LaunchSpec) -> tuple[list[str], list[str]]:
         mount = f"type=bind,src={drop_in_file()},dst=/etc/systemd/system/{UNIT}.d/vmbench.conf,ro"
         options = ["--tty", "--systemd=always", "--mount", mount, "--entrypoint", INIT]
         workload = f"systemd.setenv=VMBENCH_WORKLOAD={spec.workload}"

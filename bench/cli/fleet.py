@@ -41,7 +41,7 @@ from bench.cli.common import (
     console,
 )
 from bench.cli.fleet_outcome import COMPARE_DIR, has_results, summarize
-from bench.errors import InputError
+from bench.errors import InputError, VmbenchError
 from bench.run.host import valid_host_id
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -206,8 +206,8 @@ def _checkout_commit() -> str:
         raise UsageError(f"{CHECKOUT}: not a git checkout with a commit ({e})") from None
 
 
-class GitError(Exception):
-    pass
+class GitError(VmbenchError):
+    """git could not say which commit this checkout is at."""
 
 
 def _git(*argv: str) -> str:

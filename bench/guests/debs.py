@@ -14,10 +14,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import VmbenchError
 from bench.guests import tool
 
 
-class DebError(RuntimeError):
+class DebError(VmbenchError, RuntimeError):
     pass
 
 

@@ -112,7 +112,6 @@ def run_density(
     prepared: Prepared,
     spec: LaunchSpec,
     n: int,
-    timeout_s: float,
     sample_s: float,
     guard: MemoryGuard | None = None,
     guard_key: tuple[str, ...] = (),
@@ -127,7 +126,7 @@ def run_density(
     outcome = TrialOutcome("ok", accel=prepared.accel)
     available_before = mem_available_bytes()
     try:
-        with launched(backend, prepared, spec, n, timeout_s) as group:
+        with launched(backend, prepared, spec, n) as group:
             outcome.accel = group.accel
             for k in range(n):
                 outcome.measurements.append(

@@ -133,7 +133,7 @@ def collect(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     for key, source in SOURCES:
         try:
             value = source()
-        except Exception:
+        except Exception:  # a boundary: any source may fail; host.json goes without it
             continue
         if isinstance(value, dict) and key not in ("versions",):
             meta.update(value)

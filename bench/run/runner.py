@@ -29,6 +29,7 @@ from bench.backends import (
     make_backend,
 )
 from bench.backends.base import LaunchSpec, SizeRecord
+from bench.errors import VmbenchError
 from bench.guests import DebError, Guest, HostToolMissing, build_guest
 from bench.results import ResultWriter, Row, unit_of
 from bench.run.density import MemoryGuard, run_density
@@ -191,11 +192,11 @@ class EngineDown(BackendError):
     """The engine stopped answering earlier in this run: its remaining trials fail at once."""
 
 
-class GuestBuildError(Exception):
+class GuestBuildError(VmbenchError):
     """A guest could not be built: every trial on it fails with this reason."""
 
 
-class GuestUnavailable(Exception):
+class GuestUnavailable(VmbenchError):
     """This host lacks what building a guest needs (a tool, a subordinate id range): every
     trial on it is an ``unsupported`` row naming what is missing and the fix; the run exits 1."""
 
@@ -415,6 +416,7 @@ class Runner:
             run_id=self.config.run_id,
             name=f"vmbench-{self.config.run_id}-{trial.backend}-{trial.guest}-{trial.trial}",
             workload=trial.workload,
+            timeout_s=scenario.timeout_s,
             options=scenario.options(trial.backend),
         )
         try:
@@ -424,7 +426,6 @@ class Runner:
                     prepared,
                     spec,
                     trial.instances,
-                    scenario.timeout_s,
                     scenario.memory_sample_s,
                     self._memory_guard,
                     (scenario.name, trial.guest, trial.backend),
@@ -433,7 +434,6 @@ class Runner:
                 backend,
                 prepared,
                 spec,
-                scenario.timeout_s,
                 scenario.memory_sample_s,
                 self.host_kernel,
             )

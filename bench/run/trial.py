@@ -27,11 +27,13 @@ from dataclasses import dataclass, field, replace
 from bench.backends.base import (
     Backend,
     BackendError,
+    BackendTimeout,
     BackendUnsupported,
     Instance,
     LaunchSpec,
     Prepared,
 )
+from bench.errors import VmbenchError
 from bench.run import compat
 from bench.run.measure import (
     DONE,
@@ -66,7 +68,7 @@ class TrialOutcome:
     ready_fields: dict[str, str] = field(default_factory=dict)
 
 
-class TrialStopped(Exception):
+class TrialStopped(VmbenchError):
     """The trial cannot go on: ``status`` (failed | timeout, or unsupported when the engine
     cannot run this here) and why, in one line."""
 
@@ -75,7 +77,7 @@ class TrialStopped(Exception):
         self.status, self.detail, self.accel = status, detail, accel
 
 
-class ForeignArchRefused(Exception):
+class ForeignArchRefused(VmbenchError):
     """A foreign-architecture guest (or another system) the engine could not execute
     (``exec format error``): an expected result, the fact ``runs_foreign_arch`` (or
     ``runs_foreign_os``) = 0, not a failure."""
@@ -92,7 +94,7 @@ class Launched:
     instances: list[Instance]
     start_ns: list[int]  # just before each instance's start
     ready: list[ConsoleLine]
-    deadline_ns: int  # the first start + the trial's timeout
+    deadline_ns: int  # just before the first start + the trial's timeout (spec.timeout_s)
 
     @property
     def accel(self) -> str:
@@ -107,11 +109,12 @@ class Launched:
 
 
 @contextlib.contextmanager
-def launched(
-    backend: Backend, prepared: Prepared, spec: LaunchSpec, n: int, timeout_s: float
-) -> Iterator[Launched]:
+def launched(backend: Backend, prepared: Prepared, spec: LaunchSpec, n: int) -> Iterator[Launched]:
     """Create ``n`` instances, start them back to back, wait for each READY (TrialStopped if
-    one fails or times out); every instance is stopped on leaving, in reverse order."""
+    one fails or times out); every instance is stopped on leaving, in reverse order.
+
+    One deadline, ``spec.timeout_s`` after the first start, covers the starts too: an engine
+    whose start waits for the guest (``vagrant up``) is given it and must not outlast it."""
     with contextlib.ExitStack() as stack:
         instances: list[Instance] = []
         for k in range(n):
@@ -126,17 +129,22 @@ def launched(
             instances.append(instance)
         accel = instances[0].accel
         start_ns: list[int] = []
+        deadline_ns = 0
         for k, instance in enumerate(instances):
             start_ns.append(now_ns())
+            deadline_ns = deadline_ns or start_ns[0] + int(spec.timeout_s * 1e9)
             try:
-                instance.start()
+                instance.start(deadline_ns)
+            except BackendTimeout as e:
+                raise TrialStopped("timeout", f"{_which(k, n)}{e}", accel) from None
             except BackendError as e:
                 _refused(prepared, str(e), accel)
                 raise TrialStopped("failed", f"{_which(k, n)}{e}", accel) from None
-        deadline_ns = start_ns[0] + int(timeout_s * 1e9)
         ready: list[ConsoleLine] = []
         for k, instance in enumerate(instances):
-            ready.append(_wait_ready(instance, deadline_ns, timeout_s, prepared, k, n, len(ready)))
+            ready.append(
+                _wait_ready(instance, deadline_ns, spec.timeout_s, prepared, k, n, len(ready))
+            )
         yield Launched(instances, start_ns, ready, deadline_ns)
 
 
@@ -193,7 +201,6 @@ def run_trial(
     backend: Backend,
     prepared: Prepared,
     spec: LaunchSpec,
-    timeout_s: float,
     memory_sample_s: float,
     host_kernel: str,
     sample_hz: float = SINGLE_HZ,
@@ -202,10 +209,11 @@ def run_trial(
 
     Workload ``ready``: ready_s, the guest's facts, then exit_s; ``idle``: ready_s, the facts,
     then the median memory over ``memory_sample_s``; ``cpu``: ready_s, the facts, cpu_work_s.
+    Not READY within ``spec.timeout_s`` of its start (start included): a timeout.
     """
     outcome = TrialOutcome("ok")
     try:
-        with launched(backend, prepared, spec, 1, timeout_s) as group:
+        with launched(backend, prepared, spec, 1) as group:
             outcome.accel = group.accel
             _ready_facts(backend, prepared, group, host_kernel, outcome)
             if prepared.guest.readiness == "banner":

@@ -33,7 +33,7 @@ class FakeInstance(Instance):
         self.stopped = False
         self._gone = threading.Event()
 
-    def start(self):
+    def start(self, deadline_ns):
         self.console = ConsoleWatcher(self._output())
 
     def _output(self):
@@ -50,7 +50,7 @@ class FakeInstance(Instance):
     def wait_exited(self, timeout_s):
         return True
 
-    def stop(self):
+    def _teardown(self):
         self.stopped = True
         self._gone.set()
 
@@ -67,7 +67,13 @@ class FakeBackend(Backend):
         return Availability(True, "fake")
 
     def prepare(self, guest, options):
-        return Prepared(guest, [SizeRecord("image_bytes", 123.0, "img")], 0.0, self.built_now)
+        return Prepared(
+            guest=guest,
+            sizes=[SizeRecord("image_bytes", 123.0, "img")],
+            build_s=0.0,
+            built_now=self.built_now,
+            handle=None,
+        )
 
     def create(self, prepared, spec):
         accel = "none" if self.name == "docker" else "tcg"

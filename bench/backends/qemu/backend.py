@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,17 @@ def run_dir(run_id: str) -> Path:
     return cache_root() / "run" / run_id
 
 
-class QemuBackend(Backend):
+@dataclass(frozen=True, kw_only=True)
+class QemuImage:
+    """What ``prepare`` found for a guest: the machine that boots its architecture, the
+    accelerator, and the boot disk (None: a direct kernel boot)."""
+
+    machine: Machine
+    accel: str  # kvm | tcg
+    bootdisk: BootDisk | None
+
+
+class QemuBackend(Backend[QemuImage]):
     """A VM booted straight from the guest's kernel and initramfs (or disk): its own kernel."""
 
     name = "qemu"
@@ -102,7 +113,7 @@ class QemuBackend(Backend):
     def versions(self) -> dict[str, str | None]:
         return {"qemu": command_version([host_machine().binary, "--version"], r"version ([\d.]+)")}
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[QemuImage]:
         options = self.settings(options)
         machine = _machine_for(guest.arch)
         accel = _choose_accel(guest, machine, options)
@@ -112,18 +123,22 @@ class QemuBackend(Backend):
         else:
             bootdisk = _bootdisk(guest, boot)
             sizes = disk_boot_sizes(guest, bootdisk)
+        built_now = bootdisk is not None and bootdisk.built_now
         return Prepared(
-            guest,
-            sizes,
-            bootdisk.build_s if bootdisk is not None and bootdisk.built_now else 0.0,
-            bootdisk is not None and bootdisk.built_now,
-            handle={"machine": machine, "accel": accel, "bootdisk": bootdisk},
+            guest=guest,
+            sizes=sizes,
+            build_s=bootdisk.build_s if bootdisk is not None and built_now else 0.0,
+            built_now=built_now,
+            handle=QemuImage(machine=machine, accel=accel, bootdisk=bootdisk),
+            accel=accel,
         )
 
-    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
-        machine: Machine = prepared.handle["machine"]
-        accel: str = prepared.handle["accel"]
-        bootdisk: BootDisk | None = prepared.handle["bootdisk"]
+    def create(self, prepared: Prepared[QemuImage], spec: LaunchSpec) -> Instance:
+        machine, accel, bootdisk = (
+            prepared.handle.machine,
+            prepared.handle.accel,
+            prepared.handle.bootdisk,
+        )
         pidfile = run_dir(spec.run_id) / f"{spec.name}.pid"
         options = self.settings(spec.options)
         argv = qemu_argv(

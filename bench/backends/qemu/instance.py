@@ -34,7 +34,8 @@ class QemuInstance(Instance):
         self.proc: subprocess.Popen | None = None
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
 
-    def start(self) -> None:
+    def start(self, deadline_ns: int) -> None:
+        """Starts qemu and returns: the trial waits for READY until ``deadline_ns``."""
         if self.pidfile is not None:
             self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -86,7 +87,7 @@ class QemuInstance(Instance):
         self._stderr.seek(0)
         return " ".join(self._stderr.read().decode(errors="replace").split())[-300:]
 
-    def stop(self) -> None:
+    def _teardown(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.kill()  # its own pid, never by name

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import HOST_ARCH, BackendUnsupported, Prepared
-from bench.backends.qemu.backend import QemuBackend
+from bench.backends.qemu.backend import QemuBackend, QemuImage
 from bench.guests import Guest
 
 # No PCI, the ISA serial port on (QEMU 7.2's defaults, said explicitly), ACPI as by default.
@@ -63,7 +63,7 @@ class QemuMicrovmBackend(QemuBackend):
             "kernel_args": f"{KERNEL_ARGS} tsc_early_khz={tsc_khz}",
         }
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[QemuImage]:
         if guest.arch != "amd64" or HOST_ARCH != "amd64":
             raise BackendUnsupported(
                 f"{self.name}: QEMU's microvm machine is x86-64 only (guest {guest.name})"

@@ -4,6 +4,7 @@ engine has (prepare a box, create a machine, clean up), each in a module of this
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ from bench.guests.bootdisk import workload_serial
 from bench.run.options import CPUS, MEMORY_MIB, Option, file_url, one_of, text
 
 
-class VagrantBackend(Backend):
+class VagrantBackend(Backend[VagrantImage]):
     """A VM that Vagrant brings up (libvirt here, VirtualBox on lab hosts): its own kernel."""
 
     name = "vagrant"
@@ -162,7 +163,7 @@ class VagrantBackend(Backend):
 
     # -- images ------------------------------------------------------------------------------
 
-    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared:
+    def prepare(self, guest: Guest, options: dict[str, Any]) -> Prepared[VagrantImage]:
         run_id = str(options.get("run_id") or "")
         if not run_id:
             raise BackendError("vagrant: prepare needs options['run_id'] (boxes are named per run)")
@@ -192,8 +193,8 @@ class VagrantBackend(Backend):
 
     # -- instances ---------------------------------------------------------------------------
 
-    def create(self, prepared: Prepared, spec: LaunchSpec) -> Instance:
-        image: VagrantImage = prepared.handle["image"]
+    def create(self, prepared: Prepared[VagrantImage], spec: LaunchSpec) -> Instance:
+        image = prepared.handle
         options = self.settings(spec.options)
         workdir = instances_dir() / spec.name
         if image.readiness == "ssh" and spec.workload != "idle":
@@ -220,7 +221,8 @@ class VagrantBackend(Backend):
             cpus=int(options["cpus"]),
             serial_log=workdir / "serial.log",
             readiness=image.readiness,
-            boot_timeout_s=int(spec.options.get("boot_timeout_s", 120)),
+            # vagrant up waits for READY no longer than the trial does.
+            boot_timeout_s=max(1, math.ceil(spec.timeout_s)),
             workdir=workdir,
             cmdline=cmdline,
             smbios_serial=smbios,

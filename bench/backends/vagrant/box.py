@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from bench.errors import VmbenchError
 from bench.guests import Guest
 from bench.guests.bootdisk import build_bootdisk
 from bench.guests.cache import cache_root, cached_build, content_key
@@ -50,7 +51,7 @@ OVF_CPUS = 1
 OVF_SERIAL_FILE = "serial.log"
 
 
-class BoxError(RuntimeError):
+class BoxError(VmbenchError, RuntimeError):
     """The box could not be built; the message says what was missing."""
 
 

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import VmbenchError
 from bench.guests.cache import cache_root, file_lock
 from bench.run import access
 
@@ -30,7 +31,7 @@ PID_DIR = Path("/run/libvirt/qemu")
 NAME_PREFIX = "vmbench-"
 
 
-class LibvirtError(RuntimeError):
+class LibvirtError(VmbenchError, RuntimeError):
     """virsh failed; the message holds its error line."""
 
 

@@ -46,7 +46,9 @@ class VagrantImage:
     vagrant_home: Path | None = None  # None: the user's own
 
 
-def users_box(guest: Guest, options: dict[str, Any], box: str, choice: ProviderChoice) -> Prepared:
+def users_box(
+    guest: Guest, options: dict[str, Any], box: str, choice: ProviderChoice
+) -> Prepared[VagrantImage]:
     """A box the user has (or a file:// one): its own OS, so readiness is SSH reachable,
     and its rows name the box as their guest (not the scenario's, which did not boot)."""
     box_url = str(options.get("box_url") or "")
@@ -74,7 +76,8 @@ def users_box(guest: Guest, options: dict[str, Any], box: str, choice: ProviderC
         sizes=[],
         build_s=0.0,
         built_now=False,
-        handle={"accel": accel, "image": image},
+        handle=image,
+        accel=accel,
         timings=timings,
         guest_name=box,
     )
@@ -89,7 +92,7 @@ def _build_box(guest: Guest, provider: str, boot: str, cmdline: str = "") -> Box
 
 def libvirt_box(
     guest: Guest, options: dict[str, Any], run_id: str, boot: str, choice: ProviderChoice
-) -> Prepared:
+) -> Prepared[VagrantImage]:
     base_cmdline = kernel_cmdline(guest) if boot == "kernel" else ""
     box = _build_box(guest, "libvirt", boot, base_cmdline)
     try:
@@ -123,12 +126,13 @@ def libvirt_box(
         sizes=_box_sizes(box, guest),
         build_s=box.build_s if box.built_now else 0.0,
         built_now=box.built_now,
-        handle={"accel": accel, "image": image},
+        handle=image,
+        accel=accel,
         timings=timings,
     )
 
 
-def virtualbox_box(guest: Guest, run_id: str, choice: ProviderChoice) -> Prepared:
+def virtualbox_box(guest: Guest, run_id: str, choice: ProviderChoice) -> Prepared[VagrantImage]:
     """The guest's BIOS boot disk as a VirtualBox box, added under vmbench's VAGRANT_HOME;
     its master VM is imported now, so that every `vagrant up` only makes a linked clone."""
     box = _build_box(guest, "virtualbox", "disk")
@@ -157,7 +161,8 @@ def virtualbox_box(guest: Guest, run_id: str, choice: ProviderChoice) -> Prepare
         sizes=_box_sizes(box, guest),
         build_s=box.build_s if box.built_now else 0.0,
         built_now=box.built_now,
-        handle={"accel": accel, "image": image},
+        handle=image,
+        accel=accel,
         timings=timings,
     )
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from bench.errors import VmbenchError
+
 INSTALL_HINT = "VirtualBox is not in Debian 12; install it from https://www.virtualbox.org/wiki/Linux_Downloads"
 # The snapshot Vagrant links its clones to (Vagrant 2.3's default linked_clone_snapshot).
 CLONE_SNAPSHOT = "base"
@@ -29,7 +31,7 @@ _KVM_VENDORS = {
 }
 
 
-class VBoxError(RuntimeError):
+class VBoxError(VmbenchError, RuntimeError):
     """VBoxManage failed; the message holds its last error line."""
 
 
