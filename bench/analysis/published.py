@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import VmbenchError
 from bench.results import METRIC_UNITS
 from bench.units import human
 
@@ -25,7 +26,7 @@ KEYS = (*TEXT_KEYS, "side", "accel", "metric", "value", "unit", "bound")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
-class PublishedError(ValueError):
+class PublishedError(VmbenchError, ValueError):
     """The data file is not what this module reads: one line naming the file and the key."""
 
 
