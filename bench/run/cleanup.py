@@ -70,7 +70,7 @@ def clean(run_id: str | None = None, own_run: str | None = None) -> CleanReport:
                 report.removed += backend.cleanup_all()
         except (BackendError, OSError) as e:
             report.problems.append(f"{backend.name}: {e}")
-        except Exception as e:
+        except Exception as e:  # an engine fault: say which backend, clean the others
             report.problems.append(f"{backend.name}: {type(e).__name__}: {e}")
         finally:
             backend.close()
