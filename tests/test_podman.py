@@ -23,8 +23,13 @@ from helpers.scenarios import write_scenario
 
 from bench.backends import engine
 from bench.backends.base import BackendUnsupported, LaunchSpec, Prepared
-from bench.backends.podman import PodmanHost, global_flags, has_capability, ulimit_flags
-from bench.backends.podman_systemd import PodmanSystemdBackend
+from bench.backends.podman import (
+    PodmanHost,
+    PodmanSystemdBackend,
+    global_flags,
+    has_capability,
+    ulimit_flags,
+)
 from bench.guests import Guest
 from bench.results import read_rows
 from bench.run import liveness

@@ -1,5 +1,8 @@
 """A system container: the guest's own systemd as PID 1, on the host's kernel (podman).
 
+The ``podman-systemd`` engine, in the podman package beside the ``podman`` engine whose image,
+labels, memory reading and cleanup it reuses.
+
 The image is the podman engine's image of the same tree; only the command differs:
 ``/lib/systemd/systemd`` instead of the workload. READY comes from the guest's own
 ``vmbench-workload.service`` (multi-user.target, Type=idle), as in the VM, so the READY line
@@ -26,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import Availability, BackendUnsupported, LaunchSpec, Prepared
-from bench.backends.podman import PodmanBackend
+from bench.backends.podman.backend import PodmanBackend
 from bench.guests import Guest
 from bench.guests.cache import cache_root
 
 INIT = "/lib/systemd/systemd"
 UNIT = "vmbench-workload.service"
 DROP_IN = f"""\
-# vmbench: the system container's drop-in for {UNIT} (see bench/backends/podman_systemd.py).
+# vmbench: the system container's drop-in for {UNIT} (see bench/backends/podman/systemd.py).
 [Unit]
 SuccessAction=exit-force
 FailureAction=exit-force
