@@ -220,3 +220,33 @@ def test_a_real_tcg_vm_splits_its_pss_and_its_cache_grows_with_more_code(engine,
         assert min(parts) > 0, sample
         assert abs(sum(parts) - sample["pss_bytes"]) <= 0.02 * sample["pss_bytes"], sample
     assert after["tcg_cache_pss_bytes"] > early["tcg_cache_pss_bytes"], (early, after)
+
+
+@pytest.mark.integration
+def test_the_cpu_workload_on_docker_and_qemu_gives_the_factor_in_the_report(
+    tmp_path, docker_backend, qemu_backend, busybox_guest
+):
+    """vmbench run of the cpu workload (the real engines), then its report: ok cpu_work_s rows
+    on both, and report.md states the factor VM / container with its interval."""
+    from bench.cli import main
+    from bench.results import read_rows
+
+    scenario = tmp_path / "cpu.toml"
+    scenario.write_text(
+        '[scenario]\nname = "cpu"\nguests = ["busybox"]\nworkloads = ["cpu"]\n'
+        'backends = ["docker", "qemu"]\nrepetitions = 2\nwarmup = 0\n'
+    )
+    assert main(["run", str(scenario), "--results-dir", str(tmp_path / "results")]) == 0
+    [run_dir] = list((tmp_path / "results").iterdir())
+    rows, bad = read_rows(run_dir / "results.csv")
+    assert bad == []
+    work = [r for r in rows if r["metric"] == "cpu_work_s"]
+    assert {r["backend"] for r in work} == {"docker", "qemu"}
+    assert all(r["status"] == "ok" and float(r["value"]) > 0 for r in work) and len(work) == 4
+    docker = max(float(r["value"]) for r in work if r["backend"] == "docker")
+    qemu = min(float(r["value"]) for r in work if r["backend"] == "qemu")
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "## What emulation adds" in report
+    [line] = [ln for ln in report.splitlines() if "the same CPU work takes" in ln]
+    factor = float(line.split("takes ")[1].split("x")[0])
+    assert factor >= qemu / docker * 0.99 and "[95% CI" in line and "qemu, " in line

@@ -155,42 +155,34 @@ def test_a_kvm_figure_ten_times_outside_the_published_range_is_suspect(tmp_path)
     rows = [row("lab", "qemu", "ready_s", 3.0, trial=k, accel="kvm") for k in range(3)]
     rows += [row("lab", "docker", "ready_s", 0.3, trial=k) for k in range(3)]
     ds = load([write_csv(tmp_path / "r.csv", rows)])
-    [note] = emulation.suspect_notes(ds)
+    [note] = emulation.suspect_notes(emulation.host_figures(ds), published.load())
     assert "qemu, KVM ready_s" in note and "suspect the host before the technology" in note
 
 
 def test_a_tcg_figure_is_compared_with_nothing_of_kvm(tmp_path):
     rows = [row("lab", "qemu", "ready_s", 30.0, trial=k, accel="tcg") for k in range(3)]
     ds = load([write_csv(tmp_path / "r.csv", rows)])
-    assert emulation.suspect_notes(ds) == []
+    assert emulation.suspect_notes(emulation.host_figures(ds), published.load()) == []
 
 
 # --- the report's two sections --------------------------------------------------------------
 
 
 def test_the_sections_render_the_factor_the_split_and_the_reference_table(tcg_host):
+    from bench.analysis.model import Analysis
     from bench.render.emulation import emulation_markdown, published_markdown
-    from bench.render.markdown import markdown_table
 
-    text = "\n".join(
-        emulation_markdown(
-            emulation.cpu_factors(tcg_host),
-            emulation.memory_split(tcg_host),
-            emulation.without_cache_ratios(tcg_host),
-            markdown_table,
-        )
-    )
+    a = Analysis(tcg_host)
+    text = "\n".join(emulation_markdown(a))
     assert text.startswith("## What emulation adds")
     assert "16x [95% CI" in text and "20% of this VM's memory" in text
     assert "| 16x" in text and "without the translation cache" in text
-    figures = published.load()
-    table = "\n".join(
-        published_markdown(figures, emulation.host_figures(tcg_host), [], markdown_table)
-    )
+    table = "\n".join(published_markdown(a))
     assert table.startswith("## Published figures")
     header = next(line for line in table.splitlines() if line.startswith("| source"))
     assert header == "| source | conditions | measured | container figure | VM figure |"
     assert table.count("stefano-garzarella.github.io") >= 4 and "≤ 125 ms" in table
+    assert "this host (lab)" in table and "qemu, emulated (TCG) 200.0 MiB" in table
 
 
 # --- on a real run (tests/data/emulation-run) ------------------------------------------------

@@ -31,6 +31,7 @@ SPLIT_COLUMNS = [
     "guest",
     "backend",
     "accel",
+    "boot",
     "kind",
     "instances",
     "phase",
@@ -68,13 +69,13 @@ def memory_split(ds: Dataset) -> pd.DataFrame:
     rows = m[m.kind.isin(VM_KINDS) & m.metric.isin([*PARTS, "pss_bytes"])]
     if rows.empty:
         return pd.DataFrame(columns=SPLIT_COLUMNS)
-    wide = rows.pivot_table(index=[*TRIAL_KEYS, "kind"], columns="metric", values="value")
+    wide = rows.pivot_table(index=[*TRIAL_KEYS, "kind", "boot"], columns="metric", values="value")
     wide = wide.dropna(subset=[c for c in (*PARTS, "pss_bytes") if c in wide]).reset_index()
     if not set(PARTS) <= set(wide.columns) or wide.empty:
         return pd.DataFrame(columns=SPLIT_COLUMNS)
     wide["tcg_share"] = wide.tcg_cache_pss_bytes / wide.pss_bytes
     out = []
-    keys = ["host_id", "guest", "backend", "accel", "kind", "instances"]
+    keys = ["host_id", "guest", "backend", "accel", "boot", "kind", "instances"]
     for key, g in wide.groupby(keys, sort=True):
         g, phase = prefer_warm(g)
         medians = {c: float(np.median(g[c])) for c in (*PARTS, "pss_bytes", "tcg_share")}
@@ -116,17 +117,37 @@ def without_cache_ratios(ds: Dataset) -> pd.DataFrame:
     return out.assign(label=WITHOUT_CACHE).reset_index(drop=True)
 
 
+RATIO_KEYS = ["host_id", "claim", "scenario", "guest", "container", "vm"]
+WITHOUT_COLUMNS = {
+    "ratio": "ratio_without_cache",
+    "ci_low": "ci_low_without_cache",
+    "ci_high": "ci_high_without_cache",
+}
+
+
+def attach_without_cache(rows: pd.DataFrame, without: pd.DataFrame) -> pd.DataFrame:
+    """Claims (or memory comparisons) with the matching ratio without the translation cache
+    beside their own (ratio_without_cache, ci_low_/ci_high_without_cache; NaN where the VM
+    ran no TCG or its cache was not measured)."""
+    if rows.empty:
+        return rows.assign(**{c: pd.Series(dtype=float) for c in WITHOUT_COLUMNS.values()})
+    extra = without.reindex(columns=[*RATIO_KEYS, *WITHOUT_COLUMNS]).rename(columns=WITHOUT_COLUMNS)
+    extra = extra.drop_duplicates(RATIO_KEYS)
+    merged = rows.merge(extra, on=RATIO_KEYS, how="left")
+    return merged.astype(dict.fromkeys(WITHOUT_COLUMNS.values(), float))
+
+
 # --- the emulator's slowdown -------------------------------------------------------------------
 
 
-def cpu_factors(ds: Dataset) -> pd.DataFrame:
+def cpu_factors(ds: Dataset, split: pd.DataFrame | None = None) -> pd.DataFrame:
     """cpu_work_s, VM over container, per host and guest and each container / VM engine pair
     (warm trials where both sides have them, else cold), with its 95% CI, beside the
     translation cache's median share of that VM engine's memory on the same host and guest
     (NaN where its memory was not split)."""
     m = ds.measured
     work = m[(m.metric == "cpu_work_s") & (m.instances == 1)]
-    split = memory_split(ds)
+    split = memory_split(ds) if split is None else split
     split = split[split.instances == 1]
     out = []
     for (host, guest), g in work.groupby(["host_id", "guest"], sort=True):
@@ -214,14 +235,14 @@ def host_figures(ds: Dataset) -> pd.DataFrame:
 
 
 def suspect_notes(
-    ds: Dataset, figures: list[published.Figure] | None = None, limit: float = 10.0
+    figures_here: pd.DataFrame, figures: list[published.Figure], limit: float = 10.0
 ) -> list[str]:
-    """A note per figure of this host lying more than ``limit`` times outside the published
-    range for the same accelerator (a TCG figure has none to lie outside)."""
-    figures = published.load() if figures is None else figures
+    """A note per figure of this host (``host_figures``) lying more than ``limit`` times
+    outside the published range for the same accelerator (a TCG figure has none to lie
+    outside)."""
     ranges = published.ranges(figures)
     notes = []
-    for _, r in host_figures(ds).iterrows():
+    for _, r in figures_here.iterrows():
         side = "container" if r.kind == "container" else "vm"
         found = ranges.get((r.metric, r.accel, side))
         if found is None:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis import claims as claims_module
-from bench.analysis import facts, footprint, phases, slopes, spectrum, summary
+from bench.analysis import emulation, facts, footprint, phases, published, slopes, spectrum, summary
 from bench.analysis.dataset import Dataset, load
 from bench.analysis.hosts import Hosts, compare_hosts
 
@@ -54,13 +54,49 @@ class Analysis:
 
     @cached_property
     def claims(self) -> pd.DataFrame:
-        """One verdict per host, claim and comparison (claims.COLUMNS)."""
-        return claims_module.evaluate_by_host(self.dataset)
+        """One verdict per host, claim and comparison (claims.COLUMNS), a TCG VM's memory and
+        density ratios with their second one without the translation cache beside them."""
+        verdicts = claims_module.evaluate_by_host(self.dataset)
+        return emulation.attach_without_cache(verdicts, self.without_cache)
 
     @cached_property
     def memory(self) -> pd.DataFrame:
-        """One idle instance's footprint, VM over container, per host and guest."""
-        return claims_module.memory_comparisons(self.dataset)
+        """One idle instance's footprint, VM over container, per host and guest (and without
+        the translation cache, for a TCG VM)."""
+        ratios = claims_module.memory_comparisons(self.dataset)
+        return emulation.attach_without_cache(ratios, self.without_cache)
+
+    # --- what emulation adds (bench/analysis/emulation.py) ----------------------------------
+
+    @cached_property
+    def memory_split(self) -> pd.DataFrame:
+        """A VM's PSS by what holds it: guest RAM, TCG translation cache, VMM (medians)."""
+        return emulation.memory_split(self.dataset)
+
+    @cached_property
+    def without_cache(self) -> pd.DataFrame:
+        """The memory and density ratios of TCG VMs less each trial's translation cache."""
+        return emulation.without_cache_ratios(self.dataset)
+
+    @cached_property
+    def cpu_factors(self) -> pd.DataFrame:
+        """cpu_work_s, VM over container, with its CI and the cache's share of memory."""
+        return emulation.cpu_factors(self.dataset, self.memory_split)
+
+    @cached_property
+    def published(self) -> list[published.Figure]:
+        """The published figures the report cites (bench/analysis/published.toml)."""
+        return published.load()
+
+    @cached_property
+    def host_figures(self) -> pd.DataFrame:
+        """This host's medians of the metrics the published figures have."""
+        return emulation.host_figures(self.dataset)
+
+    @cached_property
+    def suspect(self) -> list[str]:
+        """This host's figures > 10x outside the published range for the same accelerator."""
+        return emulation.suspect_notes(self.host_figures, self.published)
 
     @cached_property
     def summary(self) -> pd.DataFrame:

@@ -4,11 +4,11 @@ data: they sit in their own table, and this host's rows there say which accelera
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
 from bench.analysis import emulation, published
+from bench.analysis.model import Analysis
+from bench.render.markdown import markdown_table
 from bench.results import METRIC_UNITS
 from bench.units import engine_label, human
 
@@ -17,28 +17,27 @@ PUBLISHED_FIGURES = "Published figures"
 # The metrics the reference table shows, in its order, and how a row names them.
 TABLE_METRICS = {
     "ready_s": "launch to ready",
-    "pss_bytes": "PSS of the hypervisor process",
+    "pss_bytes": "PSS of the instance's own processes (a VM: its hypervisor)",
     "vmm_pss_bytes": "the VMM's own memory",
     "footprint_bytes": "memory per instance",
 }
 
 
-Table = Callable[[pd.DataFrame], str]  # a frame as a markdown table (the report's own)
-
-
-def emulation_markdown(
-    factors: pd.DataFrame, split: pd.DataFrame, without: pd.DataFrame, markdown_table: Table
-) -> list[str]:
+def emulation_markdown(a: Analysis) -> list[str]:
     """The section's lines: the cpu factor beside the cache's share of memory, the split, and
     the ratios without the translation cache. [] when nothing of it was measured."""
+    factors, split, without = a.cpu_factors, a.memory_split, a.without_cache
     if factors.empty and split.empty and without.empty:
         return []
     lines = [f"## {WHAT_EMULATION_ADDS}", ""]
     lines += [
         "Under TCG a VM pays twice: its code runs translated (the cpu workload's factor, VM ÷ "
-        "container, the same CPU work timed on the host clock), and the translated code lives "
-        "in a cache inside the hypervisor process (the translation cache's share of the VM's "
-        "PSS). Under KVM the factor is near 1 and the cache is 0.",
+        "container: the same CPU work, 64 MiB of zeros through md5sum, timed on the host clock "
+        "between two console lines), and the translated code lives in a cache inside the "
+        "hypervisor process (the translation cache's share of the VM's PSS). Under KVM the "
+        "factor is near 1 and the cache is 0. A VM's PSS is split by mapping (its "
+        "/proc/PID/smaps): guest RAM (a named memfd), the translation cache (the one anonymous "
+        "rwx mapping), the VMM (every other mapping).",
         "",
     ]
     for _, r in factors.iterrows():
@@ -100,20 +99,17 @@ def ratio_text(r: pd.Series) -> str:
     return f"{r.ratio:.3g}x [{r.ci_low:.3g}, {r.ci_high:.3g}]"
 
 
-def published_markdown(
-    figures: list[published.Figure],
-    host_figures: pd.DataFrame,
-    notes: list[str],
-    markdown_table: Table,
-) -> list[str]:
+def published_markdown(a: Analysis) -> list[str]:
     """The reference table: each published figure in its side's column, then this host's own
     medians for the same metrics (their accelerator named), then the 10x notes."""
+    figures, host_figures, notes = a.published, a.host_figures, a.suspect
     lines = [
         f"## {PUBLISHED_FIGURES}",
         "",
         "What others measured or promise, cited as published (KVM for VMs): a reference, never "
         "part of this host's data. A figure of this host under TCG is set beside them here "
-        "only, and compared with none of them.",
+        "only, and compared with none of them; a figure of this host more than 10x outside "
+        f"the published range for the same accelerator is named below ({emulation.SUSPECT}).",
         "",
         markdown_table(reference_table(figures, host_figures)),
     ]

@@ -17,6 +17,7 @@ import pandas as pd
 from bench.analysis.model import Analysis
 from bench.render import spectrum as spectrum_words
 from bench.render.charts import Drawing, draw_all
+from bench.render.emulation import emulation_markdown, published_markdown
 from bench.render.markdown import (
     METHODOLOGY,
     hosts_markdown,
@@ -86,6 +87,14 @@ def _memory(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
     return ["## Memory of one idle instance", "", memory_markdown(a.memory)]
 
 
+def _emulation(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
+    return emulation_markdown(a)
+
+
+def _published(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
+    return published_markdown(a)
+
+
 def _warnings(a: Analysis, drawing: Drawing, _out: Path) -> list[str]:
     warnings = report_warnings(a, drawing)
     return ["## Warnings", "", *[f"- {w}" for w in warnings], ""] if warnings else []
@@ -124,11 +133,13 @@ SECTIONS: list[Section] = [
     _title,
     _verdicts,
     _memory,
+    _emulation,
     _warnings,
     _summary,
     _failures,
     _charts,
     _spectrum,
+    _published,
     _hosts,
     _methodology,
 ]
