@@ -96,7 +96,8 @@ def ratio_text(r: pd.Series) -> str:
         return ""
     if pd.isna(r.ci_low):
         return f"{r.ratio:.3g}x [no interval]"
-    return f"{r.ratio:.3g}x [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+    high = "unbounded" if r.ci_high == float("inf") else f"{r.ci_high:.3g}"
+    return f"{r.ratio:.3g}x [{r.ci_low:.3g}, {high}]"
 
 
 def published_markdown(a: Analysis) -> list[str]:

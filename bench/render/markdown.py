@@ -70,7 +70,8 @@ def without_cache_text(c: pd.Series) -> str:
     low, high = c.get("ci_low_without_cache"), c.get("ci_high_without_cache")
     if pd.isna(low):
         return f"{ratio:.3g}x [no interval]"
-    return f"{ratio:.3g}x [{low:.3g}, {high:.3g}]"
+    top = "unbounded" if high == float("inf") else f"{high:.3g}"
+    return f"{ratio:.3g}x [{low:.3g}, {top}]"
 
 
 def _drop_if_empty(table: pd.DataFrame, column: str) -> pd.DataFrame:
