@@ -6,6 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SCENARIO ?= scenarios/default.toml
 BENCH_ARGS ?=
+# BUDGET=20m: start no trial after 20 minutes (vmbench run --time-budget); STRICT=1: exit 1
+# also when something could not run on this host (vmbench run --strict).
+BUDGET ?=
+STRICT ?=
 # What the venv gets besides vmbench: test and lint tools, ansible-core for `vmbench fleet`.
 # Hosts of a fleet run set VENV_EXTRAS= (they only run the suite).
 VENV_EXTRAS ?= [dev,fleet]
@@ -13,7 +17,8 @@ VENV_EXTRAS ?= [dev,fleet]
 .PHONY: help setup host host-tests venv bytecode bench test test-unit lint format doctor report clean
 
 help:
-	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run)"
+	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run,"
+	@echo "              BUDGET=20m to start no trial after 20 minutes, STRICT=1 to fail on what cannot run here)"
 	@echo "make test     unit and integration tests on the real engines"
 	@echo "make lint     ruff check and format check"
 	@echo "make report   re-render the report of the newest run"
@@ -51,7 +56,8 @@ bytecode:
 		|| echo "setup: could not byte-compile everything (vmbench runs, only slower to start)"
 
 bench: setup bytecode
-	$(BIN)/vmbench run $(SCENARIO) $(BENCH_ARGS)
+	$(BIN)/vmbench run $(SCENARIO) $(if $(BUDGET),--time-budget $(BUDGET)) \
+		$(if $(filter 1 yes true,$(STRICT)),--strict) $(BENCH_ARGS)
 
 test: host-tests venv
 	$(BIN)/pytest

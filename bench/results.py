@@ -92,6 +92,18 @@ METRIC_UNITS: dict[str, str] = {
     "runs_foreign_os": "bool",
     # A trial that produced no number still leaves a row, with this metric and a status.
     "trial": "",
+    # The host around each trial (bench/run/hostload.py), beside its measurements: the 1-min
+    # load average at its end; the CPU other processes than this run's (and its engine's
+    # daemons) used during it, in % of all cores (/proc/stat less ours); the share of its
+    # time some task waited for a CPU (/proc/pressure/cpu, where the kernel has PSI); the
+    # CPU time the hypervisor took from this host, if it is a VM (steal, % of all cores).
+    "host_load_1m": "",
+    "host_other_cpu_pct": "%",
+    "host_cpu_pressure_pct": "%",
+    "host_steal_pct": "%",
+    # repetitions = "auto" (and a time budget): per engine of a block (trial 0), the measured
+    # trials it got; detail: stopped=target-reached|max-reached|budget-over, ci_pct=...
+    "repetitions": "",
 }
 
 

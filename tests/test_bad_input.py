@@ -84,7 +84,15 @@ BAD_VALUES = {
     "name": not_a_name,
     **not_a_list_of,
     "repetitions": st.one_of(
-        st.integers(max_value=0), st.integers(min_value=1001), st.floats(), st.text(max_size=5)
+        st.integers(max_value=0),
+        st.integers(min_value=1001),
+        st.floats(),
+        st.text(max_size=5).filter(lambda t: t != "auto"),
+    ),
+    "min_repetitions": st.one_of(st.integers(max_value=1), st.integers(min_value=1001), st.text()),
+    "max_repetitions": st.one_of(st.integers(max_value=1), st.booleans(), st.floats()),
+    "target_ci_pct": st.one_of(
+        st.floats(max_value=0.0999), st.floats(min_value=100.001), st.text()
     ),
     "warmup": st.one_of(st.integers(max_value=-1), st.integers(min_value=101), st.booleans()),
     "timeout_s": st.one_of(
@@ -166,6 +174,20 @@ def test_malformed_scenario_files_get_one_line_and_exit_2(tmp_path, case):
         ("[scenario]\nname='x'\nguests=['debian', 'debian']\n", "no repeated items"),
         ("[scenario]\nname='../../etc'\nguests=['busybox']\n", "scenario.name"),
         ("[scenario]\nname='x'\nguests=['busybox']\nrepetitions='10'\n", "got '10'"),
+        ("[scenario]\nname='x'\nguests=['busybox']\nrepetitions='Auto'\n", 'or "auto"'),
+        (
+            "[scenario]\nname='x'\nguests=['busybox']\nrepetitions=5\ntarget_ci_pct=5\n",
+            'scenario.target_ci_pct: only with repetitions = "auto"',
+        ),
+        (
+            "[scenario]\nname='x'\nguests=['busybox']\nrepetitions='auto'\nmin_repetitions=8\n"
+            "max_repetitions=4\n",
+            "scenario.max_repetitions: expected at least min_repetitions (8), got 4",
+        ),
+        (
+            "[scenario]\nname='x'\nguests=['busybox']\nrepetitions='auto'\ntarget_ci=5\n",
+            "did you mean 'target_ci_pct'",
+        ),
         ("[scenario]\nname='x'\n[backend.qemu]\nmemory_mb=1\n", "scenario.guests: is required"),
         ("[scenario\n", "is not valid TOML"),
     ],

@@ -110,26 +110,40 @@ def test_report_of_a_csv_without_vmbench_rows_is_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("qemu_usable", "expected"), [(True, 0), (False, 1)], ids=["all-ok", "qemu-unavailable"]
+    ("vagrant", "strict", "expected"),
+    [
+        ("ok", False, 0),
+        ("unavailable", False, 0),  # what could not run here is said, not failed
+        ("unavailable", True, 1),  # --strict: it fails the run
+        ("fails", False, 1),  # a failed trial fails the run either way
+        ("fails", True, 1),
+    ],
 )
-def test_run_exits_with_the_runs_own_exit_code(
+def test_run_exit_codes(
     tmp_path,
     monkeypatch,
     fake_guest,
-    qemu_usable,
+    vagrant,
+    strict,
     expected,
 ):
-    """`vmbench run` returns RunStats.exit_code, the one place that decides it."""
+    """Exit 0 when every trial this host can run ended ok and a claim was checked; --strict
+    makes "could not run here" exit 1; a failed trial exits 1 either way."""
     from helpers.fakes import OK_LINES, FakeBackend, scenario_file
 
     from bench.backends.base import Availability
     from bench.run import runner as runner_mod
 
-    class Qemu(FakeBackend):
+    class Vagrant(FakeBackend):
         def availability(self):
-            return Availability(qemu_usable, "fake", "nothing")
+            return Availability(vagrant != "unavailable", "fake", "nothing")
 
-    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": Qemu("qemu", OK_LINES)}
+    lines = [b"no READY here\n"] if vagrant == "fails" else OK_LINES
+    backends = {
+        "docker": FakeBackend("docker", OK_LINES),
+        "qemu": FakeBackend("qemu", OK_LINES),
+        "vagrant": Vagrant("vagrant", lines),
+    }
     monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
     seen = []
     real_run = runner_mod.Runner.run
@@ -137,10 +151,14 @@ def test_run_exits_with_the_runs_own_exit_code(
         runner_mod.Runner, "run", lambda self, s: seen.append(real_run(self, s)) or seen[-1]
     )
     results = tmp_path / "results"
-    code = main(["run", str(scenario_file(tmp_path)), "--results-dir", str(results), "--no-report"])
+    scenario = scenario_file(tmp_path)
+    scenario.write_text(scenario.read_text().replace('"qemu"]', '"qemu", "vagrant"]'))
+    argv = ["run", str(scenario), "--results-dir", str(results), "--no-report"]
+    code = main(argv + (["--strict"] if strict else []))
     [stats] = seen
-    assert code == stats.exit_code == expected
-    assert stats.ok == (16 if qemu_usable else 8) and stats.failed == 0
+    assert code == expected
+    assert stats.ok == {"ok": 24, "unavailable": 16, "fails": 16}[vagrant]
+    assert stats.failed == (8 if vagrant == "fails" else 0)
 
 
 def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(

@@ -49,8 +49,8 @@ def test_dead_engine_fails_its_remaining_trials_without_calling_it(
     assert docker.health_checks == 1
     assert stats.down == {"docker": f"{DOWN}; then `vmbench clean --run run1` removes what "
                                     "this run left there"}  # fmt: skip
-    assert stats.failed == 6 and stats.exit_code == 1
-    failed = [r for r in rows if r["status"] == "failed"]
+    assert stats.failed == 6 and stats.exit_code() == 1
+    failed = [r for r in rows if r["status"] == "failed" and r["metric"] == "trial"]
     assert len(failed) == 6 and {r["backend"] for r in failed} == {"docker"}
     assert all(DOWN in r["detail"] and "vmbench clean --run run1" in r["detail"] for r in failed)
     assert "(this trial: docker: cannot create: connection refused)" in failed[0]["detail"]

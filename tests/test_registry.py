@@ -203,7 +203,7 @@ def test_a_fake_engine_in_one_module_is_classified_by_the_report(
     csv = tmp_path / "results.csv"
     with ResultWriter(csv) as writer:
         stats = Runner(RunConfig("run1", "host1"), writer).run(scenario.load(path))
-    assert stats.ok == 2 and stats.exit_code == 0
+    assert stats.ok == 2 and stats.exit_code() == 0
     ds = dataset.load([csv])
     rows = ds.rows[ds.rows.backend == "fakevm"]
     assert set(rows.kind) == {"microvm"}

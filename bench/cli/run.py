@@ -62,7 +62,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="root only: drop the page cache (echo 3 > /proc/sys/vm/drop_caches) before the "
         "first measured trial of each guest and backend, and label that trial cold",
     )
+    run.add_argument(
+        "--time-budget",
+        type=duration_s,
+        metavar="TIME",
+        help="start no trial after TIME (90s, 20m, 1h): the one in flight finishes, and the "
+        'last lines say which groups are above their target; with repetitions = "auto" the '
+        "budget goes to the groups whose intervals are widest",
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when something could not run on this host (an engine, a guest), too; "
+        "without it such a run exits 0 if every trial that could run here ended ok",
+    )
     run.set_defaults(handler=cmd_run)
+
+
+DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_s(text: str) -> float:
+    """'90s', '20m', '1h' (or '1.5h') -> seconds."""
+    number, unit = text.strip()[:-1], text.strip()[-1:]
+    try:
+        value = float(number) * DURATION_UNITS_S[unit]
+    except (KeyError, ValueError):
+        value = -1.0
+    if not 0 < value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 90s, 20m or 1h (up to a week), got {text!r}"
+        )
+    return value
 
 
 def _positive_int(text: str) -> int:

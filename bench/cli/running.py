@@ -19,8 +19,9 @@ from bench.cli.common import (
     UsageError,
     console,
     out,
+    reading,
 )
-from bench.cli.progress import TrialDisplay, progress_bar
+from bench.cli.progress import TrialDisplay, clock, progress_bar
 from bench.results import ResultsWriteError, ResultWriter
 from bench.run import host, liveness, scenario
 from bench.run.runner import Missing, RunConfig, Runner, RunStats, effective
@@ -44,6 +45,8 @@ class RunPlan:
     results_dir: Path
     resuming: bool
     report: bool
+    strict: bool = False  # something that could not run here makes the exit code 1
+    prior_rows: list | None = None  # the rows of the attempt --resume continues
 
     @property
     def run_dir(self) -> Path:
@@ -62,7 +65,7 @@ def execute(args: argparse.Namespace) -> int:
         with liveness.hold(plan.config.run_id):  # `vmbench clean` leaves a live run alone
             _open_run_dir(plan)
             stats = _measure(plan)
-            _finish(plan, stats)
+            checked = _finish(plan, stats)
     except ResultsWriteError as e:
         console.print(
             f"vmbench: {e}; the rows written before are kept; free space, then: "
@@ -79,7 +82,7 @@ def execute(args: argparse.Namespace) -> int:
             markup=False,
         )
         return 130
-    return stats.exit_code
+    return stats.exit_code(strict=plan.strict, claims_checked=checked)
 
 
 def _plan_run(args: argparse.Namespace) -> RunPlan:
@@ -89,8 +92,9 @@ def _plan_run(args: argparse.Namespace) -> RunPlan:
     if args.cold and os.geteuid() != 0:
         raise UsageError("--cold needs root: it writes 3 to /proc/sys/vm/drop_caches")
     results_dir = _results_dir(args.results_dir)
+    prior: list = []
     if args.resume:
-        run_id, files, config_args, done = _resume(args, results_dir)
+        run_id, files, config_args, done, prior = _resume(args, results_dir)
     else:
         run_id, files, done = None, args.scenarios or [DEFAULT_SCENARIO], frozenset()
         config_args = {
@@ -101,11 +105,24 @@ def _plan_run(args: argparse.Namespace) -> RunPlan:
         }
     scenarios = load_scenarios(files)
     host_id = host.host_id()
-    config = RunConfig(run_id=run_id or new_run_id(host_id), host_id=host_id, **config_args)
+    config = RunConfig(
+        run_id=run_id or new_run_id(host_id),
+        host_id=host_id,
+        time_budget_s=args.time_budget,
+        **config_args,
+    )
     # A density size this host cannot hold is bad input too.
     check_host_memory(effective(s, config) for s in scenarios)
     return RunPlan(
-        config, files, scenarios, done, results_dir, bool(args.resume), not args.no_report
+        config,
+        files,
+        scenarios,
+        done,
+        results_dir,
+        bool(args.resume),
+        not args.no_report,
+        strict=args.strict,
+        prior_rows=prior,
     )
 
 
@@ -123,13 +140,27 @@ def _open_run_dir(plan: RunPlan) -> None:
 
 def _measure(plan: RunPlan) -> RunStats:
     """Every pending trial, its rows appended to the CSV as it ends, progress on the terminal."""
+    from bench.run.hostload import noise_lines
+
     with ResultWriter(plan.csv) as writer, progress_bar(console) as progress:
-        display = TrialDisplay(progress)
-        runner = Runner(plan.config, writer, display.trial_done, done=plan.done)
+        display = TrialDisplay(progress, lines=not console.is_terminal)
+        runner = Runner(
+            plan.config, writer, display.trial_done, done=plan.done, prior_rows=plan.prior_rows
+        )
         total = len(runner.pending(plan.scenarios))
         before = f" still to do ({len(plan.done)} done before)" if plan.resuming else ""
-        display.start(total, f"vmbench: {len(plan.scenarios)} scenario(s), {total} trials{before}")
+        auto = " (at least: some scenarios repeat until their answer is clear)"
+        auto = auto if any(effective(s, plan.config).auto for s in plan.scenarios) else ""
+        budget = plan.config.time_budget_s
+        within = f", none started after {clock(budget)}" if budget else ""
+        display.start(
+            total,
+            f"vmbench: {len(plan.scenarios)} scenario(s), {total} trials{before}{auto}{within}",
+        )
         _write_host(plan.run_dir, {"run_id": plan.config.run_id})
+        # Before the first trial: what on this host makes timings noisy (nothing is changed).
+        for line in noise_lines(plan.config.run_id):
+            console.print(f"vmbench: noise: {line}", markup=False, highlight=False)
         try:
             return runner.run(plan.scenarios)
         except KeyboardInterrupt:
@@ -137,8 +168,9 @@ def _measure(plan: RunPlan) -> RunStats:
             raise
 
 
-def _finish(plan: RunPlan, stats: RunStats) -> None:
-    """host.json with the accelerators that ran, the summary, the report, the last line."""
+def _finish(plan: RunPlan, stats: RunStats) -> int:
+    """host.json with the accelerators that ran, the summary, the report, the last lines;
+    returns how many claims the run could check."""
     from bench.cli.reading import analysed, write_report
     from bench.render.terminal import summary_table
 
@@ -150,19 +182,52 @@ def _finish(plan: RunPlan, stats: RunStats) -> None:
         analysis, why = None, e
     out.print(summary_table(plan.csv, None if analysis is None else analysis.summary))
     not_checked: list[str] = []
-    if plan.report and why is not None:
-        console.print(f"vmbench: no report: {why}", markup=False)
-    elif plan.report:
+    checked = 0
+    if why is not None:  # e.g. every trial failed: the CSV stays, the report is skipped
+        console.print(
+            f"vmbench: no report: {why}" if plan.report else f"vmbench: {why}", markup=False
+        )
+    else:
         try:
-            report_dir = plan.run_dir / "report"
-            claims = write_report([plan.csv], report_dir, deck=True, analysis=analysis).claims
+            if plan.report:
+                report_dir = plan.run_dir / "report"
+                claims = write_report([plan.csv], report_dir, deck=True, analysis=analysis).claims
+            else:  # the verdicts alone: how many claims the run checked decides its exit
+                claims = reading(lambda: analysis.claims)
+            checked = int((claims.verdict != "not-measured").sum())
             not_checked = list(dict.fromkeys(claims.claim[claims.verdict == "not-measured"]))
-        except UsageError as e:  # e.g. every trial failed: the CSV stays, the report is skipped
+        except UsageError as e:
             console.print(f"vmbench: no report: {e}", markup=False)
+    for line in _budget_lines(plan, stats):
+        console.print(line, markup=False, highlight=False)
     line = _not_checked_line(not_checked, stats)
     if line:
         console.print(line, markup=False, highlight=False)
+    if checked == 0 and stats.ok:
+        console.print("vmbench: no claim could be checked with these trials", markup=False)
+    if stats.could_not_run and not stats.failed and checked != 0:
+        console.print(
+            "vmbench: --strict: what could not run here makes this run exit 1"
+            if plan.strict
+            else "vmbench: what could not run here is not a failure: the run exits 0 when "
+            "every other trial ended ok (--strict makes it exit 1)",
+            markup=False,
+        )
     console.print(f"vmbench: {_counts(stats)}; results: {plan.csv}", markup=False)
+    return checked
+
+
+def _budget_lines(plan: RunPlan, stats: RunStats) -> list[str]:
+    """What the time budget left undone and which groups are above their target."""
+    lines = []
+    if stats.budget_over:
+        lines.append(
+            f"vmbench: the time budget ({clock(plan.config.time_budget_s or 0)}) is spent: "
+            "the trial in flight finished, no other started"
+        )
+    if stats.above_target:
+        lines.append("vmbench: groups above their target: " + "; ".join(stats.above_target))
+    return lines
 
 
 def _counts(stats: RunStats) -> str:
@@ -235,7 +300,8 @@ def _write_run_record(
 
 
 def _resume(args: argparse.Namespace, results_dir: Path):
-    """(run_id, scenario files, RunConfig options, finished trial keys) of the run to continue."""
+    """(run_id, scenario files, RunConfig options, finished trial keys, rows) of the run to
+    continue."""
     from bench.results import read_rows
     from bench.run.runner import finished_keys
 
@@ -269,13 +335,14 @@ def _resume(args: argparse.Namespace, results_dir: Path):
                 "plan would not be the same; start a new run instead"
             )
     done: set = set()
+    rows: list[dict[str, str]] = []
     csv_path = run_dir / "results.csv"
     if csv_path.is_file():
         rows, bad = read_rows(csv_path)
         for line in bad:
             console.print(f"vmbench: {line}", markup=False, highlight=False)
         done = finished_keys(rows)
-    return run_id, files, options, done
+    return run_id, files, options, done, rows
 
 
 def _sha256(path: Path) -> str:
@@ -288,6 +355,10 @@ def _not_checked_line(claims: list[str], stats: RunStats) -> str:
     # The cause was said once when it was met; the summary repeats only what to do.
     missing = [_with_fix(name, why) for name, why in sorted(stats.unavailable.items())]
     missing += [_with_fix(f"guest {g}", why) for g, why in sorted(stats.guests_unavailable.items())]
+    missing += [
+        f"guest {guest} on {backend} ({why})"
+        for (backend, guest), why in sorted(stats.unsupported_guests.items())
+    ]
     could_not = f"could not run here: {'; '.join(missing)}" if missing else ""
     if claims:
         line = (

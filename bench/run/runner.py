@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import platform
-import random
-import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from bench.backends import (
@@ -32,155 +31,22 @@ from bench.backends.base import LaunchSpec, SizeRecord
 from bench.errors import VmbenchError
 from bench.guests import DebError, Guest, HostToolMissing, build_guest
 from bench.results import ResultWriter, Row, unit_of
+from bench.run import hostload
+from bench.run.adaptive import Adaptive
 from bench.run.density import MemoryGuard, run_density
+from bench.run.planning import (  # noqa: F401 (finished_keys, plan: imported from here too)
+    PlannedTrial,
+    RunConfig,
+    TrialKey,
+    effective,
+    finished_keys,
+    plan,
+    trial_key,
+)
+from bench.run.runstats import Missing, RunStats
 from bench.run.scenario import Scenario
-from bench.run.trial import TrialOutcome, run_trial
+from bench.run.trial import Measurement, TrialOutcome, run_trial
 from bench.signals import shielded
-
-
-@dataclass
-class RunConfig:
-    run_id: str
-    host_id: str
-    backends: tuple[str, ...] | None = None  # restrict to these (None: the scenario's)
-    repetitions: int | None = None
-    quick: bool = False
-    cold: bool = False  # drop the page cache before the first measured trial of each pair
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    scenario: Scenario
-    guest: str
-    backend: str
-    workload: str
-    instances: int
-    trial: int
-    phase: str  # cold | warm | warmup (cold decided when the image turns out freshly built)
-
-
-# What makes a trial the same trial in a resumed run: the plan is deterministic given the
-# scenario (seed included), so the same key means the same planned trial.
-TrialKey = tuple[
-    str, str, str, int, int, str
-]  # scenario, guest, backend, instances, trial, workload
-
-
-def trial_key(trial: PlannedTrial) -> TrialKey:
-    return (
-        trial.scenario.name,
-        trial.guest,
-        trial.backend,
-        trial.instances,
-        trial.trial,
-        trial.workload,
-    )
-
-
-def finished_keys(rows: list[dict[str, str]]) -> set[TrialKey]:
-    """Trials a results CSV already holds an outcome for.
-
-    ``interrupted`` and ``unsupported`` rows do not count: those trials never ran to an end,
-    so a resumed run does them (``failed`` and ``timeout`` are outcomes and stay).
-
-    Build rows (trial 0) count too, keyed with workload "", so a resumed run does not write
-    the image sizes twice.
-    """
-    keys: set[TrialKey] = set()
-    for row in rows:
-        if row["status"] in ("interrupted", "unsupported"):
-            continue
-        words = row["detail"].split(maxsplit=1)
-        workload = words[0].removeprefix("workload=") if words and row["phase"] != "build" else ""
-        # A stand-in guest's rows (a user's Vagrant box) name the planned guest apart.
-        planned = re.search(r"(?:^| )scenario_guest=(\S+)", row["detail"])
-        keys.add(
-            (
-                row["scenario"],
-                planned.group(1) if planned else row["guest"],
-                row["backend"],
-                int(row["instances"]),
-                int(row["trial"]),
-                workload,
-            )
-        )
-    return keys
-
-
-@dataclass(frozen=True)
-class Missing:
-    """What this host lacks for an engine or a guest, and the command that gives it (or "").
-    Kept apart so the end-of-run summary can repeat only the fix."""
-
-    cause: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.cause}; fix: {self.fix}" if self.fix else self.cause
-
-
-@dataclass
-class RunStats:
-    ok: int = 0
-    failed: int = 0
-    unsupported: int = 0  # trials not run: the engine, or this guest on it, cannot run here
-    unavailable: dict[str, Missing] = field(default_factory=dict)
-    # (backend, guest) -> why the engine cannot run this guest (it runs others)
-    unsupported_guests: dict[tuple[str, str], str] = field(default_factory=dict)
-    guests_unavailable: dict[str, Missing] = field(default_factory=dict)  # guest -> why not here
-    down: dict[str, str] = field(default_factory=dict)  # backend -> why it stopped mid-run
-    accels: dict[str, str] = field(default_factory=dict)  # backend -> accelerator that ran
-
-    @property
-    def exit_code(self) -> int:
-        """The run's exit code: 1 when a trial failed, or a backend or guest could not be had
-        on this host."""
-        return 1 if self.failed or self.unavailable or self.guests_unavailable else 0
-
-
-def effective(scenario: Scenario, config: RunConfig) -> Scenario:
-    """The scenario as this run will execute it (--quick, --repetitions, --backends)."""
-    changes: dict = {}
-    if config.quick:
-        changes.update(
-            repetitions=min(scenario.repetitions, 2),
-            warmup=0,
-            memory_sample_s=min(scenario.memory_sample_s, 1.0),
-            # Density: the two smallest sizes still give a slope.
-            instances=tuple(sorted(scenario.instances)[:2]),
-            backend_options={
-                name: {**opts, "instances": tuple(sorted(opts["instances"])[:2])}
-                if opts.get("instances")
-                else opts
-                for name, opts in scenario.backend_options.items()
-            },
-        )
-    if config.repetitions is not None:
-        changes["repetitions"] = config.repetitions
-    if config.backends is not None:
-        changes["backends"] = tuple(b for b in scenario.backends if b in config.backends)
-    return replace(scenario, **changes)
-
-
-def plan(scenario: Scenario) -> Iterator[PlannedTrial]:
-    """Warmup rounds, then measured rounds; the backends in a fresh shuffled order each round."""
-    rng = random.Random(scenario.seed)
-    for guest in scenario.guests:
-        counters = dict.fromkeys(scenario.backends, 0)
-        for workload in scenario.workloads:
-            sizes = sorted({n for b in scenario.backends for n in scenario.instances_for(b)})
-            for n in sizes:
-                rounds = ["warmup"] * scenario.warmup + ["warm"] * scenario.repetitions
-                for phase in rounds:
-                    order = list(scenario.backends)
-                    rng.shuffle(order)
-                    for backend in order:
-                        if n not in scenario.instances_for(backend):
-                            continue
-                        counters[backend] += 1
-                        yield PlannedTrial(
-                            scenario, guest, backend, workload, n, counters[backend], phase
-                        )
 
 
 class EngineUnavailable(BackendUnsupported):
@@ -235,8 +101,10 @@ class Runner:
         writer: ResultWriter,
         on_trial: OnTrial = lambda trial, outcome, stats: None,
         done: set[TrialKey] | frozenset[TrialKey] = frozenset(),
+        prior_rows: list[dict[str, str]] | None = None,
     ) -> None:
         self.config = config
+        self.prior_rows = prior_rows or []  # the CSV of an earlier attempt (--resume)
         self.done = done  # trials (and builds) an earlier attempt of this run finished
         self.writer = writer
         self.on_trial = on_trial  # called after each trial's rows are written
@@ -249,6 +117,7 @@ class Runner:
         self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
         self._in_flight: InFlight | None = None
         self._memory_guard = MemoryGuard()  # density: per-instance cost measured at smaller N
+        self.adaptive = Adaptive([])
 
     # -- backends and images -------------------------------------------------------------
 
@@ -351,8 +220,20 @@ class Runner:
         ]
 
     def run(self, scenarios: list[Scenario]) -> RunStats:
+        """The planned trials, then the rounds "auto" adds; with a time budget, no trial
+        starts once it is spent (the one in flight finishes)."""
+        started = time.monotonic()
+        budget_s = self.config.time_budget_s
+        pending = self.pending(scenarios)
+        self.adaptive = Adaptive([t for s in scenarios for t in plan(effective(s, self.config))])
+        self.adaptive.observe_rows(self.prior_rows, {s.name: s for s in scenarios})
+        self._add_planned([t.backend for t in pending])
+        rounds = self.adaptive.rounds(self._can_run, self._add_planned)
         try:
-            for trial in self.pending(scenarios):
+            for trial in itertools.chain(pending, rounds):
+                if budget_s is not None and time.monotonic() - started >= budget_s:
+                    self.stats.budget_over = True
+                    break
                 try:
                     self.run_one(trial)
                 except KeyboardInterrupt:
@@ -361,9 +242,39 @@ class Runner:
                         why = "stopped by the user (Ctrl-C/SIGTERM)"
                         self._write_outcome(TrialOutcome("interrupted", why))
                     raise
+            self._write_stops()
         finally:
             self.close()
         return self.stats
+
+    def _add_planned(self, backends: list[str]) -> None:
+        """Trials to come, by engine (the progress line's estimate of what is left)."""
+        self.stats.planned += len(backends)
+        for name in backends:
+            self.stats.to_do[name] = self.stats.to_do.get(name, 0) + 1
+
+    def _can_run(self, backend: str, guest: str) -> bool:
+        """False for an engine (or this guest on it) this host cannot run, or that went down."""
+        stats = self.stats
+        return not (
+            backend in stats.unavailable
+            or backend in stats.down
+            or (backend, guest) in stats.unsupported_guests
+            or guest in stats.guests_unavailable
+        )
+
+    def _write_stops(self) -> None:
+        """A ``repetitions`` row per engine of each block that stopped for a reason worth
+        saying (auto scenarios, and what the time budget cut short)."""
+        for stop in self.adaptive.stops(self.stats.budget_over, self._can_run):
+            marker = stop.marker
+            if trial_key(marker) not in self.done:
+                make = self._row_maker(
+                    marker, self._known_accel(marker), _now(), self._known(marker)
+                )
+                self.writer.write([make("repetitions", float(stop.trials), stop.detail)])
+            if stop.short_of_target:
+                self.stats.above_target.append(stop.short_of_target)
 
     def run_one(self, trial: PlannedTrial) -> None:
         flight = self._in_flight = InFlight(trial, _now())
@@ -389,7 +300,13 @@ class Runner:
         flight.trial = trial = replace(trial, phase=self._phase(trial))
         flight.accel = prepared.accel
         flight.started_at = _now()  # the measurement starts now; a first build came before
+        before = hostload.snapshot()
         outcome = self._measure(backend, prepared, trial)
+        after = hostload.snapshot()
+        if outcome.status != "unsupported":  # it ran: how busy the host was meanwhile
+            host = hostload.measurements(before, after, trial.backend, self.config.run_id)
+            window = f"over the trial's {after.at_s - before.at_s:.1f} s"
+            outcome.measurements += [Measurement(m, v, window) for m, v in host.items()]
         if outcome.status == "failed":
             outcome = self._after_failure(trial.backend, outcome)
         self._write_outcome(outcome)  # a density size the memory guard refused: unsupported
@@ -501,6 +418,9 @@ class Runner:
             self.stats.accels[trial.backend] = accel
         self.writer.write(rows)
         self._in_flight = None
+        self.stats.to_do[trial.backend] = max(self.stats.to_do.get(trial.backend, 0) - 1, 0)
+        values = [(m.metric, m.value) for m in outcome.measurements]
+        self.adaptive.observe(trial, outcome.status, values)
         self.on_trial(trial, outcome, self.stats)
 
     def _accel(self, name: str, known: str) -> str:

@@ -26,6 +26,19 @@ MAX_INSTANCES = 256
 # Suites include suites; deeper than this is a mistake (or a generated chain), and Python's
 # recursion limit would end it with a traceback instead of a line naming the file.
 MAX_SUITE_DEPTH = 32
+AUTO = "auto"  # repetitions = "auto": rounds until every group's interval is narrow enough
+
+
+def _repetitions(value: Any) -> int | str:
+    """A whole number of measured rounds, or "auto" (min_repetitions .. max_repetitions)."""
+    if value == AUTO:
+        return AUTO
+    try:
+        return whole_in(1, MAX_REPETITIONS)(value)
+    except ValueError:
+        raise ValueError(
+            f'expected a whole number from 1 to {MAX_REPETITIONS} or "auto", got {value!r}'
+        ) from None
 
 
 class ScenarioError(InputError):
@@ -69,7 +82,12 @@ SCENARIO_KEYS: dict[str, Option] = {
     "guests": Option(list_of(_guest), required=True),
     "workloads": Option(list_of(one_of(WORKLOADS)), default=("ready", "idle")),
     "backends": Option(list_of(_backend), default=("docker", "qemu")),
-    "repetitions": Option(whole_in(1, MAX_REPETITIONS), default=10),
+    "repetitions": Option(_repetitions, default=10),
+    # Only with repetitions = "auto": the rounds run at least and at most, and the target
+    # half-width of each group's median's 95% CI, in % of the median.
+    "min_repetitions": Option(whole_in(2, MAX_REPETITIONS), default=None),
+    "max_repetitions": Option(whole_in(2, MAX_REPETITIONS), default=None),
+    "target_ci_pct": Option(number_in(0.1, 100), default=None),
     "warmup": Option(whole_in(0, 100), default=1),
     "timeout_s": Option(number_in(1, 3600), default=120.0),
     "instances": Option(list_of(whole_in(1, MAX_INSTANCES)), default=(1,)),
@@ -104,6 +122,11 @@ class Scenario:
     memory_sample_s: float
     seed: int
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # repetitions = "auto": ``repetitions`` is then min_repetitions (the rounds always run),
+    # and the runner adds rounds up to ``max_repetitions`` until ``target_ci_pct`` is met.
+    auto: bool = False
+    max_repetitions: int = 0
+    target_ci_pct: float = 0.0
 
     def options(self, backend: str) -> dict[str, Any]:
         return self.backend_options.get(backend, {})
@@ -228,7 +251,7 @@ def _parse(path: Path, data: dict) -> Scenario:
         name: _check_table(path, f"backend.{name}.", backend_tables.get(name, {}), keys)
         for name, keys in allowed.items()
     }
-    scenario = Scenario(path=path, backend_options=options, **values)
+    scenario = Scenario(path=path, backend_options=options, **_repetition_values(path, values))
     alone = {"ready", "cpu"} & set(scenario.workloads)  # timed one instance at a time
     if alone and any(scenario.multi_instance(b) for b in scenario.backends):
         raise ScenarioError(
@@ -238,3 +261,35 @@ def _parse(path: Path, data: dict) -> Scenario:
             'expected workloads = ["idle"]',
         )
     return scenario
+
+
+AUTO_DEFAULTS = {"min_repetitions": 5, "max_repetitions": 20, "target_ci_pct": 5.0}
+
+
+def _repetition_values(path: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """The [scenario] values as Scenario fields: "auto" and its three keys checked together."""
+    values = dict(values)
+    given = {k: values.pop(k) for k in AUTO_DEFAULTS}
+    if values["repetitions"] != AUTO:
+        for key, value in given.items():
+            if value is not None:
+                raise ScenarioError(
+                    path,
+                    f"scenario.{key}",
+                    f'only with repetitions = "auto" (repetitions is {values["repetitions"]})',
+                )
+        return values
+    auto = {k: AUTO_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    if auto["max_repetitions"] < auto["min_repetitions"]:
+        raise ScenarioError(
+            path,
+            "scenario.max_repetitions",
+            f"expected at least min_repetitions ({auto['min_repetitions']}), "
+            f"got {auto['max_repetitions']}",
+        )
+    return values | {
+        "repetitions": auto["min_repetitions"],
+        "auto": True,
+        "max_repetitions": auto["max_repetitions"],
+        "target_ci_pct": auto["target_ci_pct"],
+    }
