@@ -1,0 +1,188 @@
+"""Outliers, drift and busy-host trials: named in the report, never dropped from a figure.
+
+Outliers: per group (host, scenario, guest, engine, instances, phase, metric) of at least
+``MIN_N`` ok values, a value whose modified z-score (Iglewicz and Hoaglin 1993:
+0.6745 (x - median) / MAD) is above ``Z_LIMIT`` = 3.5. A group whose MAD is 0 uses the
+mean absolute deviation instead (0.7979 (x - median) / meanAD), as IBM SPSS does.
+
+Drift: per group of at least ``TREND_MIN_N`` values in run order (``started_at``, then the
+trial number), Kendall's tau of value against order, the Mann-Kendall trend test
+(``scipy.stats.kendalltau``, tau-b, two-sided); flagged when p < ``TREND_P``. A warming
+host (values falling) or a throttling one (values rising) shows here.
+
+Busy: a trial during which other processes than the run's own used ``BUSY_OTHER_PCT`` % of
+all cores or more (its ``host_other_cpu_pct`` row, bench/run/hostload.py).
+
+Pure pandas/scipy on the rows of results CSVs; nothing here reads a host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from bench.results import unit_of
+from bench.units import human
+
+Z_LIMIT = 3.5
+MIN_N = 5
+TREND_MIN_N = 6
+TREND_P = 0.01
+BUSY_OTHER_PCT = 25.0
+HOST_METRICS = ("host_load_1m", "host_other_cpu_pct", "host_cpu_pressure_pct", "host_steal_pct")
+GROUP = ["host_id", "scenario", "guest", "backend", "instances", "phase", "metric"]
+TRIAL = ["run_id", "host_id", "scenario", "guest", "backend", "instances", "trial"]
+CHECKED_UNITS = ("s", "B")  # timings and sizes; facts (bool) and counts are not samples
+
+
+def modified_z(values: np.ndarray | list[float]) -> np.ndarray:
+    """Iglewicz-Hoaglin modified z-scores (0 for all when the values do not vary)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return x
+    median = np.median(x)
+    deviation = np.abs(x - median)
+    mad = np.median(deviation)
+    if mad > 0:
+        return 0.6745 * (x - median) / mad
+    mean_ad = np.mean(deviation)
+    if mean_ad > 0:
+        return 0.7979 * (x - median) / mean_ad
+    return np.zeros_like(x)
+
+
+def samples(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows outliers and drift are looked for in: ok timings and sizes of measured
+    (warm or cold) trials, in run order."""
+    r = rows[(rows.status == "ok") & rows.value.notna() & rows.phase.isin(["warm", "cold"])]
+    r = r[r.metric.map(unit_of).isin(CHECKED_UNITS) & ~r.metric.isin(HOST_METRICS)]
+    return r.sort_values(["started_at", "trial"], kind="stable")
+
+
+def host_state(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per trial (TRIAL columns): its host_* values, one column each (NaN where not recorded:
+    a CSV from before they were)."""
+    r = rows[rows.metric.isin(HOST_METRICS) & rows.value.notna()]
+    if r.empty:
+        return pd.DataFrame(columns=[*TRIAL, *HOST_METRICS])
+    wide = r.pivot_table(index=TRIAL, columns="metric", values="value", aggfunc="first")
+    for metric in HOST_METRICS:
+        if metric not in wide.columns:
+            wide[metric] = np.nan
+    return wide[list(HOST_METRICS)].reset_index()
+
+
+def outliers(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every value with |modified z| > Z_LIMIT in its group, with the group's median and the
+    host's state during that trial."""
+    found = []
+    for _key, g in samples(rows).groupby(GROUP, sort=True):
+        if len(g) < MIN_N:
+            continue
+        z = modified_z(g.value.to_numpy())
+        hit = g[np.abs(z) > Z_LIMIT].assign(z=z[np.abs(z) > Z_LIMIT], median=g.value.median())
+        found.append(hit)
+    columns = [*TRIAL, "phase", "metric", "value", "median", "z", "started_at"]
+    if not found:
+        return pd.DataFrame(columns=[*columns, *HOST_METRICS])
+    table = pd.concat(found, ignore_index=True)[columns]
+    return table.merge(host_state(rows), on=TRIAL, how="left")
+
+
+@dataclass(frozen=True)
+class Trend:
+    key: tuple  # GROUP values
+    n: int
+    tau: float
+    p: float
+    first: str  # started_at of its first and last trial
+    last: str
+
+
+def trends(rows: pd.DataFrame) -> list[Trend]:
+    """Groups whose values rise or fall over the run's order (Mann-Kendall, p < TREND_P)."""
+    found = []
+    for key, g in samples(rows).groupby(GROUP, sort=True):
+        if len(g) < TREND_MIN_N or g.value.nunique() < 2:
+            continue
+        result = sps.kendalltau(np.arange(len(g)), g.value.to_numpy())
+        tau, p = float(result.statistic), float(result.pvalue)
+        if np.isfinite(p) and p < TREND_P:
+            found.append(Trend(key, len(g), tau, p, g.started_at.iloc[0], g.started_at.iloc[-1]))
+    return found
+
+
+def busy_trials(rows: pd.DataFrame) -> pd.DataFrame:
+    """Trials during which other processes used BUSY_OTHER_PCT % of the CPU or more."""
+    state = host_state(rows)
+    return state[state.host_other_cpu_pct >= BUSY_OTHER_PCT]
+
+
+def _clock(started_at: str) -> str:
+    """'14:03:22' of an ISO time (the day is the run's), or the text as it is."""
+    stamp = pd.to_datetime(started_at, errors="coerce", utc=True)
+    return started_at if pd.isna(stamp) else stamp.strftime("%H:%M:%S UTC")
+
+
+def host_then(record) -> str:
+    """'load 2.31, other processes 64 % of the CPU (busy)', or what of it was recorded."""
+    parts = []
+    load, other = getattr(record, "host_load_1m", np.nan), getattr(record, "host_other_cpu_pct", np.nan)
+    if pd.notna(load):
+        parts.append(f"load {load:.2f}")
+    if pd.notna(other):
+        busy = " (busy)" if other >= BUSY_OTHER_PCT else ""
+        parts.append(f"other processes {other:.0f} % of the CPU{busy}")
+    return ", ".join(parts) if parts else "host load not recorded"
+
+
+def warnings(rows: pd.DataFrame) -> list[str]:
+    """The report's lines about outliers, drift and busy-host trials."""
+    lines = []
+    for r in outliers(rows).itertuples(index=False):
+        unit = unit_of(r.metric)
+        lines.append(
+            f"outlier (kept): {r.scenario}/{r.guest} {r.backend} {r.phase} {r.metric} trial "
+            f"{r.trial} at {_clock(r.started_at)} on {r.host_id}: {human(r.value, unit)} vs "
+            f"median {human(r.median, unit)} (modified z {r.z:.1f}); host then: {host_then(r)}"
+        )
+    for t in trends(rows):
+        host, scenario, guest, backend, _n, phase, metric = t.key
+        way = "rises" if t.tau > 0 else "falls"
+        lines.append(
+            f"drift: {scenario}/{guest} {backend} {phase} {metric} on {host} {way} over the run "
+            f"(Mann-Kendall tau {t.tau:+.2f}, p {t.p:.3g}, {t.n} trials {_clock(t.first)} .. "
+            f"{_clock(t.last)}): a warming or throttling host, or a cache filling?"
+        )
+    busy = busy_trials(rows)
+    if len(busy):
+        total = len(host_state(rows))
+        named = [
+            f"{b.scenario}/{b.guest} {b.backend} #{b.trial} ({b.host_other_cpu_pct:.0f} %)"
+            for b in busy.itertuples(index=False)
+        ]
+        shown = ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
+        lines.append(
+            f"busy host: {len(busy)} of {total} trials ran while other processes used "
+            f"{BUSY_OTHER_PCT:g} % of the CPU or more: {shown}"
+        )
+    return lines
+
+
+def busy_caveat(rows: pd.DataFrame) -> str:
+    """For a verdict whose interval rests on ``rows`` (its groups' measured rows): how many
+    of their trials ran on a busy host, or "" when none did (or none was recorded)."""
+    used = samples(rows)[TRIAL].drop_duplicates()
+    if used.empty:
+        return ""
+    busy = used.merge(busy_trials(rows)[TRIAL], on=TRIAL)
+    if busy.empty:
+        return ""
+    return (
+        f"{len(busy)} of the {len(used)} trials behind this interval ran on a busy host "
+        f"(other processes {BUSY_OTHER_PCT:g} % of the CPU or more): it may be wider or "
+        "shifted"
+    )
