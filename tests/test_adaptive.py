@@ -4,7 +4,7 @@ import itertools
 import time
 
 import pytest
-from test_runner import OK_LINES, FakeBackend, fake_guest, run_with  # noqa: F401
+from helpers.fakes import OK_LINES, FakeBackend, run_with
 
 from bench.run import runner as runner_mod
 from bench.run.adaptive import ci_pct
@@ -69,7 +69,7 @@ def test_auto_keys_and_their_defaults(tmp_path):
 def test_adaptive_rounds_stop_where_the_interval_reaches_the_target(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     """A constant engine stops at min_repetitions, one of fixed spread where its median's
     interval first reaches the target; every added round visits both engines once."""
@@ -93,7 +93,7 @@ def test_adaptive_rounds_stop_where_the_interval_reaches_the_target(
 def test_adaptive_rounds_end_at_the_maximum_and_say_so(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     wide = [1.0, 3.0] * 100  # never within 1 %
     fixed_trials(monkeypatch, {"docker": wide, "qemu": wide})
@@ -111,7 +111,7 @@ def test_adaptive_rounds_end_at_the_maximum_and_say_so(
 def test_a_time_budget_starts_no_trial_once_spent_and_names_the_groups_above_target(
     tmp_path,
     monkeypatch,
-    fake_guest,  # noqa: F811
+    fake_guest,
 ):
     wide = [1.0, 3.0] * 100
     fixed_trials(monkeypatch, {"docker": wide, "qemu": wide}, sleep_s=0.3)

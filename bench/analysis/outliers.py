@@ -130,7 +130,10 @@ def _clock(started_at: str) -> str:
 def host_then(record) -> str:
     """'load 2.31, other processes 64 % of the CPU (busy)', or what of it was recorded."""
     parts = []
-    load, other = getattr(record, "host_load_1m", np.nan), getattr(record, "host_other_cpu_pct", np.nan)
+    load, other = (
+        getattr(record, "host_load_1m", np.nan),
+        getattr(record, "host_other_cpu_pct", np.nan),
+    )
     if pd.notna(load):
         parts.append(f"load {load:.2f}")
     if pd.notna(other):

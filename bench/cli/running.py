@@ -207,9 +207,9 @@ def _finish(plan: RunPlan, stats: RunStats) -> int:
         console.print("vmbench: no claim could be checked with these trials", markup=False)
     if stats.could_not_run and not stats.failed and checked != 0:
         console.print(
-            "vmbench: --strict: what could not run here makes this run exit 1"
+            "vmbench: --strict: what this host cannot run makes the run exit 1"
             if plan.strict
-            else "vmbench: what could not run here is not a failure: the run exits 0 when "
+            else "vmbench: what this host cannot run is not a failure: the run exits 0 when "
             "every other trial ended ok (--strict makes it exit 1)",
             markup=False,
         )

@@ -1,0 +1,75 @@
+"""Outliers (modified z), drift (Mann-Kendall) and busy-host trials on synthetic samples."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.analysis import outliers
+from bench.results import COLUMNS
+
+
+def rows_of(values, backend="docker", metric="ready_s", other_pct=None, start_minute=0):
+    """One warm trial per value, a minute apart, with host_other_cpu_pct rows if given."""
+    rows = []
+    for k, value in enumerate(values):
+        base = dict.fromkeys(COLUMNS, "")
+        base |= {
+            "run_id": "r1",
+            "host_id": "h1",
+            "scenario": "s",
+            "guest": "busybox",
+            "backend": backend,
+            "accel": "none",
+            "instances": 1,
+            "trial": k + 1,
+            "phase": "warm",
+            "status": "ok",
+            "started_at": f"2026-12-03T14:{start_minute + k:02d}:00+00:00",
+        }
+        rows.append(base | {"metric": metric, "value": value})
+        if other_pct is not None:
+            rows.append(base | {"metric": "host_other_cpu_pct", "value": other_pct[k]})
+            rows.append(base | {"metric": "host_load_1m", "value": other_pct[k] / 40})
+    return pd.DataFrame(rows).astype({"value": float})
+
+
+def test_modified_z_flags_the_known_outliers_and_nothing_else():
+    rng = np.random.default_rng(1)
+    quiet = list(1.0 + rng.normal(0, 0.01, 20))
+    values = [*quiet[:7], 1.5, *quiet[7:15], 0.6, *quiet[15:]]
+    found = outliers.outliers(rows_of(values))
+    assert sorted(found.trial) == [8, 17]
+    assert (found.z.abs() > 3.5).all()
+    assert found.set_index("trial").z[8] > 0 > found.set_index("trial").z[17]
+    assert outliers.outliers(rows_of(quiet)).empty
+
+
+def test_modified_z_with_zero_mad_uses_the_mean_absolute_deviation():
+    z = outliers.modified_z([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+    assert z[-1] > 3.5 and np.all(z[:-1] == 0)
+    assert np.all(outliers.modified_z([3.0] * 6) == 0)
+
+
+def test_a_trend_over_the_run_is_named_and_a_shuffled_one_is_not():
+    rising = [1.0 + 0.05 * k for k in range(10)]
+    [trend] = outliers.trends(rows_of(rising))
+    assert trend.tau == pytest.approx(1.0) and trend.p < 0.01 and trend.n == 10
+    line = [w for w in outliers.warnings(rows_of(rising)) if w.startswith("drift:")]
+    assert len(line) == 1 and "rises" in line[0] and "14:00:00 UTC .. 14:09:00 UTC" in line[0]
+    shuffled = [rising[k] for k in (3, 8, 0, 6, 1, 9, 4, 2, 7, 5)]
+    assert outliers.trends(rows_of(shuffled)) == []
+
+
+def test_warnings_name_the_trial_when_it_ran_and_how_busy_the_host_was():
+    values = [1.0, 1.01, 0.99, 1.0, 1.02, 2.5, 1.0, 0.98]
+    other = [5, 4, 6, 5, 5, 80, 6, 5]
+    rows = rows_of(values, other_pct=other)
+    said = outliers.warnings(rows)
+    [outlier] = [w for w in said if w.startswith("outlier")]
+    assert "trial 6 at 14:05:00 UTC" in outlier and "2.50 s" in outlier
+    assert "load 2.00, other processes 80 % of the CPU (busy)" in outlier
+    [busy] = [w for w in said if w.startswith("busy host")]
+    assert "1 of 8 trials" in busy and "s/busybox docker #6 (80 %)" in busy
+    assert "1 of the 8 trials" in outliers.busy_caveat(rows)
+    assert outliers.busy_caveat(rows_of(values, other_pct=[5] * 8)) == ""
+    assert outliers.busy_caveat(rows_of(values)) == ""  # an older CSV: nothing recorded
