@@ -156,6 +156,10 @@ DETAIL_KEYS: dict[str, DetailKey] = {
         DetailKey("virtual_bytes", int, "a disk image's virtual size"),
         DetailKey("scenario_guest", str, "the guest a scenario planned (a resumed run's check)"),
         DetailKey("banner", str, "another system's banner, quoted (its first word as a fact)"),
+        # A repetitions row (repetitions = "auto", a time budget): why its group stopped.
+        DetailKey("stopped", str, "target-reached, max-reached or budget-over"),
+        DetailKey("target_ci_pct", float, "the scenario's target: CI within this % of the median"),
+        DetailKey("ci_pct", str, "metric:% of each group, how far its median's CI reaches"),
     )
 }
 # A value may end a clause ("boot=disk: ...", "(arch=aarch64)"): that punctuation is not part

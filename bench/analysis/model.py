@@ -19,7 +19,18 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis import claims as claims_module
-from bench.analysis import emulation, facts, footprint, phases, published, slopes, spectrum, summary
+from bench.analysis import (
+    emulation,
+    facts,
+    footprint,
+    outliers,
+    phases,
+    published,
+    repetitions,
+    slopes,
+    spectrum,
+    summary,
+)
 from bench.analysis.dataset import Dataset, load
 from bench.analysis.hosts import Hosts, compare_hosts
 
@@ -57,7 +68,18 @@ class Analysis:
         """One verdict per host, claim and comparison (claims.COLUMNS), a TCG VM's memory and
         density ratios with their second one without the translation cache beside them."""
         verdicts = claims_module.evaluate_by_host(self.dataset)
-        return emulation.attach_without_cache(verdicts, self.without_cache)
+        verdicts = emulation.attach_without_cache(verdicts, self.without_cache)
+        return outliers.with_busy_caveats(verdicts, self.dataset.rows)
+
+    @cached_property
+    def trial_notes(self) -> list[str]:
+        """Outliers, drift and busy-host trials, named (bench.analysis.outliers)."""
+        return outliers.warnings(self.dataset.rows)
+
+    @cached_property
+    def stops(self) -> pd.DataFrame:
+        """Why each group stopped repeating (repetitions = "auto", a time budget)."""
+        return repetitions.stop_reasons(self.dataset.rows)
 
     @cached_property
     def memory(self) -> pd.DataFrame:

@@ -175,10 +175,14 @@ def warnings(rows: pd.DataFrame) -> list[str]:
     return lines
 
 
-def busy_caveat(rows: pd.DataFrame) -> str:
-    """For a verdict whose interval rests on ``rows`` (its groups' measured rows): how many
-    of their trials ran on a busy host, or "" when none did (or none was recorded)."""
-    used = samples(rows)[TRIAL].drop_duplicates()
+def busy_caveat(rows: pd.DataFrame, metric: str | None = None) -> str:
+    """For a verdict whose interval rests on ``rows`` (its groups' rows, ``metric`` the one
+    compared): how many of their trials ran on a busy host, or "" when none did (or none
+    was recorded)."""
+    used = samples(rows)
+    if metric is not None:
+        used = used[used.metric == metric]
+    used = used[TRIAL].drop_duplicates()
     if used.empty:
         return ""
     busy = used.merge(busy_trials(rows)[TRIAL], on=TRIAL)
@@ -189,3 +193,26 @@ def busy_caveat(rows: pd.DataFrame) -> str:
         f"(other processes {BUSY_OTHER_PCT:g} % of the CPU or more): it may be wider or "
         "shifted"
     )
+
+
+def with_busy_caveats(claims: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The claims table with busy_caveat added to each verdict that has an interval: its
+    host, scenario, guest, the two engines compared, its metric and phase."""
+    if claims.empty or not rows.metric.isin(HOST_METRICS).any():
+        return claims
+    claims = claims.copy()
+    for i, c in claims.iterrows():
+        if pd.isna(c.get("ci_low")) or not c.get("metric"):
+            continue
+        engines = {c.get("container"), c.get("vm")} - {None, ""}
+        mine = rows[
+            (rows.host_id == c.host_id)
+            & (rows.scenario == c.scenario)
+            & (rows.guest == c.guest)
+            & rows.backend.isin(engines)
+            & ((rows.phase == c.phase) if c.get("phase") else True)
+        ]
+        said = busy_caveat(mine, c.metric)
+        if said:
+            claims.at[i, "caveat"] = "; ".join(x for x in (c.caveat, said) if x)
+    return claims

@@ -35,6 +35,11 @@ METHODOLOGY = [
     "TCG: QEMU's software emulation, used when hardware virtualization (KVM) is absent. It "
     "translates every guest instruction, so a VM under TCG boots far slower than under KVM; "
     "rows measured under TCG are flagged and do not show hardware VM speed.",
+    "Host load: each trial records the load average, the CPU other processes used (/proc/stat "
+    "less the run's own and its engine's daemons), CPU pressure and steal. Outliers (modified "
+    "z-score above 3.5 in their group) and drift over the run's order (Kendall's tau, p below "
+    "0.01) are named under Warnings, never dropped; a verdict resting on trials run on a busy "
+    "host says so in its caveat.",
 ]
 
 

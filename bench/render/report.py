@@ -64,8 +64,9 @@ def write_report(a: Analysis, out_dir: Path, drawing: Drawing | None = None) -> 
 
 
 def report_warnings(a: Analysis, drawing: Drawing) -> list[str]:
-    """The input's warnings, then the charts' (skipped, or with crowded text)."""
-    return [*a.warnings, *drawing.notes]
+    """The input's warnings, the trials' (outliers, drift, a busy host), then the charts'
+    (skipped, or with crowded text)."""
+    return [*a.warnings, *a.trial_notes, *drawing.notes]
 
 
 # --- the sections of report.md ----------------------------------------------------------------
@@ -98,6 +99,16 @@ def _published(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
 def _warnings(a: Analysis, drawing: Drawing, _out: Path) -> list[str]:
     warnings = report_warnings(a, drawing)
     return ["## Warnings", "", *[f"- {w}" for w in warnings], ""] if warnings else []
+
+
+def _repetitions(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
+    if a.stops.empty:
+        return []
+    why = (
+        'Why each group stopped repeating (repetitions = "auto": until the median\'s 95 % CI '
+        "is within target_ci_pct % of it, or max_repetitions; or the time budget):"
+    )
+    return ["## Repetitions", "", why, "", markdown_table(a.stops), ""]
 
 
 def _summary(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
@@ -135,6 +146,7 @@ SECTIONS: list[Section] = [
     _memory,
     _emulation,
     _warnings,
+    _repetitions,
     _summary,
     _failures,
     _charts,
