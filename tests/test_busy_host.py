@@ -47,7 +47,7 @@ def test_hogged_trials_show_the_load_and_the_report_names_them(
         proc = harness.start("run", str(scenario), results=results)
         run_id = harness.run_id(results)
         csv = results / run_id / "results.csv"
-        wait_until(lambda: len(trial_rows(csv, "ready_s")) >= 4, 120, "4 hogged trials")
+        wait_until(lambda: len(trial_rows(csv, "ready_s")) >= 6, 180, "6 hogged trials")
         for hog in hogs:
             hog.kill()
             hog.wait()
@@ -73,7 +73,7 @@ def test_hogged_trials_show_the_load_and_the_report_names_them(
 
     print({t: (other[t], load[t]) for t in trials}, "hogged:", hogged)
     quiet_other = statistics.median(other[t] for t in quiet)
-    if quiet_other > 60:  # other people's work fills this host: no quiet trial to compare with
+    if quiet_other > 70:  # other people's work fills this host: no quiet trial to compare with
         message = f"host too busy for a quiet baseline (other processes {quiet_other:.0f} %)"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     assert statistics.median(other[t] for t in hogged) > quiet_other + 25, other
@@ -125,11 +125,3 @@ def test_a_time_budget_ends_the_run_on_time_and_names_the_groups_above_target(
         range(1, len(ready) + 1)
     )
     assert all(re.search(r": ok in [\d.]+ s; elapsed \d+:\d\d, about", line) for line in progress)
-    print({t: (other[t], load[t]) for t in trials}, "hogged:", hogged)
-    quiet_other = statistics.median(other[t] for t in quiet)
-    if quiet_other > 60:  # other people's work fills this host: no quiet trial to compare with
-        message = f"host too busy for a quiet baseline (other processes {quiet_other:.0f} %)"
-        pytest.fail(message) if IN_CI else pytest.skip(message)
-    assert statistics.median(other[t] for t in hogged) > quiet_other + 25, other
-    assert min(load[t] for t in hogged) > (os.cpu_count() or 1) / 2, load
-
