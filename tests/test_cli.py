@@ -198,7 +198,8 @@ def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("vmbench: ")]
     progress = [ln for ln in lines if re.match(r"vmbench: \d+/32 ", ln)]
     assert len(progress) == 32  # not a terminal: a line per trial
-    lines = [ln for ln in lines if ln not in progress]
+    # Progress, and what the noise check found on this host (other people's VMs, say), apart.
+    lines = [ln for ln in lines if ln not in progress and not ln.startswith("vmbench: noise:")]
     about_qemu = [
         ln for ln in lines if "qemu" in ln and "trials" not in ln and "could not" not in ln
     ]
