@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -234,6 +235,11 @@ def test_fleet_fetches_both_good_hosts_with_their_host_ids(fleet_run: FleetRun) 
         assert ready and {r["backend"] for r in ready} == {"docker"}
         assert (fleet_run.out / name / "host.json").is_file()
         assert json.loads((fleet_run.out / name / "fleet-host.json").read_text())["status"] == "ok"
+        # make bench's output is no terminal there: its log has a progress line per trial.
+        log = (fleet_run.out / name / "bench.log").read_text()
+        progress = re.findall(r"^vmbench: (\d+)/(\d+) busybox/busybox docker ", log, re.MULTILINE)
+        trials = {(r["backend"], r["trial"]) for r in rows if r["phase"] not in ("build",)}
+        assert [int(done) for done, _ in progress] == list(range(1, len(trials) + 1)), log
     assert fleet_run.dropped >= 1, "the SSH sessions were never dropped mid-run"
 
 
