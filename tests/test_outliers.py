@@ -73,3 +73,35 @@ def test_warnings_name_the_trial_when_it_ran_and_how_busy_the_host_was():
     assert "1 of the 8 trials" in outliers.busy_caveat(rows)
     assert outliers.busy_caveat(rows_of(values, other_pct=[5] * 8)) == ""
     assert outliers.busy_caveat(rows_of(values)) == ""  # an older CSV: nothing recorded
+
+
+def test_the_report_names_busy_trials_in_a_verdicts_caveat_and_says_why_groups_stopped(
+    tmp_path,
+):
+    """A real report: the speed verdict rests on trials some of which ran on a busy host,
+    its caveat says so; the Repetitions section gives each group's reason to stop."""
+    from helpers.reports import full_host, row, write_csv
+
+    from bench.analysis.model import analyse
+    from bench.render.report import write_report
+
+    rows = full_host("h")
+    trials = sorted({(r.backend, r.trial) for r in rows if r.metric == "ready_s"})
+    for backend, trial in trials:
+        busy = backend == "qemu" and trial < 3  # three of the VM's trials
+        rows.append(row("h", backend, "host_other_cpu_pct", 70.0 if busy else 5.0, trial=trial))
+        rows.append(row("h", backend, "host_load_1m", 2.5 if busy else 0.2, trial=trial))
+    stop = "workload=idle stopped=budget-over target_ci_pct=5 ci_pct=ready_s:7.5,pss_bytes:0.0"
+    rows.append(row("h", "qemu", "repetitions", 10.0, detail=stop))
+    rows.append(
+        row("h", "docker", "repetitions", 6.0, detail=stop.replace("budget-over", "target-reached"))
+    )
+    a = analyse([write_csv(tmp_path / "results.csv", rows)])
+    [speed] = a.claims[(a.claims.claim == "speed") & (a.claims.vm == "qemu")].itertuples()
+    assert "3 of the 20 trials behind this interval ran on a busy host" in speed.caveat
+    report = write_report(a, tmp_path / "report").report_path.read_text()
+    assert "## Repetitions" in report
+    [qemu] = [line for line in report.splitlines() if "| qemu |" in line and "budget" in line]
+    assert "time budget over" in qemu and "ready_s ±7.5 %" in qemu and "| 10 |" in qemu
+    assert any("target reached" in line for line in report.splitlines() if "| docker |" in line)
+    assert "- busy host: 3 of 24 trials ran while other processes used 25 % of the CPU" in report
