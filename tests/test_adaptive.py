@@ -30,7 +30,7 @@ def fixed_trials(monkeypatch, values: dict[str, list[float]], sleep_s: float = 0
     faked one level up: the values, not a clock, decide when the answer is clear)."""
     counters = {name: itertools.count() for name in values}
 
-    def fake_run_trial(backend, prepared, spec, timeout_s, memory_sample_s, host_kernel):
+    def fake_run_trial(backend, *_args, **_kwargs):
         time.sleep(sleep_s)
         value = values[backend.name][next(counters[backend.name])]
         return TrialOutcome("ok", accel="none", measurements=[Measurement("ready_s", value)])
