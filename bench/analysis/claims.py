@@ -157,12 +157,9 @@ def _drop_subsumed(records: list[Row]) -> list[Row]:
     """Leave out a comparison with too few trials for an interval when the same guest and
     engines were compared with enough trials in another scenario (e.g. the one ready time a
     density or compat scenario also records): it would only add an 'inconclusive' line."""
-    enough = {(r["guest"], r["container"], r["vm"]) for r in records if int(r["_n"]) >= 2}
-    kept = [
-        r
-        for r in records
-        if int(r["_n"]) >= 2 or (r["guest"], r["container"], r["vm"]) not in enough
-    ]
+    counted = [(r, int(str(r["_n"]))) for r in records]
+    enough = {(r["guest"], r["container"], r["vm"]) for r, n in counted if n >= 2}
+    kept = [r for r, n in counted if n >= 2 or (r["guest"], r["container"], r["vm"]) not in enough]
     for r in kept:
         del r["_n"]
     return kept

@@ -192,9 +192,10 @@ class DockerBackend(Backend[str]):
             return  # a remote daemon's processes are not on this host
         name = f"vmbench-{run_id or os.getpid()}-smaps-reader"
         labels = {LABEL: "1", RUN_LABEL: run_id, **owner_labels()} if run_id else {LABEL: "1"}
+        expected: tuple[type[Exception], ...] = (BackendError, DebError, *sdk_errors())
         try:
             self._smaps = SmapsReader(self.client, HOST_ARCH, name, labels)
-        except (BackendError, DebError, *sdk_errors()):  # the rows say why there is no PSS
+        except expected:  # the rows say why there is no PSS
             self._smaps = None
 
     def _build(self, guest: Guest, tag: str):

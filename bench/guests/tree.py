@@ -13,21 +13,24 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from bench.guests import tool
 from bench.guests.debs import DebError, HostToolMissing
 
 # Our own builder's output, a whole root tree: absolute symlinks, setuid bits and owners are
 # what it must keep (Pythons with extraction filters would otherwise warn or strip them).
-_TRUSTED = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+_TRUSTED: dict[str, Any] = (
+    {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+)
 
 
 def extract(tar_path: Path, dest: Path) -> list[tarfile.TarInfo]:
     """Unpack ``tar_path`` into ``dest`` with numeric owners, modes and times; return the
     device nodes, which are left out (see the module docstring)."""
-    devices = []
+    devices: list[tarfile.TarInfo] = []
     with tarfile.open(tar_path) as tar:
-        members = []
+        members: list[tarfile.TarInfo] = []
         for member in tar:
             (devices if member.ischr() or member.isblk() else members).append(member)
         tar.extractall(dest, members=members, numeric_owner=True, **_TRUSTED)

@@ -132,7 +132,7 @@ def _clean_backend(
         whose = ""  # root says whose, where it is not its own
         if uid == 0 and owner is None:
             whose = " (owner not recorded)"
-        elif uid == 0 and owner.uid != 0:
+        elif uid == 0 and owner is not None and owner.uid != 0:
             whose = f" ({owner.user}'s run)"
         report.removed += [line + whose for line in backend.cleanup_run(rid)]
         report.cleaned.add(rid)

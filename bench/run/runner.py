@@ -112,9 +112,11 @@ class Runner:
         self.host_kernel = platform.release()
         self._backends: dict[str, Backend] = {}  # every engine made, usable or not
         self._guests: dict[str, Guest | GuestBuildError | GuestUnavailable] = {}
-        self._prepared: dict[tuple[str, str], Prepared | Exception] = {}
-        self._fresh: set[tuple[str, str]] = set()  # (guest, backend) whose next trial is cold
-        self._dropped: set[tuple[str, str]] = set()  # pairs whose cold (--cold) trial ran
+        self._prepared: dict[tuple[str, str, str], Prepared | Exception] = {}
+        self._fresh: set[tuple[str, str, str]] = (
+            set()
+        )  # images (_image_key) whose next trial is cold
+        self._dropped: set[tuple[str, str, str]] = set()  # images whose cold (--cold) trial ran
         self._in_flight: InFlight | None = None
         self._memory_guard = MemoryGuard()  # density: per-instance cost measured at smaller N
         self.adaptive = Adaptive([])

@@ -93,9 +93,9 @@ def _compressed_size(path: Path) -> int:
     record = path.with_name(f".{path.name}.gz-size")
     stamp = f"{path.stat().st_size}:{path.stat().st_mtime_ns}"
     if record.exists():
-        saved_stamp, _, size = record.read_text().partition(" ")
+        saved_stamp, _, saved = record.read_text().partition(" ")
         if saved_stamp == stamp:
-            return int(size)
+            return int(saved)
     size = gzip_bytes(file_chunks(path))
     with contextlib.suppress(OSError):
         record.write_text(f"{stamp} {size}")

@@ -103,7 +103,14 @@ def build_box(
     if boot == "kernel":
         cmdline = cmdline or kernel_cmdline(guest)
     disk = build_bootdisk(guest, BOX_FIRMWARE) if boot == "disk" else None
-    parts = [BOX_VERSION, provider, boot, guest.folder.name, guest.kernel.folder.name, cmdline]
+    parts: list[str | bytes] = [
+        BOX_VERSION,
+        provider,
+        boot,
+        guest.folder.name,
+        guest.kernel.folder.name,
+        cmdline,
+    ]
     parts.append(BOX_VAGRANTFILE.read_bytes())
     if disk is not None:
         parts.append(disk.path.parent.name)  # the boot disk's own content key
@@ -160,6 +167,8 @@ def _stage_libvirt_kernel(qemu_img: str, stage: Path, guest: Guest, cmdline: str
         # The guest lives in its initramfs; vagrant-libvirt still wants a disk image.
         _run([qemu_img, "create", "-q", "-f", "qcow2", str(stage / "box.img"), "1G"])
         virtual = 0
+    if guest.initramfs is None:  # a system that is not Linux (memtest) boots only from a disk
+        raise BoxError(f"{guest.name} has no initramfs to boot by kernel: use --boot disk")
     shutil.copyfile(guest.kernel.vmlinuz, stage / "vmlinuz")
     shutil.copyfile(guest.initramfs, stage / "initrd.img")
     (stage / "cmdline").write_text(cmdline + "\n")

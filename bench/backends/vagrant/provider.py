@@ -39,6 +39,7 @@ def detect_provider(
         )
     if boot not in BOOTS:
         raise BackendError(f"vagrant: unknown boot {boot!r}; expected kernel or disk")
+    fits: tuple[str, ...]
     if not own_guest:
         fits = ("virtualbox",)
     elif boot == "disk":
