@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from matplotlib.figure import Figure
 
 from bench.analysis import claims, model
 from bench.cli.reading import write_report
+from bench.render import charts
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -89,6 +92,7 @@ def test_report_and_deck_evaluate_once_and_draw_each_chart_once(
         return savefig(self, fname, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setattr(charts, "PROCESSES", 1)  # drawn here, where the calls are counted
     out = tmp_path / "report"
     outcome = write_report([REAL_RUN], out, deck=True)
     assert calls == {"load": 1, "claims": 1, "memory": 1}
@@ -96,6 +100,39 @@ def test_report_and_deck_evaluate_once_and_draw_each_chart_once(
     assert len(pngs) >= 7 and len(saved) == 2 * len(pngs) == len(set(saved))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no <stem>-charts
     assert sorted(p.name for p in out.glob("*.png")) == pngs and (out / "deck.pptx").is_file()
+
+
+def svg_texts(path: Path) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text(encoding="utf-8"))
+
+
+def test_charts_drawn_in_processes_are_the_charts_drawn_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forked processes draw the same charts, with the same titles, texts and notes, and
+    evaluate nothing again (the claims are computed once, before the fork)."""
+    monkeypatch.setattr(charts, "PROCESSES", 1)
+    here = charts.draw_all(model.analyse([SPECTRUM_RUN, REAL_RUN]), tmp_path / "here")
+    calls = tmp_path / "calls"  # a file: the forked processes' calls count too
+    evaluate = claims.evaluate_by_host
+
+    def counted(ds):
+        with open(calls, "a", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
+        return evaluate(ds)
+
+    monkeypatch.setattr(claims, "evaluate_by_host", counted)
+    monkeypatch.setattr(charts, "PROCESSES", 3)
+    forked = charts.draw_all(model.analyse([SPECTRUM_RUN, REAL_RUN]), tmp_path / "forked")
+    assert calls.read_text().split() == [str(os.getpid())]  # once, before the fork
+    assert forked.notes == here.notes
+    assert [(c.name, c.title, c.crowded) for c in forked.charts] == [
+        (c.name, c.title, c.crowded) for c in here.charts
+    ]
+    assert {"spectrum", "decomposition", "compat_matrix"} <= {c.name for c in here.charts}
+    for mine, theirs in zip(here.charts, forked.charts, strict=True):
+        assert theirs.png.stat().st_size > 0
+        assert svg_texts(theirs.svg) == svg_texts(mine.svg), mine.name
 
 
 # --- the import graph ----------------------------------------------------------------------------

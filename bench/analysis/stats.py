@@ -3,6 +3,10 @@
 Everything is seeded so the same CSV gives the same report twice. Percentile bootstrap is
 used because it behaves with small samples and ties (BCa fails on the constant samples that
 size metrics produce); a constant sample has an exact interval, its own value.
+
+The bootstrap and the least-squares fit are numpy only, written to give bit for bit what
+scipy.stats.bootstrap (percentile) and scipy.stats.linregress give (tests/test_stats.py
+compares them): importing scipy.stats costs a report more than all its statistics take.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 SEED = 20240521
 CONFIDENCE = 0.95
@@ -54,15 +57,8 @@ def median_ci(values: np.ndarray | list[float], seed: int = SEED) -> Interval:
         return Interval(est, est, est)
     if len(x) < 2:
         return Interval(est, math.nan, math.nan)
-    res = sps.bootstrap(
-        (x,),
-        _median,
-        n_resamples=RESAMPLES,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
+    low, high = bootstrap_ci((x,), _median, np.random.default_rng(seed))
+    return Interval(est, low, high)
 
 
 def ratio_of_medians_ci(
@@ -109,24 +105,42 @@ def _two_sample_ci(
     a_fixed, b_fixed = _is_constant(a), _is_constant(b)
     if a_fixed and b_fixed:
         return Interval(est, est, est)
-    common = {
-        "n_resamples": RESAMPLES,
-        "confidence_level": CONFIDENCE,
-        "method": "percentile",
-        "rng": np.random.default_rng(seed),
-    }
+    rng = np.random.default_rng(seed)
     if a_fixed:
-        res = sps.bootstrap((b,), lambda y, axis=-1: op(a[0], np.median(y, axis=axis)), **common)
+        low, high = bootstrap_ci((b,), lambda y, axis=-1: op(a[0], np.median(y, axis=axis)), rng)
     elif b_fixed:
-        res = sps.bootstrap((a,), lambda x, axis=-1: op(np.median(x, axis=axis), b[0]), **common)
+        low, high = bootstrap_ci((a,), lambda x, axis=-1: op(np.median(x, axis=axis), b[0]), rng)
     else:
-        res = sps.bootstrap(
+        low, high = bootstrap_ci(
             (a, b),
             lambda x, y, axis=-1: op(np.median(x, axis=axis), np.median(y, axis=axis)),
-            **common,
+            rng,
         )
-    ci = res.confidence_interval
-    return Interval(est, float(ci.low), float(ci.high))
+    return Interval(est, low, high)
+
+
+def bootstrap_ci(
+    samples: tuple[np.ndarray, ...],
+    statistic: Callable[..., np.ndarray],
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic(*samples, axis=-1)``: RESAMPLES resamples of
+    each sample in turn (as scipy.stats.bootstrap draws them), then the (1 - CONFIDENCE) / 2
+    and (1 + CONFIDENCE) / 2 quantiles of the statistic (Hyndman and Fan's method 7, the
+    'linear' of scipy.stats.quantile, in its arithmetic)."""
+    resampled = [s[rng.integers(0, len(s), (RESAMPLES, len(s)))] for s in samples]
+    theta = np.sort(statistic(*resampled, axis=-1))
+    tail = (1 - CONFIDENCE) / 2
+    p = np.array([tail, 1 - tail])
+    position = p * len(theta) + (1 - p)
+    upper = position // 1
+    lower = upper - 1
+    weight = position % 1
+    weight[lower < 0] = 0
+    lower = np.clip(lower, 0, len(theta) - 1).astype(np.int64)
+    upper = np.clip(upper, 0, len(theta) - 1).astype(np.int64)
+    low, high = (1 - weight) * theta[lower] + weight * theta[upper]
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -142,23 +156,34 @@ class SlopeFit:
 
 
 def fit_slope(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> SlopeFit | None:
-    """scipy.stats.linregress plus a CI for the slope; None if x has fewer than 2 levels."""
+    """Least squares (scipy.stats.linregress's arithmetic) plus a t-based CI for the slope;
+    None if x has fewer than 2 levels."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(np.unique(x)) < 2:
         return None
-    fit = sps.linregress(x, y)
+    ssxm, ssxym, _, ssym = np.cov(x, y, bias=1).flat
+    slope = ssxym / ssxm
+    intercept = np.mean(y) - slope * np.mean(x)
+    if ssym == 0.0:  # a flat line: no correlation to speak of (NaN, as linregress says)
+        r = math.nan if ssxym == 0 else 0.0
+    else:
+        r = max(min(ssxym / np.sqrt(ssxm * ssym), 1.0), -1.0)
     if len(x) > 2:
-        half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 2) * fit.stderr)
+        from scipy.special import stdtrit  # the t quantile; only a fit needs it
+
+        df = len(x) - 2
+        stderr = np.sqrt((1 - r**2) * ssym / ssxm / df)
+        half = float(stdtrit(df, 0.5 + CONFIDENCE / 2) * stderr)
     else:
         half = math.nan
     return SlopeFit(
-        slope=float(fit.slope),
-        intercept=float(fit.intercept),
-        low=float(fit.slope) - half,
-        high=float(fit.slope) + half,
+        slope=float(slope),
+        intercept=float(intercept),
+        low=float(slope) - half,
+        high=float(slope) + half,
         n=len(x),
-        r_squared=float(fit.rvalue**2),
+        r_squared=float(r**2),
     )
 
 

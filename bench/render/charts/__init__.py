@@ -10,6 +10,9 @@ leaves the figure (layout.py); a collision becomes a note in the report.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,20 +89,64 @@ def draw(builder: Builder, a: Analysis, out_dir: Path, name: str, claim: str | N
         return save_chart(builder(a), out_dir, name, claim)
 
 
+# Charts are drawn by this many processes at once (None: one per CPU this process may use, up
+# to MAX_PROCESSES). Drawing is most of a report's time and each chart is independent.
+PROCESSES: int | None = None
+MAX_PROCESSES = 4
+Job = tuple[str, Builder, str | None]  # name, builder, claim
+# The analysis sections the builders read.
+READS = ("claims", "memory", "memory_bars", "sizes", "phases", "density", "kernels", "compat")
+READS += ("spectrum",)
+
+
 def draw_all(a: Analysis, out_dir: Path, prefix: str = "", sections: bool = True) -> Drawing:
     """Draw every chart whose data is present (the claims', then with ``sections`` the
     spectrum's); notes on skipped or crowded claim charts."""
     drawing = Drawing(Path(out_dir))
-    for name, (builder, claim) in BUILDERS.items():
-        chart = draw(builder, a, drawing.out_dir, prefix + name, claim)
+    jobs: list[Job] = [(name, builder, claim) for name, (builder, claim) in BUILDERS.items()]
+    if sections:
+        jobs += [(name, builder, None) for name, builder in SECTION_BUILDERS.items()]
+    made = _draw_jobs(a, drawing.out_dir, prefix, jobs)
+    for (name, _builder, _claim), chart in zip(jobs, made, strict=True):
         if isinstance(chart, str):
-            drawing.notes.append(f"chart {name} skipped: {chart}")
+            if name in BUILDERS:  # a section's chart: its section says what is missing
+                drawing.notes.append(f"chart {name} skipped: {chart}")
         else:
             drawing.charts.append(chart)
             drawing.notes += [f"chart {name}: {c}" for c in chart.crowded]
-    for name, builder in SECTION_BUILDERS.items() if sections else ():
-        chart = draw(builder, a, drawing.out_dir, prefix + name, None)
-        if not isinstance(chart, str):  # skipped: the section says what is missing
-            drawing.charts.append(chart)
-            drawing.notes += [f"chart {name}: {c}" for c in chart.crowded]
     return drawing
+
+
+def _draw_jobs(a: Analysis, out_dir: Path, prefix: str, jobs: list[Job]) -> list[Chart | str]:
+    """Each job's chart, in order: in forked processes that share the analysis (computed
+    here first, so that no process evaluates anything again) where there are several CPUs."""
+    processes = min(len(jobs), _processes())
+    if processes < 2:
+        return [draw(builder, a, out_dir, prefix + name, claim) for name, builder, claim in jobs]
+    for section in READS:  # computed once, here: the forked processes inherit them
+        getattr(a, section)
+    global _SHARED
+    _SHARED = (a, out_dir, prefix, jobs)
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            return pool.map(_draw_shared, range(len(jobs)), chunksize=1)
+    finally:
+        _SHARED = None
+
+
+_SHARED: tuple[Analysis, Path, str, list[Job]] | None = None  # what a forked process draws
+
+
+def _draw_shared(index: int) -> Chart | str:
+    assert _SHARED is not None
+    a, out_dir, prefix, jobs = _SHARED
+    name, builder, claim = jobs[index]
+    return draw(builder, a, out_dir, prefix + name, claim)
+
+
+def _processes() -> int:
+    if PROCESSES is not None:
+        return PROCESSES
+    if not sys.platform.startswith("linux"):  # fork is Linux's to trust with these libraries
+        return 1
+    return min(MAX_PROCESSES, len(os.sched_getaffinity(0)))
