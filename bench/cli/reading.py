@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli.common import EXIT_OK, existing_csvs, out, print_outcome, reading
+
+if TYPE_CHECKING:  # the command's parser loads no pandas or matplotlib
+    from rich.table import Table
+
+    from bench.analysis.model import Analysis
+    from bench.render.report import ReportOutcome
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +83,7 @@ def cmd_slides(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def analysed(csvs: list[Path]):
+def analysed(csvs: list[Path]) -> Analysis:
     """The one analysis of ``csvs`` (bench.analysis.model.Analysis); unusable input is a
     usage error (exit 2)."""
     from bench.analysis.model import analyse
@@ -84,7 +91,9 @@ def analysed(csvs: list[Path]):
     return reading(lambda: analyse(csvs))
 
 
-def write_report(csvs: list[Path], out_dir: Path, deck: bool = False, analysis=None):
+def write_report(
+    csvs: list[Path], out_dir: Path, deck: bool = False, analysis: Analysis | None = None
+) -> ReportOutcome:
     """The report (and deck) of ``csvs`` from one analysis, each chart drawn once: the deck
     shows the report's images. Returns the report's outcome (its claims)."""
     from bench.render.charts import draw_all
@@ -102,7 +111,9 @@ def write_report(csvs: list[Path], out_dir: Path, deck: bool = False, analysis=N
     return outcome
 
 
-def write_comparison(csvs: list[Path], out_dir: Path, missing_hosts=None):
+def write_comparison(
+    csvs: list[Path], out_dir: Path, missing_hosts: dict[str, str] | None = None
+) -> ReportOutcome:
     """compare.md and its files from one analysis of every host's CSVs."""
     from bench.render.compare import write_comparison
 
@@ -110,7 +121,7 @@ def write_comparison(csvs: list[Path], out_dir: Path, missing_hosts=None):
     return reading(lambda: write_comparison(a, out_dir, missing_hosts=missing_hosts))
 
 
-def comparison_table(outcome):
+def comparison_table(outcome: ReportOutcome) -> Table:
     """The terminal's view of a comparison: every host's verdicts, or one line per comparison."""
     from bench.render.compare import MAX_HOSTS_PER_CHART
     from bench.render.terminal import across_hosts_table
