@@ -4,6 +4,7 @@ legends under the plot, plain-number log axes."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib.axis
 import matplotlib.pyplot as plt
@@ -38,7 +39,7 @@ def log_if_wide(axis: matplotlib.axis.Axis, values: np.ndarray, span: float = 20
 def plain_log_axis(axis: matplotlib.axis.Axis, decades_only: bool = False) -> None:
     """A log axis labelled with plain numbers at 1, 2, 5 x 10^k ("0.2", "5", not "2 x 10^-1"
     on a slide), or at 1 x 10^k only where a narrow axis spans many decades."""
-    axis._set_axes_scale("log")
+    axis._set_axes_scale("log")  # type: ignore[attr-defined]  # the one call that scales either axis
     subs = (1.0,) if decades_only else (1.0, 2.0, 5.0)
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda y, _pos: f"{y:g}"))
@@ -85,7 +86,7 @@ def legend_below(fig: Figure, handles: list) -> int:
     """A legend under the plots in one row, or in as many rows as it needs to stay on the
     page (a boot-phase legend with Vagrant's wait and a disk boot's firmware has five).
     Returns its number of rows."""
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's, always here
     for ncols in range(len(handles), 0, -1):
         legend = fig.legend(handles=handles, loc="outside lower center", ncols=ncols)
         if ncols == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
@@ -96,4 +97,9 @@ def legend_below(fig: Figure, handles: list) -> int:
 
 LEGEND_ROW_PT = 28.0  # one more row of a legend at STYLE's legend.fontsize
 
-END_LABEL = {"textcoords": "offset points", "va": "center", "ha": "left", "fontsize": 16}
+END_LABEL: dict[str, Any] = {
+    "textcoords": "offset points",
+    "va": "center",
+    "ha": "left",
+    "fontsize": 16,
+}

@@ -29,7 +29,9 @@ def boot_phases(a: Analysis) -> Built:
     if phases.empty:
         return "no VM rows with both ready_s and guest_uptime_s"
     fig, ax = plt.subplots(layout="constrained")
-    labels, shares, used = [], {}, set()
+    labels: list[str] = []
+    shares: dict[str, list[tuple[str, float]]] = {}
+    used: set[str] = set()
     multi = a.dataset.multi_host
     for i, r in enumerate(phases.itertuples(index=False)):
         engine = engine_name(r.backend, r.boot)

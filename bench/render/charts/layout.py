@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from matplotlib.backend_bases import RendererBase
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
@@ -43,7 +44,7 @@ def drawing_recorded() -> Iterator[list[Drawn]]:
     drawn: dict[int, Drawn] = {}
     draw_text, draw_legend = Text.draw, Legend.draw
 
-    def where(artist: Text | Legend, renderer: object) -> Drawn:
+    def where(artist: Text | Legend, renderer: RendererBase) -> Drawn:
         box = artist.get_window_extent(renderer)
         width, height = renderer.get_canvas_width_height()
         fraction = Bbox.from_extents(
@@ -51,22 +52,23 @@ def drawing_recorded() -> Iterator[list[Drawn]]:
         )
         return Drawn(artist, fraction)
 
-    def recording_text(self: Text, renderer: object) -> None:
+    def recording_text(self: Text, renderer: RendererBase) -> None:
         draw_text(self, renderer)
         if self.get_visible() and self.get_text().strip():
             drawn[id(self)] = where(self, renderer)
 
-    def recording_legend(self: Legend, renderer: object) -> None:
+    def recording_legend(self: Legend, renderer: RendererBase) -> None:
         draw_legend(self, renderer)
         if self.get_visible():
             drawn[id(self)] = where(self, renderer)
 
-    Text.draw, Legend.draw = recording_text, recording_legend
+    # A deliberate, scoped patch of two methods (undone below): the types cannot say so.
+    Text.draw, Legend.draw = recording_text, recording_legend  # type: ignore[method-assign, assignment]
     result: list[Drawn] = []
     try:
         yield result
     finally:
-        Text.draw, Legend.draw = draw_text, draw_legend
+        Text.draw, Legend.draw = draw_text, draw_legend  # type: ignore[method-assign]
         result.extend(drawn.values())
 
 
@@ -86,6 +88,7 @@ def collisions(drawn: list[Drawn]) -> list[str]:
             if _overlap(a.box, b.box):
                 problems.append(f"{_quote(a.artist)} overlaps {_quote(b.artist)}")
     for legend in (d for d in drawn if isinstance(d.artist, Legend)):
+        assert isinstance(legend.artist, Legend)
         own = {id(t) for t in [*legend.artist.get_texts(), legend.artist.get_title()]}
         for d in texts:
             if id(d.artist) not in own and _overlap(legend.box, d.box):
@@ -97,5 +100,6 @@ def _overlap(a: Bbox, b: Bbox) -> bool:
     return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
 
 
-def _quote(t: Text) -> str:
-    return repr(textwrap.shorten(t.get_text().replace("\n", " "), 40, placeholder="…"))
+def _quote(t: Text | Legend) -> str:
+    text = t.get_title().get_text() if isinstance(t, Legend) else t.get_text()
+    return repr(textwrap.shorten(text.replace("\n", " "), 40, placeholder="…"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zlib
 from contextlib import AbstractContextManager
+from typing import Any
 
 import matplotlib
 
@@ -20,7 +21,9 @@ BACKEND_COLOURS = {
     "vagrant": "#009E73",
 }
 EXTRA_COLOURS = ["#CC79A7", "#D55E00", "#000000", "#F0E442"]
-COMPONENT_STYLE = {  # size breakdown segments: colour + hatch, apart from backend colours
+COMPONENT_STYLE: dict[
+    str, Any
+] = {  # size breakdown segments: colour + hatch, apart from backend colours
     "rootfs": ("#BFE1F5", ""),  # a tint of podman's sky blue: its bar's edge stays visible
     "kernel": ("#D55E00", "//"),
     "initramfs": ("#F0E442", ".."),
@@ -54,7 +57,7 @@ SHARE_STYLE = {  # decomposition segments
     "kernel's share": ("#E69F00", "//"),
 }
 HOST_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-STYLE = {
+STYLE: dict[str, Any] = {
     "figure.figsize": (13.333, 7.5),
     "font.size": 18,
     "axes.titlesize": 22,
@@ -89,4 +92,4 @@ def host_linestyle(index: int) -> str | tuple[int, tuple[int, int]]:
 
 def slide_style() -> AbstractContextManager:
     """The rc settings every chart is drawn and saved with."""
-    return plt.rc_context(STYLE)
+    return plt.rc_context(STYLE)  # type: ignore[arg-type]  # rc names, checked when applied

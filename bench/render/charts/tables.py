@@ -158,7 +158,8 @@ def table_figure(header: list[str], cells: list[list[str]], colours: list[list[s
 
     # Widths and heights grow with the type size: measure once, then take the size that fits.
     set_size(20)
-    box, room = table.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # Agg's, always here
+    box, room = table.get_window_extent(renderer), ax.get_window_extent()
     set_size(min(26.0, 20 * min(room.width / box.width, room.height / box.height)))
     for (row, _col), cell in table.get_celld().items():
         cell.set_edgecolor("#888888")
