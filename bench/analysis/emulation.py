@@ -64,8 +64,9 @@ FACTOR_COLUMNS = [
 def memory_split(ds: Dataset) -> pd.DataFrame:
     """Per host, guest, VM engine, accelerator and instance count: the median of each part, of
     pss_bytes, and of each trial's translation-cache share of its pss_bytes (warm trials,
-    else cold). Only trials with all three parts and pss_bytes count."""
-    m = ds.measured
+    else cold). Only trials with all three parts and pss_bytes count; grouped as the memory
+    chart's bars are (``measured_groups``: a direct kernel boot has no boot word)."""
+    m = ds.measured_groups
     rows = m[m.kind.isin(VM_KINDS) & m.metric.isin([*PARTS, "pss_bytes"])]
     if rows.empty:
         return pd.DataFrame(columns=SPLIT_COLUMNS)

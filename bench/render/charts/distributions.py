@@ -125,27 +125,38 @@ def memory(a: Analysis) -> Built:
     if bars.empty:
         return "no pss_bytes rows at one instance"
     fig, ax = plt.subplots(layout="constrained")
-    labels, rng, right, shims = [], np.random.default_rng(0), 0.0, set()
+    labels, rng, right, shims, split = [], np.random.default_rng(0), 0.0, set(), False
+    parts = _split_parts(a.memory_split)
     for i, r in enumerate(bars.itertuples(index=False)):
         own, shim, total = r.own_bytes, r.shim_bytes, r.totals
         c = colour(r.backend)
-        ax.barh(i, own / MIB, color=c, alpha=0.8, height=0.6)
+        held = parts.get((r.host_id, r.guest, r.backend, r.accel, r.boot))
+        text = human(own + shim, "B")
+        if held is not None:  # a VM: guest RAM, translation cache, VMM (scaled to its PSS)
+            split = True
+            _stacked(ax, i, own, held, c)
+            if held[1] > 0:
+                text += f" ({human(own * held[1] / sum(held), 'B')} cache)"
+        else:
+            ax.barh(i, own / MIB, color=c, alpha=0.8, height=0.6)
         ax.barh(i, shim / MIB, left=own / MIB, color="white", edgecolor=c, hatch="//", height=0.6)
         ax.scatter(total / MIB, i + rng.uniform(-0.12, 0.12, len(total)), color="black", s=25)
-        text = human(own + shim, "B")
         if shim > 0:
             shims.add(r.shim)
             text += f" = {human(own, 'B')} + {human(shim, 'B')} {r.shim or 'shim'}"
         ax.annotate(text, (max(total.max(), own + shim) / MIB, i), xytext=(8, 0), **END_LABEL)
         right = max(right, float(total.max()))
         labels.append(group_label(pd.Series(r._asdict()), a.dataset.multi_host))
-    ax.set_xlim(0, right / MIB * 1.45)
+    ax.set_xlim(0, right / MIB * (1.6 if split else 1.45))
     ax.set_xlabel("Memory of one idle instance, PSS (MiB)")
     handles = [
         Patch(facecolor="#777777", label="the instance's own processes"),
         Patch(facecolor="white", edgecolor="#777777", hatch="//", label=_shim_legend(shims)),
         Line2D([], [], color="black", marker="o", linestyle="", label="one trial (sum)"),
     ]
+    if split:
+        handles[0] = Patch(facecolor="#777777", label="own processes; a VM's guest RAM")
+        handles[1:1] = SPLIT_HANDLES
     legend_rows = legend_below(fig, handles)
     group_rows(ax, labels, ROWS_PT - LEGEND_ROW_PT * (legend_rows - 1))
     title = claim_title(
@@ -156,6 +167,42 @@ def memory(a: Analysis) -> Built:
         "Memory of one idle instance (PSS, a container's shim included)",
     )
     return fig, title
+
+
+# How a VM's PSS is drawn by what holds it: guest RAM solid, the TCG translation cache hatched,
+# the VMM light (bench/analysis/emulation.py splits it).
+SPLIT_STYLES = (
+    {"alpha": 0.8},
+    {"facecolor": "white", "hatch": "xx"},
+    {"alpha": 0.35},
+)
+SPLIT_HANDLES = [
+    Patch(facecolor="white", edgecolor="#777777", hatch="xx", label="a VM's TCG translation cache"),
+    Patch(facecolor="#777777", alpha=0.35, label="a VM's VMM (the hypervisor itself)"),
+]
+
+
+def _split_parts(split: pd.DataFrame) -> dict[tuple, tuple[float, float, float]]:
+    """(host, guest, backend, accel, boot) -> one idle instance's guest RAM, cache, VMM."""
+    one = split[split.instances == 1]
+    return {
+        (r.host_id, r.guest, r.backend, r.accel, r.boot): (
+            r.vm_ram_pss_bytes,
+            r.tcg_cache_pss_bytes,
+            r.vmm_pss_bytes,
+        )
+        for r in one.itertuples(index=False)
+    }
+
+
+def _stacked(ax: plt.Axes, y: float, own: float, held: tuple[float, ...], c: str) -> None:
+    """A VM's own PSS as its three parts, each scaled so they fill exactly its PSS."""
+    left, scale = 0.0, own / sum(held) if sum(held) else 0.0
+    for part, style in zip(held, SPLIT_STYLES, strict=True):
+        width = part * scale / MIB
+        edge = {"edgecolor": c} if "hatch" in style else {"color": c}
+        ax.barh(y, width, left=left, height=0.6, **edge, **style)
+        left += width
 
 
 def _shim_legend(names: set[str]) -> str:
