@@ -228,3 +228,45 @@ def test_tcg_vms_without_their_cache_measured_get_no_second_ratio():
     from helpers.reports import REAL_RUN
 
     assert emulation.without_cache_ratios(load([REAL_RUN])).empty
+
+
+def test_the_memory_and_density_charts_stack_the_parts_and_title_both_ratios():
+    import matplotlib.pyplot as plt
+
+    from bench.analysis.model import analyse
+    from bench.render.charts.distributions import memory
+    from bench.render.charts.growth import density
+
+    a = analyse([REAL])
+    fig, title = memory(a)
+    hatched = [p for p in fig.axes[0].patches if p.get_hatch() == "xx"]
+    assert len(hatched) == 3  # qemu, qemu-microvm, vagrant: each its translation cache
+    assert "15x the memory" in title and "; 12x without the translation cache" in title
+    plt.close(fig)
+    fig, title = density(a)
+    assert "74–78x" in title and "58–61x without the translation cache" in title
+    assert any(p.get_hatch() == "xx" for p in fig.axes[0].patches)
+    plt.close(fig)
+
+
+def test_the_deck_shows_the_factor_the_split_and_the_citations_every_word_in_place(tmp_path):
+    """LibreOffice draws the deck of the real emulation run: the 'What emulation adds' and
+    'Published figures' slides, every word on its page; the memory slide's verdict lines carry
+    the ratio without the translation cache."""
+    from helpers.rendering import assert_pages_drawn, assert_words_placed, render, slide_text
+    from pptx import Presentation
+
+    from bench.analysis.model import analyse
+    from bench.render.slides import write_deck
+
+    deck = write_deck(analyse([REAL]), tmp_path / "deck" / "deck.pptx")
+    texts = [slide_text(s) for s in Presentation(str(deck)).slides]
+    [adds] = [t for t in texts if t.startswith("What emulation adds")]
+    assert "the same CPU work takes" in adds and "translation cache" in adds
+    cited = [t for t in texts if t.startswith("Published figures (citations")]
+    assert cited and "≤ 125 ms" in cited[0] and "105.8 MiB" in cited[0]
+    assert any("11.8x without the translation cache" in t for t in texts)
+    assert any("Stefano Garzarella" in t and "191.7 ms" in t for t in texts)
+    rendered = render(deck, tmp_path / "rendered")
+    assert_pages_drawn(rendered)
+    assert_words_placed(rendered)

@@ -53,7 +53,7 @@ class Figure:
 
     def text(self) -> str:
         """'≤ 125 ms', '105.8 MiB': as the source states it."""
-        number = f"{self.value:.10g} {self.unit}"
+        number = f"{self.value:,.1f}".rstrip("0").rstrip(".") + f" {self.unit}"
         return f"≤ {number}" if self.bound == "at most" else number
 
 

@@ -152,3 +152,32 @@ def reference_table(figures: list[published.Figure], host_figures: pd.DataFrame)
             }
         )
     return pd.DataFrame(rows)
+
+
+def slides(a: Analysis) -> list[tuple[str, list[str], int]]:
+    """The deck's pages of this section: (heading, lines, font size). What emulation adds (the
+    factors, each VM's split), then the published figures as citations, this host's apart."""
+    pages = []
+    lines = [emulation.factor_sentence(r) for _, r in a.cpu_factors.iterrows()]
+    one = a.memory_split[a.memory_split.instances == 1]
+    lines += [
+        f"{r.host_id}, {r.guest}, {engine_label(r.backend, r.accel)}: PSS {human(r.pss_bytes, 'B')}"
+        f" = guest RAM {human(r.vm_ram_pss_bytes, 'B')} + translation cache "
+        f"{human(r.tcg_cache_pss_bytes, 'B')} ({r.tcg_share:.0%}) + VMM {human(r.vmm_pss_bytes, 'B')}"
+        for _, r in one.iterrows()
+    ]
+    if lines:
+        pages.append((WHAT_EMULATION_ADDS, lines[:8], 15))
+    cited = [
+        f"{f.text()} ({f.side}, {f.accel}) · {f.source} · {f.measured}; {f.conditions}"
+        for f in a.published
+    ]
+    here = [
+        f"This host ({r.host_id}): {engine_label(r.backend, r.accel)} {r.metric} "
+        f"{human(r['median'], METRIC_UNITS.get(r.metric, ''))}"
+        for _, r in a.host_figures[a.host_figures.metric == "ready_s"].iterrows()
+    ]
+    pages.append((f"{PUBLISHED_FIGURES} (citations, not this host's data)", cited, 11))
+    if here or a.suspect:
+        pages.append((f"{PUBLISHED_FIGURES}: this host beside them", [*here, *a.suspect], 15))
+    return pages

@@ -19,11 +19,13 @@ from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
 
 from bench.analysis.claims import CLAIMS
+from bench.analysis.emulation import WITHOUT_CACHE
 from bench.analysis.model import Analysis
 from bench.analysis.phases import OWN_KERNEL
+from bench.render import emulation as emulation_words
 from bench.render import spectrum as spectrum_words
 from bench.render.charts import Chart, Drawing, draw_all
-from bench.render.markdown import METHODOLOGY, ratio_text
+from bench.render.markdown import METHODOLOGY, ratio_text, without_cache_text
 from bench.units import engine_label
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
@@ -58,6 +60,8 @@ def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> P
             claim_slide(_new_slide(prs), claim, rows, chart)
     for page in spectrum_words.slides(a.spectrum, drawing):
         chart_slide(_new_slide(prs), page.heading, page.chart, page.lines)
+    for heading, lines, size in emulation_words.slides(a):
+        text_slide(_new_slide(prs), heading, lines, size)
     methodology_slide(_new_slide(prs))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prs.save(str(out_path))
@@ -126,10 +130,12 @@ def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: Chart | Non
 
 def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
     """'host · qemu, emulated (TCG) vs docker, busybox: SUPPORTED 14.9x [10.1, 18.3]'."""
+    without = without_cache_text(r)
+    without = f"; {without.split(' [')[0]} {WITHOUT_CACHE}" if without else ""
     if r.claim not in CLAIMS:  # a comparison, not a verdict: what it compared, its ratio
         where = f"{r.host_id} · {r.guest}: "
         what = str(r.evidence).replace(r.vm, engine_label(r.vm, r.accel), 1)
-        ratio = ratio_text(r)
+        ratio = ratio_text(r) + without
         _run(para, where + _short(what, LINE_CHARS - len(where) - len(ratio) - 2) + ": ", 16)
         _run(para, ratio, 16, bold=True)
         return
@@ -138,7 +144,7 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
         where = f"{r.host_id} · {vm} vs {r.container}, {r.guest}: "
     else:
         where = f"{r.host_id}: "
-    ratio = f" {ratio_text(r)}"
+    ratio = f" {ratio_text(r)}{without}"
     _run(para, where, 16)
     _run(para, r.verdict.upper(), 16, bold=True, colour=VERDICT_COLOURS.get(r.verdict))
     _run(para, ratio, 16)
@@ -155,6 +161,15 @@ def chart_slide(slide: Slide, heading: str, chart: Chart, lines: list[str]) -> N
     slide.shapes.add_picture(str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT)
     shown = [_short(line, LINE_CHARS) for line in lines[:MAX_VERDICT_LINES]]
     _lines(slide, shown, VERDICT_TOP, HEIGHT - VERDICT_TOP - Inches(0.1), 14)
+    slide.notes_slide.notes_text_frame.text = "\n".join(lines)
+
+
+def text_slide(slide: Slide, heading: str, lines: list[str], size: int) -> None:
+    """A slide of lines under a heading (what emulation adds, the published figures); every
+    line whole in the speaker notes."""
+    _text(slide, heading, Inches(0.3), Inches(0.8), 28, True)
+    shown = [_short(line, LINE_CHARS * 16 // size) for line in lines]
+    _lines(slide, shown, Inches(1.2), HEIGHT - Inches(1.3), size)
     slide.notes_slide.notes_text_frame.text = "\n".join(lines)
 
 
