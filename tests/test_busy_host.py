@@ -52,7 +52,7 @@ def test_hogged_trials_show_the_load_and_the_report_names_them(
             hog.kill()
             hog.wait()
         quiet_from = len(trial_rows(csv, "ready_s"))
-        assert proc.wait(300) == 1  # docker alone checks no claim
+        assert proc.wait(300) == 0  # docker alone: no claim in its plan, every trial ok
     finally:
         for hog in hogs:
             if hog.poll() is None:
@@ -108,7 +108,7 @@ def test_a_time_budget_ends_the_run_on_time_and_names_the_groups_above_target(
     print(f"60 s budget: the run took {took_s:.1f} s")
     lines = run.stderr.splitlines()
     assert took_s < 60 + timeout_s + 20, run.stderr  # + start-up, image check, summary
-    assert run.returncode == 1 and "no claim could be checked" in run.stderr  # docker alone
+    assert run.returncode == 0 and "no claim could be checked" not in run.stderr  # docker alone
     assert any("time budget (1:00) is spent" in line for line in lines), run.stderr
     [above] = [line for line in lines if line.startswith("vmbench: groups above their target:")]
     assert above.startswith("vmbench: groups above their target: budget/busybox ready: docker ")

@@ -162,6 +162,35 @@ def test_run_exit_codes(
     assert stats.failed == (8 if vagrant == "fails" else 0)
 
 
+@pytest.mark.parametrize(
+    ("engines", "qemu_usable", "expected", "said"),
+    [
+        (["qemu"], True, 0, False),  # one engine: it measures, it claims nothing
+        (["docker", "qemu"], False, 1, True),  # a comparison planned, none could be made
+        (["docker", "qemu"], True, 0, False),
+    ],
+)
+def test_only_a_plan_that_compares_fails_for_checking_no_claim(
+    tmp_path, monkeypatch, fake_guest, capsys, engines, qemu_usable, expected, said
+):
+    from helpers.fakes import OK_LINES, FakeBackend, scenario_file
+
+    from bench.backends.base import Availability
+    from bench.run import runner as runner_mod
+
+    class Qemu(FakeBackend):
+        def availability(self):
+            return Availability(qemu_usable, "fake", "nothing")
+
+    backends = {"docker": FakeBackend("docker", OK_LINES), "qemu": Qemu("qemu", OK_LINES)}
+    monkeypatch.setattr(runner_mod, "make_backend", lambda name: backends[name])
+    scenario = scenario_file(tmp_path)
+    scenario.write_text(scenario.read_text().replace('["docker", "qemu"]', json.dumps(engines)))
+    results = tmp_path / "results"
+    assert main(["run", str(scenario), "--results-dir", str(results), "--no-report"]) == expected
+    assert ("no claim could be checked" in capsys.readouterr().err) == said
+
+
 def test_a_guest_an_engine_cannot_run_is_one_line_and_the_engine_is_not_skipped(
     tmp_path,
     monkeypatch,
