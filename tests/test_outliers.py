@@ -1,5 +1,7 @@
 """Outliers (modified z), drift (Mann-Kendall) and busy-host trials on synthetic samples."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,3 +107,31 @@ def test_the_report_names_busy_trials_in_a_verdicts_caveat_and_says_why_groups_s
     assert "time budget over" in qemu and "ready_s ±7.5 %" in qemu and "| 10 |" in qemu
     assert any("target reached" in line for line in report.splitlines() if "| docker |" in line)
     assert "- busy host: 3 of 24 trials ran while other processes used 25 % of the CPU" in report
+
+
+def test_a_failed_trial_with_host_rows_counts_once_with_its_reason(tmp_path):
+    """A trial that timed out after its READY still counts as one trial that gave no number,
+    its example the reason, not one of its measurements or the host's load."""
+    from helpers.reports import full_host, row, write_csv
+
+    from bench.analysis.model import analyse
+
+    late = dict(status="timeout", trial=99)
+    rows = [
+        *full_host("h"),
+        row("h", "qemu", "ready_s", 5.0, **late),
+        row("h", "qemu", "host_other_cpu_pct", 12.0, **late),
+        row("h", "qemu", "host_load_1m", 0.4, **late),
+        row("h", "qemu", "trial", None, detail="workload=idle no DONE before the timeout", **late),
+    ]
+    rows[-3:-1] = [replace(r, detail="workload=idle over the trial's 9.1 s") for r in rows[-3:-1]]
+    before = analyse([write_csv(tmp_path / "a" / "results.csv", full_host("h"))])
+    a = analyse([write_csv(tmp_path / "b" / "results.csv", rows)])
+    assert a.failures.trials.sum() == before.failures.trials.sum() + 1
+    assert a.failures.example.str.contains("host").sum() == 0  # never a host row's detail
+
+    def failed(analysis):
+        s = analysis.summary
+        return s[(s.backend == "qemu") & (s.metric == "ready_s")].n_failed.tolist()
+
+    assert sum(failed(a)) == sum(failed(before)) + 1  # one trial, not its four rows

@@ -33,7 +33,7 @@ def summarize(ds: Dataset) -> pd.DataFrame:
     if not records:
         return pd.DataFrame(columns=[*SUMMARY_KEYS, *STAT_COLUMNS, "ci_low", "ci_high", "n_failed"])
     summary = pd.DataFrame(records)
-    failed = ds.failures.groupby(SUMMARY_KEYS[:-1]).size().rename("n_failed").reset_index()
+    failed = _trials(ds.failures).groupby(SUMMARY_KEYS[:-1]).size().rename("n_failed").reset_index()
     summary = summary.merge(failed, on=SUMMARY_KEYS[:-1], how="left")
     summary["n_failed"] = summary["n_failed"].fillna(0).astype(int)
     return summary
@@ -66,4 +66,20 @@ def failure_table(ds: Dataset) -> pd.DataFrame:
     f = ds.failures
     if f.empty:
         return pd.DataFrame(columns=[*keys, "trials", "example"])
-    return f.groupby(keys).agg(trials=("trial", "size"), example=("detail", "first")).reset_index()
+    return (
+        _trials(f)
+        .groupby(keys)
+        .agg(trials=("trial", "size"), example=("detail", "first"))
+        .reset_index()
+    )
+
+
+def _trials(failures: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial that gave no number, its ``trial`` row (the reason) where it has one:
+    a trial that failed after some measurements (and the host's load) has several rows."""
+    first = failures.assign(_reason=failures.metric != "trial").sort_values(
+        "_reason", kind="stable"
+    )
+    return first.drop_duplicates(
+        ["run_id", "host_id", "scenario", "guest", "backend", "instances", "trial", "phase"]
+    )
