@@ -9,6 +9,7 @@ import pandas as pd
 from rich.table import Table
 
 from bench.analysis.dataset import ReportInputError, load
+from bench.analysis.outliers import HOST_METRICS
 from bench.analysis.summary import summarize
 from bench.render.markdown import compared, ratio_text
 from bench.units import accel_label, human
@@ -69,7 +70,12 @@ def summary_table(csv_path: Path, summary: pd.DataFrame | None = None) -> Table:
         except ReportInputError as e:
             table.caption = str(e)
             return table
-    for r in summary.itertuples(index=False):
+    # The host's load and the repetitions rows are the report's (summary.csv, Warnings,
+    # Repetitions): four more lines per group would bury the measurements here.
+    shown = summary[~summary.metric.isin([*HOST_METRICS, "repetitions"])]
+    if len(shown) < len(summary):
+        table.caption = "the host's load per trial (host_* rows): summary.csv and the report"
+    for r in shown.itertuples(index=False):
         table.add_row(
             f"{r.scenario}/{r.guest}",
             r.backend,
