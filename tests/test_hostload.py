@@ -129,3 +129,10 @@ def test_noise_check_names_a_load_above_half_the_cores(tmp_path):
             hog.kill()
             hog.wait()
     assert any(line.startswith("load average ") and "half the 1 cores" in line for line in lines)
+
+
+def test_every_engine_names_its_daemons():
+    """An engine missing here would count every engine's daemons as the trial's own."""
+    from bench.backends import engine_names
+
+    assert set(engine_names()) <= set(hostload.ENGINE_DAEMONS)

@@ -28,6 +28,7 @@ ENGINE_DAEMONS: dict[str, tuple[str, ...]] = {
     "podman": ("conmon", "podman", "catatonit", "crun", "runc", "fuse-overlayfs"),
     "vagrant": ("libvirtd", "virtqemud", "virtlogd", "virtlockd"),
     "qemu": (),
+    "qemu-microvm": (),
 }
 ENGINE_DAEMONS["podman-systemd"] = ENGINE_DAEMONS["podman"]
 ALL_DAEMONS = tuple(sorted({d for ds in ENGINE_DAEMONS.values() for d in ds}))
