@@ -1,5 +1,6 @@
 """Outliers (modified z), drift (Mann-Kendall) and busy-host trials on synthetic samples."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -135,3 +136,19 @@ def test_a_failed_trial_with_host_rows_counts_once_with_its_reason(tmp_path):
         return s[(s.backend == "qemu") & (s.metric == "ready_s")].n_failed.tolist()
 
     assert sum(failed(a)) == sum(failed(before)) + 1  # one trial, not its four rows
+
+
+def test_mann_kendall_matches_the_textbook_and_scipys_kendall_tau():
+    """S = 45 for 10 rising values: var 125, z = 44 / sqrt(125), p = erfc(z / sqrt 2); tau
+    as scipy.stats.kendalltau gives it for values without ties."""
+    from scipy import stats as sps
+
+    tau, p = outliers.mann_kendall(list(range(10)))
+    assert tau == 1.0 and p == pytest.approx(math.erfc(44 / math.sqrt(125) / math.sqrt(2)))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.normal(size=12)
+        tau, p = outliers.mann_kendall(x)
+        reference = sps.kendalltau(np.arange(12), x)
+        assert tau == pytest.approx(reference.statistic)
+        assert p == pytest.approx(reference.pvalue, abs=0.08)  # normal vs exact

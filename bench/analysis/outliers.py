@@ -6,23 +6,25 @@ Outliers: per group (host, scenario, guest, engine, instances, phase, metric) of
 mean absolute deviation instead (0.7979 (x - median) / meanAD), as IBM SPSS does.
 
 Drift: per group of at least ``TREND_MIN_N`` values in run order (``started_at``, then the
-trial number), Kendall's tau of value against order, the Mann-Kendall trend test
-(``scipy.stats.kendalltau``, tau-b, two-sided); flagged when p < ``TREND_P``. A warming
-host (values falling) or a throttling one (values rising) shows here.
+trial number), the Mann-Kendall trend test: S, the sum of the signs of every later value
+less an earlier one, its variance with the tie correction, the two-sided p of the normal
+approximation with continuity correction, and Kendall's tau (S over the number of pairs);
+flagged when p < ``TREND_P``. A warming host (values falling) or a throttling one (values
+rising) shows here. In numpy: a report does not import scipy.stats (see stats.py).
 
 Busy: a trial during which other processes than the run's own used ``BUSY_OTHER_PCT`` % of
 all cores or more (its ``host_other_cpu_pct`` row, bench/run/hostload.py).
 
-Pure pandas/scipy on the rows of results CSVs; nothing here reads a host.
+Pure pandas/numpy on the rows of results CSVs; nothing here reads a host.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from bench.results import unit_of
 from bench.units import human
@@ -102,15 +104,30 @@ class Trend:
     last: str
 
 
+def mann_kendall(values: np.ndarray | list[float]) -> tuple[float, float]:
+    """(Kendall's tau, two-sided p) of ``values`` against their order: the Mann-Kendall test."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    pairs = n * (n - 1) / 2
+    if n < 3:
+        return 0.0, 1.0
+    s = float(np.sum(np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)]))
+    _, ties = np.unique(x, return_counts=True)
+    var = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18
+    if var <= 0 or s == 0:
+        return s / pairs, 1.0
+    z = (s - math.copysign(1, s)) / math.sqrt(var)
+    return s / pairs, math.erfc(abs(z) / math.sqrt(2))
+
+
 def trends(rows: pd.DataFrame) -> list[Trend]:
     """Groups whose values rise or fall over the run's order (Mann-Kendall, p < TREND_P)."""
     found = []
     for key, g in samples(rows).groupby(GROUP, sort=True):
         if len(g) < TREND_MIN_N or g.value.nunique() < 2:
             continue
-        result = sps.kendalltau(np.arange(len(g)), g.value.to_numpy())
-        tau, p = float(result.statistic), float(result.pvalue)
-        if np.isfinite(p) and p < TREND_P:
+        tau, p = mann_kendall(g.value.to_numpy())
+        if p < TREND_P:
             found.append(Trend(key, len(g), tau, p, g.started_at.iloc[0], g.started_at.iloc[-1]))
     return found
 
@@ -157,7 +174,7 @@ def warnings(rows: pd.DataFrame) -> list[str]:
         way = "rises" if t.tau > 0 else "falls"
         lines.append(
             f"drift: {scenario}/{guest} {backend} {phase} {metric} on {host} {way} over the run "
-            f"(Mann-Kendall tau {t.tau:+.2f}, p {t.p:.3g}, {t.n} trials {_clock(t.first)} .. "
+            f"(Mann-Kendall: tau {t.tau:+.2f}, p {t.p:.3g}, {t.n} trials {_clock(t.first)} .. "
             f"{_clock(t.last)}): a warming or throttling host, or a cache filling?"
         )
     busy = busy_trials(rows)
