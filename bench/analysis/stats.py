@@ -162,7 +162,7 @@ def fit_slope(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> Slope
     y = np.asarray(y, dtype=float)
     if len(np.unique(x)) < 2:
         return None
-    ssxm, ssxym, _, ssym = np.cov(x, y, bias=1).flat
+    ssxm, ssxym, _, ssym = np.cov(x, y, bias=True).flat
     slope = ssxym / ssxm
     intercept = np.mean(y) - slope * np.mean(x)
     if ssym == 0.0:  # a flat line: no correlation to speak of (NaN, as linregress says)

@@ -207,7 +207,9 @@ def _finish(plan: RunPlan, stats: RunStats) -> int:
                 report_dir = plan.run_dir / "report"
                 claims = write_report([plan.csv], report_dir, deck=True, analysis=analysis).claims
             else:  # the verdicts alone: how many claims the run checked decides its exit
-                claims = reading(lambda: analysis.claims)
+                done = analysis
+                assert done is not None  # why is None: the analysis was made
+                claims = reading(lambda: done.claims)
             checked = int((claims.verdict != "not-measured").sum())
             not_checked = list(dict.fromkeys(claims.claim[claims.verdict == "not-measured"]))
         except UsageError as e:

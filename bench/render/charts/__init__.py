@@ -95,8 +95,8 @@ PROCESSES: int | None = None
 MAX_PROCESSES = 4
 Job = tuple[str, Builder, str | None]  # name, builder, claim
 # The analysis sections the builders read.
-READS = ("claims", "memory", "memory_bars", "sizes", "phases", "density", "kernels", "compat")
-READS += ("spectrum",)
+READS: tuple[str, ...] = ("claims", "memory", "memory_bars", "sizes", "phases", "density")
+READS += ("kernels", "compat", "spectrum")
 
 
 def draw_all(a: Analysis, out_dir: Path, prefix: str = "", sections: bool = True) -> Drawing:

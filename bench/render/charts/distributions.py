@@ -4,6 +4,7 @@ idle instance (its own processes, a container's shim stacked on them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -171,7 +172,7 @@ def memory(a: Analysis) -> Built:
 
 # How a VM's PSS is drawn by what holds it: guest RAM solid, the TCG translation cache hatched,
 # the VMM light (bench/analysis/emulation.py splits it).
-SPLIT_STYLES = (
+SPLIT_STYLES: tuple[dict[str, Any], ...] = (
     {"alpha": 0.8},
     {"facecolor": "white", "hatch": "xx"},
     {"alpha": 0.35},
@@ -200,7 +201,7 @@ def _stacked(ax: plt.Axes, y: float, own: float, held: tuple[float, ...], c: str
     left, scale = 0.0, own / sum(held) if sum(held) else 0.0
     for part, style in zip(held, SPLIT_STYLES, strict=True):
         width = part * scale / MIB
-        edge = {"edgecolor": c} if "hatch" in style else {"color": c}
+        edge: dict[str, Any] = {"edgecolor": c} if "hatch" in style else {"color": c}
         ax.barh(y, width, left=left, height=0.6, **edge, **style)
         left += width
 
