@@ -9,9 +9,10 @@ import pandas as pd
 from rich.table import Table
 
 from bench.analysis.dataset import ReportInputError, load
+from bench.analysis.emulation import WITHOUT_CACHE
 from bench.analysis.outliers import HOST_METRICS
 from bench.analysis.summary import summarize
-from bench.render.markdown import compared, ratio_text
+from bench.render.markdown import compared, ratio_text, without_cache_text
 from bench.units import accel_label, human
 
 VERDICT_STYLE = {
@@ -35,12 +36,18 @@ def verdict_table(claims: pd.DataFrame) -> Table:
             str(c.host_id),
             str(c.claim),
             f"[{VERDICT_STYLE.get(c.verdict, '')}]{c.verdict}[/]",
-            ratio_text(c),
+            ratio_text(c) + _without(c),
             f"{c.n_container}/{c.n_vm}",
             comparison,
             str(c.caveat),
         )
     return table
+
+
+def _without(c: pd.Series) -> str:
+    """'; 11.8x [11.5, 12.1] without the translation cache' for a TCG memory or density row."""
+    text = without_cache_text(c)
+    return f"; {text} {WITHOUT_CACHE}" if text else ""
 
 
 TERMINAL_COLUMNS = {  # column title -> right-aligned?
