@@ -16,7 +16,12 @@ from bench.results import DETAIL_KEYS, detail_reason, detail_word, parse_detail
 WORD = re.compile(r"(?:^|\s)([a-z][a-z_]*)=")
 
 
-@pytest.mark.parametrize("csv_path", [REAL_RUN, SPECTRUM_RUN], ids=["default", "spectrum"])
+EMULATION_RUN = REAL_RUN.parents[1] / "emulation-run" / "results.csv"
+
+
+@pytest.mark.parametrize(
+    "csv_path", [REAL_RUN, SPECTRUM_RUN, EMULATION_RUN], ids=["default", "spectrum", "emulation"]
+)
 def test_every_key_a_real_run_wrote_is_declared(csv_path) -> None:
     with open(csv_path, newline="", encoding="utf-8") as f:
         keys = {key for r in csv.DictReader(f) for key in WORD.findall(r["detail"])}
