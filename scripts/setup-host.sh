@@ -57,6 +57,8 @@ TEST_APT_PACKAGES=(
   libreoffice-impress  # renders the slide deck to PDF (tests/test_slides.py)
   poppler-utils        # pdftoppm: the rendered deck's pages as PNGs
   openssh-server       # tests/test_fleet.py starts its own sshd on 127.0.0.1 (never the system's)
+  chromium             # opens report.html and compare.html headless (tests/test_html_browser.py)
+  chromium-driver      # chromedriver for selenium: nothing downloads a driver
 )
 
 is_debian() { [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; }

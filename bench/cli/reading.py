@@ -14,6 +14,30 @@ if TYPE_CHECKING:  # the command's parser loads no pandas or matplotlib
     from bench.analysis.model import Analysis
     from bench.render.report import ReportOutcome
 
+FORMATS = ("md", "html")
+
+
+def formats(text: str) -> tuple[str, ...]:
+    """--format md,html: the report's formats, each named once (argparse type)."""
+    chosen = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a comma-separated list of {', '.join(FORMATS)}"
+        )
+    return chosen
+
+
+def _format_option(parser: argparse.ArgumentParser, page: str) -> None:
+    parser.add_argument(
+        "--format",
+        type=formats,
+        default=FORMATS,
+        metavar="md,html",
+        help=f"which pages to write: md (the markdown and its tables), html ({page}, one "
+        "file with the charts inline and nothing to fetch); default both",
+    )
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="tables, claim verdicts and charts from result CSVs")
@@ -30,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder (default: report/ beside the first CSV)",
     )
+    _format_option(report, "report.html")
     report.set_defaults(handler=cmd_report)
 
     compare = sub.add_parser("compare", help="several hosts' result CSVs side by side")
@@ -41,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder (default: comparison)",
     )
+    _format_option(compare, "compare.html")
     compare.set_defaults(handler=cmd_compare)
 
     slides = sub.add_parser("slides", help="a slide deck (pptx) of the charts and verdicts")
@@ -63,12 +89,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     csvs = existing_csvs(args.csvs)
     out_dir = args.out or csvs[0].parent / "report"
-    write_report(csvs, out_dir)
+    write_report(csvs, out_dir, formats=args.format)
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    outcome = write_comparison(existing_csvs(args.csvs), args.out)
+    outcome = write_comparison(existing_csvs(args.csvs), args.out, formats=args.format)
     print_outcome(outcome, "comparison", comparison_table(outcome))
     return EXIT_OK
 
@@ -92,17 +118,33 @@ def analysed(csvs: list[Path]) -> Analysis:
 
 
 def write_report(
-    csvs: list[Path], out_dir: Path, deck: bool = False, analysis: Analysis | None = None
+    csvs: list[Path],
+    out_dir: Path,
+    deck: bool = False,
+    analysis: Analysis | None = None,
+    formats: tuple[str, ...] = FORMATS,
 ) -> ReportOutcome:
-    """The report (and deck) of ``csvs`` from one analysis, each chart drawn once: the deck
-    shows the report's images. Returns the report's outcome (its claims)."""
+    """The report (report.md, report.html and with ``deck`` the deck) of ``csvs`` from one
+    analysis, each chart drawn once: the page inlines and the deck shows the report's images.
+    Returns the report's outcome (its claims)."""
     from bench.render.charts import draw_all
-    from bench.render.report import write_report
+    from bench.render.html import write_html_report
+    from bench.render.report import ReportOutcome, report_warnings, write_report
 
     a = analysis if analysis is not None else analysed(csvs)
     drawing = reading(lambda: draw_all(a, out_dir))
-    outcome = reading(lambda: write_report(a, out_dir, drawing))
+    if "md" in formats:
+        outcome = reading(lambda: write_report(a, out_dir, drawing))
+    else:
+        files = [p for c in drawing.charts for p in (c.png, c.svg)]
+        outcome = ReportOutcome(a.claims, files, report_warnings(a, drawing), a.summary)
+    if "html" in formats:
+        page = reading(lambda: write_html_report(a, drawing, outcome.warnings, out_dir))
+        outcome.files.append(page)
+        outcome.report_path = outcome.report_path or page
     print_outcome(outcome, "report")
+    if "md" in formats and "html" in formats:
+        out.print(f"html: {page}", markup=False)
     if deck:
         from bench.render.slides import write_deck
 
@@ -112,13 +154,31 @@ def write_report(
 
 
 def write_comparison(
-    csvs: list[Path], out_dir: Path, missing_hosts: dict[str, str] | None = None
+    csvs: list[Path],
+    out_dir: Path,
+    missing_hosts: dict[str, str] | None = None,
+    formats: tuple[str, ...] = FORMATS,
 ) -> ReportOutcome:
-    """compare.md and its files from one analysis of every host's CSVs."""
-    from bench.render.compare import write_comparison
+    """compare.md, compare.html and their files from one analysis of every host's CSVs, the
+    charts drawn once for both."""
+    from bench.render.compare import draw_comparison, write_comparison
+    from bench.render.html import write_html_comparison
 
     a = analysed(csvs)
-    return reading(lambda: write_comparison(a, out_dir, missing_hosts=missing_hosts))
+    drawing = reading(lambda: draw_comparison(a, out_dir))
+    outcome = reading(
+        lambda: write_comparison(
+            a, out_dir, missing_hosts=missing_hosts, drawing=drawing, markdown="md" in formats
+        )
+    )
+    if "html" in formats:
+        page = reading(
+            lambda: write_html_comparison(a, drawing, outcome.warnings, out_dir, missing_hosts)
+        )
+        outcome.files.append(page)
+        if "md" not in formats:
+            outcome.report_path = page
+    return outcome
 
 
 def comparison_table(outcome: ReportOutcome) -> Table:

@@ -38,10 +38,15 @@ MAX_HOSTS_PER_CHART = 5
 
 
 def write_comparison(
-    a: Analysis, out_dir: Path, *, missing_hosts: Mapping[str, str] | None = None
+    a: Analysis,
+    out_dir: Path,
+    *,
+    missing_hosts: Mapping[str, str] | None = None,
+    drawing: Drawing | None = None,
+    markdown: bool = True,
 ) -> ReportOutcome:
-    """Write compare.md, claims.csv, ratios.csv (long: one row per host and comparison)
-    and charts into out_dir.
+    """Write compare.md (unless ``markdown`` is false), claims.csv, ratios.csv (long: one row
+    per host and comparison) and (unless ``drawing`` has them already) the charts into out_dir.
 
     ``missing_hosts``: hosts that were meant to be compared but gave no results (a fleet
     run's failed hosts), each with the reason; compare.md lists them.
@@ -50,17 +55,20 @@ def write_comparison(
     out_dir.mkdir(parents=True, exist_ok=True)
     hosts = a.hosts
     warnings = [*a.warnings, *hosts.warnings]
-    drawing = draw_comparison(a, out_dir)
+    drawing = drawing if drawing is not None else draw_comparison(a, out_dir)
     warnings += drawing.notes
-    files = [out_dir / "claims.csv", out_dir / "ratios.csv", out_dir / "compare.md"]
+    files = [out_dir / "claims.csv", out_dir / "ratios.csv"]
     a.claims.to_csv(files[0], index=False)
     hosts.ratios.to_csv(files[1], index=False)
-    text = render(a, drawing.charts, warnings, out_dir, missing_hosts or {})
-    files[2].write_text(text, encoding="utf-8")
+    page = None
+    if markdown:
+        page = out_dir / "compare.md"
+        page.write_text(render(a, drawing.charts, warnings, out_dir, missing_hosts or {}), "utf-8")
+        files.append(page)
     for chart in drawing.charts:
         files += [chart.png, chart.svg]
     summary = across_hosts(hosts.ratios, hosts.count)
-    return ReportOutcome(a.claims, files, warnings, summary, files[2])
+    return ReportOutcome(a.claims, files, warnings, summary, page)
 
 
 def draw_comparison(a: Analysis, out_dir: Path) -> Drawing:
