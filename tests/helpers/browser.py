@@ -4,6 +4,7 @@ a driver; a fresh profile, no background networking."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -64,8 +65,23 @@ class Browser:
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == "phone"},
         )
+        self.driver.get_log("performance")  # type: ignore[attr-defined]  # drained
         self.driver.get(page.resolve().as_uri())  # type: ignore[attr-defined]
-        return self.driver.execute_script(PROBE)  # type: ignore[attr-defined]
+        probe = self.driver.execute_script(PROBE)  # type: ignore[attr-defined]
+        probe["requests"] = self.requests(exclude=page.resolve().as_uri())
+        return probe
+
+    def requests(self, exclude: str) -> list[str]:
+        """Every URL the browser asked for since the last call (DevTools' Network events,
+        failed requests included), less ``exclude`` (the page itself) and data: URLs."""
+        urls = []
+        for entry in self.driver.get_log("performance"):  # type: ignore[attr-defined]
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") == "Network.requestWillBeSent":
+                url = message["params"]["request"]["url"]
+                if url != exclude and not url.startswith("data:"):
+                    urls.append(url)
+        return urls
 
     def screenshot(self, path: Path) -> Path:
         self.driver.save_screenshot(str(path))  # type: ignore[attr-defined]
@@ -107,6 +123,7 @@ def chromium() -> Iterator[Browser]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # Network events
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         yield Browser(driver)
