@@ -23,6 +23,7 @@ from bench.analysis import claims, model
 from bench.analysis.summary import SUMMARY_KEYS
 from bench.cli import main
 from bench.cli.reading import write_comparison, write_report
+from bench.render import charts
 from bench.render.markdown import ratio_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +173,7 @@ def test_report_and_compare_evaluate_once_for_md_html_and_deck(
         return savefig(self, fname, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    monkeypatch.setattr(charts, "PROCESSES", 1)  # drawn here, where the calls are counted
     outcome = write_report([REAL_RUN], tmp_path / "r", deck=True)
     assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report.md").is_file()
     assert calls == {"load": 1, "claims": 1}
