@@ -21,7 +21,7 @@ PROBE = """
 const doc = document.documentElement;
 const charts = [...document.querySelectorAll('svg.chart')].map(svg => {
   const box = svg.getBoundingClientRect();
-  return {id: svg.parentElement.id, width: box.width, height: box.height,
+  return {id: svg.closest('figure').id, width: box.width, height: box.height,
           label: svg.getAttribute('aria-label') || '',
           title: (svg.querySelector('title') || {}).textContent || ''};
 });
