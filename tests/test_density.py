@@ -10,6 +10,7 @@ import pytest
 from bench import cli
 from bench.backends.base import Availability, Backend, Instance, Prepared
 from bench.backends.qemu import run_dir as qemu_run_dir
+from bench.cli import running
 from bench.guests import Guest
 from bench.results import read_rows
 from bench.run.density import MemoryGuard, check_host_memory, run_density
@@ -289,7 +290,7 @@ def test_memory_guard_refuses_before_anything_starts(
         tmp_path, "[backend.qemu]\ninstances = [1, 256]\nmemory_mib = 65536\n", name="huge"
     )
     run_id = f"guard-test-{dt.datetime.now(dt.UTC):%H%M%S%f}"
-    monkeypatch.setattr(cli, "new_run_id", lambda host_id: run_id)
+    monkeypatch.setattr(running, "new_run_id", lambda host_id: run_id)
     since = dt.datetime.now(dt.UTC)
     results = tmp_path / "results"
     code = cli.main(["run", str(fine), str(huge), "--results-dir", str(results)])

@@ -41,9 +41,10 @@ class RunStats:
         return bool(self.unsupported or self.unavailable or self.guests_unavailable)
 
     def exit_code(self, strict: bool = False, claims_checked: int | None = None) -> int:
-        """1 when a trial failed or timed out, when nothing ran ok or no claim could be
+        """1 when a trial failed or timed out, when nothing of what it tried ran ok or no claim could be
         checked (``claims_checked`` = 0), and with ``strict`` when something could not run
         here; else 0: what could not run here is said, not failed."""
-        if self.failed or not self.ok or claims_checked == 0:
+        attempted = self.ok + self.failed + self.unsupported  # 0: a resumed run had all done
+        if self.failed or (attempted and not self.ok) or claims_checked == 0:
             return 1
         return 1 if strict and self.could_not_run else 0

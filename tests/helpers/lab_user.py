@@ -89,8 +89,16 @@ def lab_venv() -> Path:
     try:
         with tempfile.TemporaryDirectory(prefix="vmbench-lab-src-") as tmp:
             source = Path(tmp) / "vmbench"
-            skip = (".git", ".venv", "results", "build", "*.egg-info", "__pycache__", ".*cache")
-            shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*skip))
+            skip = shutil.ignore_patterns(
+                ".git", ".venv*", "build", "*.egg-info", "__pycache__", ".*cache"
+            )
+
+            def ignore(folder: str, names: list[str]) -> set[str]:
+                # Results folders at the top only: bench/results/ is the package's contract.
+                top = {"results"} & set(names) if Path(folder) == REPO else set()
+                return set(skip(folder, names)) | top
+
+            shutil.copytree(REPO, source, ignore=ignore)
             if not (venv / "bin" / "python").exists():
                 shutil.rmtree(venv, ignore_errors=True)
                 _check([SYSTEM_PYTHON, "-m", "venv", str(venv)])
