@@ -30,6 +30,7 @@ from bench.render.charts.hosts import ratios_across_hosts, ratios_by_host
 from bench.render.markdown import METHODOLOGY, code, markdown_table, md_text
 from bench.render.markdown import verdict_markdown as claims_markdown
 from bench.render.report import ReportOutcome
+from bench.render.tables import write_csv
 from bench.units import accel_label
 
 # Past a handful of hosts, per-host charts (one box or line per host) give way to one chart
@@ -58,8 +59,8 @@ def write_comparison(
     drawing = drawing if drawing is not None else draw_comparison(a, out_dir)
     warnings += drawing.notes
     files = [out_dir / "claims.csv", out_dir / "ratios.csv"]
-    a.claims.to_csv(files[0], index=False)
-    hosts.ratios.to_csv(files[1], index=False)
+    write_csv(a.claims, files[0])
+    write_csv(hosts.ratios, files[1])
     page = None
     if markdown:
         page = out_dir / "compare.md"

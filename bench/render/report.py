@@ -26,6 +26,7 @@ from bench.render.markdown import (
     summary_markdown,
     verdict_markdown,
 )
+from bench.render.tables import write_csv
 
 
 @dataclass
@@ -53,8 +54,7 @@ def write_report(a: Analysis, out_dir: Path, drawing: Drawing | None = None) -> 
     }
     files = []
     for name, table in tables.items():
-        table.to_csv(out_dir / name, index=False)
-        files.append(out_dir / name)
+        files.append(write_csv(table, out_dir / name))
     report = out_dir / "report.md"
     report.write_text(render_markdown(a, drawing, out_dir), encoding="utf-8")
     files.append(report)
