@@ -109,8 +109,8 @@ def test_libreoffice_renders_every_slide_with_every_word_in_place(
 # --- rendered by LibreOffice ----------------------------------------------------------------
 
 
-def test_deck_charts_written_beside_it_once(two_hosts: Path) -> None:
-    """A deck alone draws its charts into its own folder, where the report puts them: no
-    second folder of the same charts (``deck-charts``)."""
-    assert (two_hosts.parent / "ready_time.png").stat().st_size > 0
-    assert sorted(p.name for p in two_hosts.parent.iterdir() if p.is_dir()) == []
+def test_a_deck_alone_leaves_only_the_deck(two_hosts: Path) -> None:
+    """A deck alone draws its charts in its temporary work: the deck holds the images, and
+    nothing else (no chart files, no ``deck-charts`` folder) stays beside it."""
+    assert [p.name for p in two_hosts.parent.iterdir()] == ["deck.pptx"]
+    assert sum(len(pictures(s)) for s in Presentation(str(two_hosts)).slides) > 0

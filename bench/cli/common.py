@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,21 +48,58 @@ def existing_csvs(paths: list[Path]) -> list[Path]:
 
 
 def reading(make):
-    """Run a report-side writer; unusable input is a usage error (exit 2), not a traceback."""
+    """Run a report-side step; unusable input is a usage error (exit 2), not a traceback.
+
+    numpy's RuntimeWarnings (a median of nothing, a spread of one value) and matplotlib's
+    layout warnings stop here: the reading side says what is missing in its own warnings."""
+    import warnings
+
+    import numpy as np
+
     from bench.analysis.dataset import ReportInputError
 
     try:
-        return make()
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
+            return make()
     except ReportInputError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
-        raise UsageError(f"{e.filename or ''}: {e.strerror}") from None
+        raise UsageError(_os_error(e)) from None
+
+
+def _os_error(e: OSError) -> str:
+    return f"{plain(str(e.filename or ''))}: {e.strerror}"
+
+
+@contextlib.contextmanager
+def reading_files(make):
+    """A reading step's output context (bench.render.outdir): a folder or file that cannot
+    be made is a usage error (exit 2), not a traceback."""
+    try:
+        with make() as made:
+            yield made
+    except OSError as e:
+        raise UsageError(_os_error(e)) from None
+
+
+def plain(text: str) -> str:
+    """Input text as the terminal may show it (bench.render.terminal.plain)."""
+    from bench.render.terminal import plain
+
+    return plain(text)
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """Every reading command's warnings, each once, in the same words."""
+    for warning in dict.fromkeys(warnings):
+        console.print(f"vmbench: warning: {plain(warning)}", markup=False, highlight=False)
 
 
 def print_outcome(outcome, label: str, table=None) -> None:
     from bench.render.terminal import verdict_table
 
-    for warning in outcome.warnings:
-        console.print(f"vmbench: warning: {warning}", markup=False)
+    print_warnings(outcome.warnings)
     out.print(table if table is not None else verdict_table(outcome.claims))
-    out.print(f"{label}: {outcome.report_path}", markup=False)
+    out.print(f"{label}: {plain(str(outcome.report_path))}", markup=False)

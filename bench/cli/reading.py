@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.cli.common import EXIT_OK, existing_csvs, out, print_outcome, reading
+from bench.cli.common import (
+    EXIT_OK,
+    UsageError,
+    existing_csvs,
+    out,
+    plain,
+    print_outcome,
+    print_warnings,
+    reading,
+    reading_files,
+)
 
 if TYPE_CHECKING:  # the command's parser loads no pandas or matplotlib
     from rich.table import Table
@@ -100,12 +111,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_slides(args: argparse.Namespace) -> int:
+    from bench.render.charts import draw_all
+    from bench.render.outdir import staged_file
+    from bench.render.report import report_warnings
     from bench.render.slides import write_deck
 
     csvs = existing_csvs(args.csvs)
     a = analysed(csvs)
-    deck = reading(lambda: write_deck(a, args.out or csvs[0].parent / "report" / "deck.pptx"))
-    out.print(f"slides: {deck}", markup=False)
+    deck = args.out or csvs[0].parent / "report" / "deck.pptx"
+    if deck.is_dir():
+        raise UsageError(f"{plain(str(deck))}: is a folder: --out names the deck file (DECK.pptx)")
+    # The charts are drawn into the deck's temporary work: the deck holds them, no folder stays.
+    with tempfile.TemporaryDirectory(prefix="vmbench-deck-") as charts:
+        drawing = reading(lambda: draw_all(a, Path(charts)))
+        print_warnings(report_warnings(a, drawing))
+        with reading_files(lambda: staged_file(deck)) as work:
+            reading(lambda: write_deck(a, work, drawing))
+    out.print(f"slides: {plain(str(deck))}", markup=False)
     return EXIT_OK
 
 
@@ -126,30 +148,40 @@ def write_report(
 ) -> ReportOutcome:
     """The report (report.md, report.html and with ``deck`` the deck) of ``csvs`` from one
     analysis, each chart drawn once: the page inlines and the deck shows the report's images.
-    Returns the report's outcome (its claims)."""
+    Everything is written into a temporary folder and moved into ``out_dir`` when done
+    (bench.render.outdir). Returns the report's outcome (its claims)."""
     from bench.render.charts import draw_all
     from bench.render.html import write_html_report
+    from bench.render.outdir import moved, staged
     from bench.render.report import ReportOutcome, report_warnings, write_report
 
     a = analysis if analysis is not None else analysed(csvs)
-    drawing = reading(lambda: draw_all(a, out_dir))
-    if "md" in formats:
-        outcome = reading(lambda: write_report(a, out_dir, drawing))
-    else:
-        files = [p for c in drawing.charts for p in (c.png, c.svg)]
-        outcome = ReportOutcome(a.claims, files, report_warnings(a, drawing), a.summary)
-    if "html" in formats:
-        page = reading(lambda: write_html_report(a, drawing, outcome.warnings, out_dir))
-        outcome.files.append(page)
-        outcome.report_path = outcome.report_path or page
+    page = None
+    with reading_files(lambda: staged(out_dir)) as work:
+        drawing = reading(lambda: draw_all(a, work))
+        if "md" in formats:
+            outcome = reading(lambda: write_report(a, work, drawing))
+        else:
+            files = [p for c in drawing.charts for p in (c.png, c.svg)]
+            outcome = ReportOutcome(a.claims, files, report_warnings(a, drawing), a.summary)
+        if "html" in formats:
+            page = reading(lambda: write_html_report(a, drawing, outcome.warnings, work))
+            outcome.files.append(page)
+            outcome.report_path = outcome.report_path or page
+        if deck:
+            from bench.render.slides import write_deck
+
+            reading(lambda: write_deck(a, work / "deck.pptx", drawing))
+    outcome.files = [moved(p, work, out_dir) for p in outcome.files]
+    if outcome.report_path is not None:
+        outcome.report_path = moved(outcome.report_path, work, out_dir)
+    if page is not None:
+        page = moved(page, work, out_dir)
     print_outcome(outcome, "report")
     if "md" in formats and "html" in formats:
         out.print(f"html: {page}", markup=False)
     if deck:
-        from bench.render.slides import write_deck
-
-        deck_path = reading(lambda: write_deck(a, out_dir / "deck.pptx", drawing))
-        out.print(f"slides: {deck_path}", markup=False)
+        out.print(f"slides: {plain(str(out_dir / 'deck.pptx'))}", markup=False)
     return outcome
 
 
@@ -160,24 +192,30 @@ def write_comparison(
     formats: tuple[str, ...] = FORMATS,
 ) -> ReportOutcome:
     """compare.md, compare.html and their files from one analysis of every host's CSVs, the
-    charts drawn once for both."""
+    charts drawn once for both, written into a temporary folder and moved into ``out_dir``
+    when done."""
     from bench.render.compare import draw_comparison, write_comparison
     from bench.render.html import write_html_comparison
+    from bench.render.outdir import moved, staged
 
     a = analysed(csvs)
-    drawing = reading(lambda: draw_comparison(a, out_dir))
-    outcome = reading(
-        lambda: write_comparison(
-            a, out_dir, missing_hosts=missing_hosts, drawing=drawing, markdown="md" in formats
+    with reading_files(lambda: staged(out_dir)) as work:
+        drawing = reading(lambda: draw_comparison(a, work))
+        outcome = reading(
+            lambda: write_comparison(
+                a, work, missing_hosts=missing_hosts, drawing=drawing, markdown="md" in formats
+            )
         )
-    )
-    if "html" in formats:
-        page = reading(
-            lambda: write_html_comparison(a, drawing, outcome.warnings, out_dir, missing_hosts)
-        )
-        outcome.files.append(page)
-        if "md" not in formats:
-            outcome.report_path = page
+        if "html" in formats:
+            page = reading(
+                lambda: write_html_comparison(a, drawing, outcome.warnings, work, missing_hosts)
+            )
+            outcome.files.append(page)
+            if "md" not in formats:
+                outcome.report_path = page
+    outcome.files = [moved(p, work, out_dir) for p in outcome.files]
+    if outcome.report_path is not None:
+        outcome.report_path = moved(outcome.report_path, work, out_dir)
     return outcome
 
 

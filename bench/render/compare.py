@@ -55,7 +55,7 @@ def write_comparison(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hosts = a.hosts
-    warnings = [*a.warnings, *hosts.warnings]
+    warnings = [*a.warnings, *hosts.warnings, *a.trial_notes]
     drawing = drawing if drawing is not None else draw_comparison(a, out_dir)
     warnings += drawing.notes
     files = [out_dir / "claims.csv", out_dir / "ratios.csv"]

@@ -22,6 +22,7 @@ from bench.render.markdown import (
     METHODOLOGY,
     hosts_markdown,
     markdown_table,
+    md_text,
     memory_markdown,
     summary_markdown,
     verdict_markdown,
@@ -98,7 +99,7 @@ def _published(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
 
 def _warnings(a: Analysis, drawing: Drawing, _out: Path) -> list[str]:
     warnings = report_warnings(a, drawing)
-    return ["## Warnings", "", *[f"- {w}" for w in warnings], ""] if warnings else []
+    return ["## Warnings", "", *[f"- {md_text(w)}" for w in warnings], ""] if warnings else []
 
 
 def _repetitions(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:

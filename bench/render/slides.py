@@ -8,6 +8,7 @@ under the chart; the evidence of every verdict is in the speaker notes.
 
 from __future__ import annotations
 
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -45,9 +46,11 @@ VERDICT_COLOURS = {  # Okabe-Ito, readable on white
 
 def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> Path:
     """Write the deck to out_path with the report's charts (``drawing``); without them, the
-    charts are drawn once into the deck's folder, where the report puts them too."""
+    charts are drawn into a temporary folder: the deck holds its images, no folder stays."""
     out_path = Path(out_path)
-    drawing = drawing if drawing is not None else draw_all(a, out_path.parent)
+    if drawing is None:
+        with tempfile.TemporaryDirectory(prefix="vmbench-deck-") as charts:
+            return write_deck(a, out_path, draw_all(a, Path(charts)))
     claims = a.claims
     prs = Presentation()
     prs.slide_width, prs.slide_height = WIDTH, HEIGHT
