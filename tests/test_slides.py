@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,6 +107,29 @@ def test_libreoffice_renders_every_slide_with_every_word_in_place(
     rendered = render(two_hosts, tmp_path)
     assert_pages_drawn(rendered)
     assert_words_placed(rendered)
+    # The PDF's outline (bookmarks) holds every slide's title, as LibreOffice read it from
+    # the title placeholders: what a table of contents, or a merged course deck, shows.
+    xml = subprocess.run(
+        ["pdftohtml", "-xml", "-i", "-stdout", str(tmp_path / f"{two_hosts.stem}.pdf")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    outline = [html.unescape(t) for t in re.findall(r'<item page="\d+">([^<]*)</item>', xml)]
+    titles = [s.shapes.title.text_frame.text for s in Presentation(str(two_hosts)).slides]
+    assert [re.sub(r" \(\d+\)$", "", t) for t in outline] == titles
+
+
+def test_every_slide_has_its_title_in_a_title_placeholder(two_hosts: Path) -> None:
+    """Outline view, slide sorter and screen readers read the title placeholder."""
+    slides = list(Presentation(str(two_hosts)).slides)
+    titles = [s.shapes.title for s in slides]
+    assert all(t is not None and t.is_placeholder for t in titles)
+    texts = [t.text_frame.text for t in titles]
+    assert texts[0] == "Virtual machines vs containers, measured"
+    assert texts[-1] == "How it was measured"
+    assert set(texts[1:-1]) >= set(CLAIMS.values())
+    assert all(texts), texts
 
 
 # --- rendered by LibreOffice ----------------------------------------------------------------

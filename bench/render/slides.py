@@ -1,7 +1,9 @@
 """A slide deck (python-pptx) of the verdicts: title with hosts, a slide per chart, methodology.
 
-Built from blank slides and text boxes only, so it opens the same in PowerPoint and
-LibreOffice and the layout does not depend on a template's placeholders. Every claim gets
+Every slide uses the "Title Only" layout with its title in the title placeholder (placed and
+sized here, so the look does not depend on the template), so the outline view, the slide
+sorter, a screen reader and a PDF's bookmarks see each slide's title; the rest are text
+boxes and pictures, which open the same in PowerPoint and LibreOffice. Every claim gets
 one slide per chart that illustrates it (a text slide when it has none), with its verdicts
 under the chart; the evidence of every verdict is in the speaker notes.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from pptx import Presentation
 from pptx.dml.color import RGBColor
+from pptx.enum.text import MSO_ANCHOR, PP_ALIGN
 from pptx.slide import Slide
 from pptx.text.text import _Paragraph
 from pptx.util import Emu, Inches, Pt
@@ -31,7 +34,7 @@ from bench.units import engine_label
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 MARGIN = Inches(0.5)
-BLANK_LAYOUT = 6
+TITLE_ONLY_LAYOUT = 5  # python-pptx's default template: a title placeholder, nothing else
 CHART_TOP, CHART_HEIGHT = Inches(1.05), Inches(5.0)
 VERDICT_TOP = Inches(6.1)  # under the chart: room for MAX_VERDICT_LINES + one footer line
 MAX_VERDICT_LINES = 3
@@ -72,11 +75,11 @@ def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> P
 
 
 def _new_slide(prs: Presentation) -> Slide:
-    return prs.slides.add_slide(prs.slide_layouts[BLANK_LAYOUT])
+    return prs.slides.add_slide(prs.slide_layouts[TITLE_ONLY_LAYOUT])
 
 
 def title_slide(slide: Slide, a: Analysis) -> None:
-    _text(slide, "Virtual machines vs containers, measured", Inches(1.5), Inches(1.6), 40, True)
+    _title(slide, "Virtual machines vs containers, measured", Inches(1.5), Inches(1.6), 40)
     lines = []
     for host in a.host_ids:
         meta = a.hosts_meta.get(host, {})
@@ -100,7 +103,7 @@ def vm_engines(a: Analysis, host: str) -> str:
 def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: Chart | None) -> None:
     """The claim, its chart (if any) and up to MAX_VERDICT_LINES verdicts beneath."""
     heading = CLAIMS[claim]  # one line at 28 pt holds ~52 characters; longer ones get smaller
-    _text(slide, heading, Inches(0.3), Inches(0.8), min(28, 28 * 52 // len(heading)), True)
+    _title(slide, heading, Inches(0.3), Inches(0.8), min(28, 28 * 52 // len(heading)))
     top = Inches(1.5)
     if chart is not None:
         width = Emu(int(CHART_HEIGHT * 16 / 9))
@@ -159,7 +162,7 @@ def _verdict_line(para: _Paragraph, r: pd.Series, with_caveat: bool) -> None:
 def chart_slide(slide: Slide, heading: str, chart: Chart, lines: list[str]) -> None:
     """A chart that is no claim's (the isolation spectrum): heading, chart, lines under it;
     all lines in the speaker notes."""
-    _text(slide, heading, Inches(0.3), Inches(0.8), 28, True)
+    _title(slide, heading, Inches(0.3), Inches(0.8), 28)
     width = Emu(int(CHART_HEIGHT * 16 / 9))
     slide.shapes.add_picture(str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT)
     shown = [_short(line, LINE_CHARS) for line in lines[:MAX_VERDICT_LINES]]
@@ -177,12 +180,27 @@ def text_slide(slide: Slide, heading: str, lines: list[str], size: int) -> None:
 
 
 def methodology_slide(slide: Slide) -> None:
-    _text(slide, "How it was measured", Inches(0.3), Inches(0.8), 28, True)
+    _title(slide, "How it was measured", Inches(0.3), Inches(0.8), 28)
     _lines(slide, [m.replace("`", "") for m in METHODOLOGY], Inches(1.2), Inches(6.1), 15)
 
 
 def _short(text: str, width: int) -> str:
     return textwrap.shorten(text, width, placeholder=" …")
+
+
+def _title(slide: Slide, text: str, top: Emu, height: Emu, size: int) -> None:
+    """The slide's title, in its layout's title placeholder: placed, sized and set like the
+    text boxes (left-aligned, bold, top-anchored), and named as the slide's title."""
+    title = slide.shapes.title
+    title.left, title.top, title.width, title.height = MARGIN, top, WIDTH - 2 * MARGIN, height
+    frame = title.text_frame
+    frame.word_wrap = True
+    frame.vertical_anchor = MSO_ANCHOR.TOP
+    frame.margin_left = frame.margin_right = Inches(0.1)
+    frame.margin_top = frame.margin_bottom = Inches(0.05)
+    para = frame.paragraphs[0]
+    para.alignment = PP_ALIGN.LEFT
+    _run(para, text, size, bold=True)
 
 
 def _text(slide: Slide, text: str, top: Emu, height: Emu, size: int, bold: bool = False) -> None:
