@@ -76,3 +76,33 @@ def test_every_output_csv_neutralises_a_formula_in_the_input(
     with open(tmp_path / "report" / "summary.csv", encoding="utf-8") as f:
         assert {r["guest"] for r in csv.DictReader(f)} == {"'@SUM(1+1)*cmd"}
     capsys.readouterr()
+
+
+HOSTILE_HOST = "lab\n### evil <script>alert(1)</script> | x \x1b[31mred\x1b[0m\x07"
+
+
+def test_markdown_and_terminal_show_input_text_as_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from markdown_it import MarkdownIt
+
+    csv_path = hostile_copy(tmp_path / "a", host_id=HOSTILE_HOST, guest="<img src=x onerror=1>")
+    other = hostile_copy(tmp_path / "b", host_id="b|c\r\n<b>bold</b>")
+    assert main(["report", str(csv_path), "--out", str(tmp_path / "report")]) == 0
+    assert main(["compare", str(csv_path), str(other), "--out", str(tmp_path / "cmp")]) == 0
+    assert main(["slides", str(csv_path), "--out", str(tmp_path / "deck.pptx")]) == 0
+    printed = capsys.readouterr()
+    for stream in (printed.out, printed.err):
+        assert "\x1b" not in stream and "\x07" not in stream  # no ESC sequence, no bell
+    assert "red" in printed.out  # the host id is shown, without its control characters
+    for md_path in (tmp_path / "report" / "report.md", tmp_path / "cmp" / "compare.md"):
+        md = md_path.read_text(encoding="utf-8")
+        tokens = MarkdownIt("commonmark").enable("table").parse(md)
+        kinds = {t.type for t in tokens} | {c.type for t in tokens for c in t.children or []}
+        assert not kinds & {"html_block", "html_inline"}, md_path.name  # no raw HTML
+        headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+        assert not [h for h in headings if h.startswith("evil")], md_path.name
+        assert "\x1b" not in md
+    report_md = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    host_headings = [line for line in report_md.splitlines() if line.startswith("### ")]
+    assert host_headings == ["### `lab ### evil <script>alert(1)</script> | x  [31mred [0m `"]

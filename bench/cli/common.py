@@ -61,7 +61,9 @@ def reading(make):
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            warnings.filterwarnings("ignore", category=UserWarning, module="matplotlib")
+            warnings.filterwarnings(
+                "ignore", category=UserWarning, module=r"matplotlib|bench\.render"
+            )
             return make()
     except ReportInputError as e:
         raise UsageError(str(e)) from None

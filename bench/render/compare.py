@@ -27,7 +27,7 @@ from bench.analysis.hosts import (
 from bench.analysis.model import Analysis
 from bench.render.charts import Chart, Drawing, draw, draw_all
 from bench.render.charts.hosts import ratios_across_hosts, ratios_by_host
-from bench.render.markdown import METHODOLOGY, code, markdown_table, md_text
+from bench.render.markdown import METHODOLOGY, code, image, markdown_table, md_text
 from bench.render.markdown import verdict_markdown as claims_markdown
 from bench.render.report import ReportOutcome
 from bench.render.tables import write_csv
@@ -161,11 +161,11 @@ def render(
     parts = [
         title,
         "",
-        "From: " + ", ".join(f"`{p}`" for p in a.sources),
+        "From: " + ", ".join(code(p) for p in a.sources),
         "",
         "## Hosts",
         "",
-        markdown_table(host_rows),
+        markdown_table(host_rows, markdown=("host_id",)),
     ]
     if missing_hosts:
         parts += ["## Hosts without results", ""]
@@ -181,11 +181,13 @@ def render(
         "from the median of the hosts, or its verdict is not the most common one. Every host's "
         "verdict and ratio is in ratios.csv (one row per host and comparison).",
         "",
-        markdown_table(across_hosts(a.hosts.ratios, len(hosts), show=code)),
+        markdown_table(
+            across_hosts(a.hosts.ratios, len(hosts), show=code), markdown=("hosts that differ",)
+        ),
     ]
     if made:
         parts += ["## Charts", ""]
-        parts += [f"![{c.title}]({c.png.relative_to(out_dir)})\n" for c in made]
+        parts += [image(c, out_dir) for c in made]
     parts += ["## Claims per host", "", claims_markdown(a.claims)]
     parts += ["## Methodology", "", *[f"- {line}" for line in METHODOLOGY]]
     return "\n".join(parts) + "\n"

@@ -8,7 +8,7 @@ import pandas as pd
 
 from bench.analysis import emulation, published
 from bench.analysis.model import Analysis
-from bench.render.markdown import markdown_table
+from bench.render.markdown import code, markdown_table, md_text
 from bench.results import METRIC_UNITS
 from bench.units import engine_label, human
 
@@ -41,7 +41,7 @@ def emulation_markdown(a: Analysis) -> list[str]:
         "",
     ]
     for _, r in factors.iterrows():
-        lines.append(f"- {emulation.factor_sentence(r)}")
+        lines.append(f"- {md_text(emulation.factor_sentence(r))}")
     if not factors.empty:
         lines.append("")
     if not split.empty:
@@ -112,10 +112,10 @@ def published_markdown(a: Analysis) -> list[str]:
         "only, and compared with none of them; a figure of this host more than 10x outside "
         f"the published range for the same accelerator is named below ({emulation.SUSPECT}).",
         "",
-        markdown_table(reference_table(figures, host_figures)),
+        markdown_table(reference_table(figures, host_figures), markdown=("source",)),
     ]
     if notes:
-        lines += [*(f"- {n}" for n in notes), ""]
+        lines += [*(f"- {md_text(n)}" for n in notes), ""]
     return lines
 
 
@@ -123,7 +123,7 @@ def reference_table(figures: list[published.Figure], host_figures: pd.DataFrame)
     """source, conditions, container figure, VM figure: published rows, then this host's."""
     rows = [
         {
-            "source": f"[{f.source}]({f.url})",
+            "source": f"[{md_text(f.source)}]({f.url})",
             "conditions": f.conditions,
             "measured": f.measured,
             "container figure": f.text() if f.side == "container" else "",
@@ -144,7 +144,7 @@ def reference_table(figures: list[published.Figure], host_figures: pd.DataFrame)
 
         rows.append(
             {
-                "source": f"this host ({host})",
+                "source": f"this host ({code(host)})",
                 "conditions": "measured by this run; accelerators as named",
                 "measured": f"{TABLE_METRICS[metric]} ({metric}), median of one instance",
                 "container figure": cell(g[g.kind == "container"]),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from bench.analysis.claims import CLAIMS
 from bench.analysis.emulation import WITHOUT_CACHE
 from bench.analysis.summary import SUMMARY_KEYS
 from bench.units import accel_label, engine_label, human
+
+if TYPE_CHECKING:  # the terminal's tables load no matplotlib
+    from bench.render.charts.save import Chart
 
 METHODOLOGY = [
     "Ready time: host monotonic clock from just before the launch call until the guest's "
@@ -51,7 +55,7 @@ def verdict_markdown(claims: pd.DataFrame) -> str:
             {
                 "host": c.host_id,
                 "claim": f"{c.claim}: {CLAIMS[c.claim]}",
-                "verdict": f"**{c.verdict}**",
+                "verdict": f"**{md_text(c.verdict)}**",
                 "VM/container [95% CI]": ratio_text(c),
                 WITHOUT_HEADING: without_cache_text(c),
                 "n (c/VM)": f"{c.n_container}/{c.n_vm}",
@@ -60,7 +64,8 @@ def verdict_markdown(claims: pd.DataFrame) -> str:
                 "caveat": c.caveat,
             }
         )
-    return markdown_table(_drop_if_empty(pd.DataFrame(rows), WITHOUT_HEADING))
+    table = _drop_if_empty(pd.DataFrame(rows), WITHOUT_HEADING)
+    return markdown_table(table, markdown=("verdict",))
 
 
 # A TCG VM's memory and density ratio again, less each trial's translation cache: its label.
@@ -139,42 +144,61 @@ def summary_markdown(summary: pd.DataFrame) -> str:
 def hosts_markdown(hosts: dict[str, dict[str, Any]]) -> str:
     lines = []
     for host_id, meta in sorted(hosts.items()):
-        lines.append(f"### {host_id}")
+        lines.append(f"### {code(host_id)}")
         if not meta:
             lines.append("No host.json found beside the CSV.")
         for key, value in meta.items():
             if isinstance(value, dict):
                 value = ", ".join(f"{k} {v}" for k, v in value.items())
-            lines.append(f"- {key}: {value}")
+            lines.append(f"- {md_text(key)}: {md_text(value)}")
         lines.append("")
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (no tabulate dependency)."""
+def markdown_table(df: pd.DataFrame, markdown: tuple[str, ...] = ()) -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency). Every cell is text, escaped
+    (``md_text``), except the ``markdown`` columns, which the caller built as markdown from
+    escaped parts (a verdict in bold, host ids as code spans)."""
 
-    def cell(v: object) -> str:
-        return (
-            ("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-            .replace("|", "\\|")
-            .replace("\n", " ")
-        )
+    def cell(v: object, raw: bool) -> str:
+        text = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+        if not raw:
+            return md_text(text)
+        return CONTROL_CHARS.sub(" ", text).replace("|", "\\|")
 
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    raw = [c in markdown for c in df.columns]
+    head = "| " + " | ".join(md_text(str(c)) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(cell(v, r) for v, r in zip(row, raw, strict=True)) + " |"
+        for row in df.itertuples(index=False)
+    ]
     return "\n".join([head, rule, *body]) + "\n"
 
 
-def code(text: str) -> str:
-    """A markdown code span of text, whatever backticks it holds: host ids shown verbatim."""
+# C0 and C1 control characters (newlines included): one space each in markdown, so no input
+# text can end a table row, a heading or a list item early.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def image(chart: Chart, out_dir: Path) -> str:
+    """A chart as a markdown image: its title (which may name hosts) escaped as alt text."""
+    return f"![{md_text(chart.title)}]({chart.png.relative_to(out_dir)})\n"
+
+
+def code(text: object) -> str:
+    """A markdown code span of text, whatever backticks it holds: host ids shown verbatim
+    (HTML in a code span is text; control characters become spaces)."""
+    text = CONTROL_CHARS.sub(" ", str(text))
     runs = [len(r) for r in re.findall(r"`+", text)]
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def md_text(text: str) -> str:
-    """Text with the characters markdown would act on escaped (for warnings with host ids).
-    Underscores are left alone: inside words (pss_bytes) GFM does not act on them."""
-    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", text)
+def md_text(text: object) -> str:
+    """Input text as markdown shows it, acting on none of it: the one escape of the markdown
+    views. Control characters (newlines) become spaces, so a host id cannot split a heading
+    or a table row; markdown's and HTML's characters are escaped, so ``<script>`` stays
+    text. Underscores are left alone: inside words (pss_bytes) GFM does not act on them."""
+    return re.sub(r"([\\`*\[\]<>|])", r"\\\1", CONTROL_CHARS.sub(" ", str(text)))

@@ -20,7 +20,9 @@ from bench.render.charts import Drawing, draw_all
 from bench.render.emulation import emulation_markdown, published_markdown
 from bench.render.markdown import (
     METHODOLOGY,
+    code,
     hosts_markdown,
+    image,
     markdown_table,
     md_text,
     memory_markdown,
@@ -76,7 +78,7 @@ Section = Callable[[Analysis, Drawing, Path], list[str]]
 
 
 def _title(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
-    return ["# vmbench report", "", "From: " + ", ".join(f"`{p}`" for p in a.sources), ""]
+    return ["# vmbench report", "", "From: " + ", ".join(code(p) for p in a.sources), ""]
 
 
 def _verdicts(a: Analysis, _drawing: Drawing, _out: Path) -> list[str]:
@@ -126,7 +128,7 @@ def _charts(_a: Analysis, drawing: Drawing, out_dir: Path) -> list[str]:
     made = drawing.claim_charts
     if not made:
         return []
-    return ["## Charts", "", *[f"![{c.title}]({c.png.relative_to(out_dir)})\n" for c in made]]
+    return ["## Charts", "", *[image(c, out_dir) for c in made]]
 
 
 def _spectrum(a: Analysis, drawing: Drawing, out_dir: Path) -> list[str]:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bench.analysis.spectrum import BETWEEN, Spectrum
 from bench.render.charts import Chart, Drawing
-from bench.render.markdown import markdown_table
+from bench.render.markdown import image, markdown_table, md_text
 from bench.units import accel_label, engine_label, human
 
 TCG_MARK = "TCG: software emulation, not hardware VM speed"
@@ -74,7 +74,7 @@ def markdown(spectrum: Spectrum, drawing: Drawing, out_dir: Path) -> list[str]:
     parts = ["## Isolation spectrum", ""]
     if spectrum.decomposition.empty and spectrum.unsupported:
         why = "; ".join(reason for _b, reason in sorted(spectrum.unsupported.items()))
-        parts += [f"Decomposition: not measured: {why}.", ""]
+        parts += [f"Decomposition: not measured: {md_text(why)}.", ""]
     elif spectrum.decomposition.empty:
         parts += [
             "Decomposition: not measured (it needs one guest as an app container, a system "
@@ -83,7 +83,9 @@ def markdown(spectrum: Spectrum, drawing: Drawing, out_dir: Path) -> list[str]:
         ]
     else:
         parts += ["Decomposition of the VM's start:", ""]
-        parts += [f"- {decomposition_line(r)}" for _, r in spectrum.decomposition.iterrows()]
+        parts += [
+            f"- {md_text(decomposition_line(r))}" for _, r in spectrum.decomposition.iterrows()
+        ]
         parts += [""]
     if spectrum.spectrum.kind.isin(BETWEEN).any():
         parts += [markdown_table(_readable(spectrum.spectrum))]
@@ -94,7 +96,7 @@ def markdown(spectrum: Spectrum, drawing: Drawing, out_dir: Path) -> list[str]:
             "",
         ]
     charts = [drawing.named(name) for name in ("spectrum", "decomposition")]
-    parts += [f"![{c.title}]({c.png.relative_to(out_dir)})\n" for c in charts if c is not None]
+    parts += [image(c, out_dir) for c in charts if c is not None]
     return parts
 
 
