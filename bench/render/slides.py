@@ -173,7 +173,7 @@ def chart_slide(slide: Slide, heading: str, chart: Chart, lines: list[str]) -> N
 def text_slide(slide: Slide, heading: str, lines: list[str], size: int) -> None:
     """A slide of lines under a heading (what emulation adds, the published figures); every
     line whole in the speaker notes."""
-    _text(slide, heading, Inches(0.3), Inches(0.8), 28, True)
+    _title(slide, heading, Inches(0.3), Inches(0.8), 28)
     shown = [_short(line, LINE_CHARS * 16 // size) for line in lines]
     _lines(slide, shown, Inches(1.2), HEIGHT - Inches(1.3), size)
     slide.notes_slide.notes_text_frame.text = "\n".join(lines)
