@@ -175,14 +175,14 @@ def test_the_sections_render_the_factor_the_split_and_the_reference_table(tcg_ho
     a = Analysis(tcg_host)
     text = "\n".join(emulation_markdown(a))
     assert text.startswith("## What emulation adds")
-    assert "16x [95% CI" in text and "20% of this VM's memory" in text
+    assert "16x \\[95% CI" in text and "20% of this VM's memory" in text  # [ escaped: md_text
     assert "| 16x" in text and "without the translation cache" in text
     table = "\n".join(published_markdown(a))
     assert table.startswith("## Published figures")
     header = next(line for line in table.splitlines() if line.startswith("| source"))
     assert header == "| source | conditions | measured | container figure | VM figure |"
     assert table.count("stefano-garzarella.github.io") >= 4 and "≤ 125 ms" in table
-    assert "this host (lab)" in table and "qemu, emulated (TCG) 200.0 MiB" in table
+    assert "this host (`lab`)" in table and "qemu, emulated (TCG) 200.0 MiB" in table
 
 
 # --- on a real run (tests/data/emulation-run) ------------------------------------------------

@@ -377,7 +377,7 @@ def test_report_names_the_verdicts_and_the_host(
     memory = md.split("## Memory of one idle instance")[1].split("\n## ")[0]
     vm = footprints(guest="busybox", backend="qemu", instances=1)
     box = footprints(guest="busybox", backend="docker", instances=1)
-    assert f"| {np.median(vm) / np.median(box):.3g}x [" in memory
+    assert f"| {np.median(vm) / np.median(box):.3g}x \\[" in memory  # [ escaped: md_text
     assert f"PSS qemu {human(np.median(vm), 'B')} vs docker {human(np.median(box), 'B')}" in memory
 
 
