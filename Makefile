@@ -20,7 +20,7 @@ help:
 	@echo "make bench    run $(SCENARIO) and write results/<run_id>/ (BENCH_ARGS=--quick for a short run,"
 	@echo "              BUDGET=20m to start no trial after 20 minutes, STRICT=1 to fail on what cannot run here)"
 	@echo "make test     unit and integration tests on the real engines"
-	@echo "make lint     ruff check and format check"
+	@echo "make lint     ruff check and format check, mypy on bench/"
 	@echo "make report   re-render the report of the newest run"
 	@echo "make doctor   which backends can run here, and why not"
 	@echo "make clean    remove containers and VMs left by vmbench runs, and the venv"
@@ -68,6 +68,7 @@ test-unit: venv
 lint: venv
 	$(BIN)/ruff check bench tests benchmarks
 	$(BIN)/ruff format --check bench tests benchmarks
+	$(BIN)/mypy  # bench/, as [tool.mypy] in pyproject.toml says
 
 format: venv
 	$(BIN)/ruff check --fix bench tests benchmarks

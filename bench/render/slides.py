@@ -18,9 +18,10 @@ import pandas as pd
 from pptx import Presentation
 from pptx.dml.color import RGBColor
 from pptx.enum.text import MSO_ANCHOR, PP_ALIGN
+from pptx.presentation import Presentation as Deck
 from pptx.slide import Slide
-from pptx.text.text import _Paragraph
-from pptx.util import Emu, Inches, Pt
+from pptx.text.text import TextFrame, _Paragraph
+from pptx.util import Emu, Inches, Length, Pt
 
 from bench.analysis.claims import CLAIMS
 from bench.analysis.emulation import WITHOUT_CACHE
@@ -61,7 +62,8 @@ def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> P
     # The memory chart's lines are its own comparisons (one instance), not the density slopes.
     lines_for = {"memory": a.memory}
     for claim in CLAIMS:
-        for chart in list(drawing.for_claim(claim)) or [None]:
+        shown: list[Chart | None] = [*drawing.for_claim(claim)] or [None]
+        for chart in shown:
             rows = lines_for.get(chart.name if chart else "", claims[claims.claim == claim])
             claim_slide(_new_slide(prs), claim, rows, chart)
     for page in spectrum_words.slides(a.spectrum, drawing):
@@ -74,7 +76,7 @@ def write_deck(a: Analysis, out_path: Path, drawing: Drawing | None = None) -> P
     return out_path
 
 
-def _new_slide(prs: Presentation) -> Slide:
+def _new_slide(prs: Deck) -> Slide:
     return prs.slides.add_slide(prs.slide_layouts[TITLE_ONLY_LAYOUT])
 
 
@@ -108,10 +110,12 @@ def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: Chart | Non
     if chart is not None:
         width = Emu(int(CHART_HEIGHT * 16 / 9))
         slide.shapes.add_picture(
-            str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT
+            str(chart.png), Emu((WIDTH - width) // 2), CHART_TOP, width, CHART_HEIGHT
         )
         top = VERDICT_TOP
-    box = slide.shapes.add_textbox(MARGIN, top, WIDTH - 2 * MARGIN, HEIGHT - top - Inches(0.1))
+    box = slide.shapes.add_textbox(
+        MARGIN, top, Emu(WIDTH - 2 * MARGIN), Emu(HEIGHT - top - Inches(0.1))
+    )
     frame = box.text_frame
     frame.word_wrap = True
     shown = rows.head(MAX_VERDICT_LINES)
@@ -128,7 +132,7 @@ def claim_slide(slide: Slide, claim: str, rows: pd.DataFrame, chart: Chart | Non
         footer.append(f"+{len(rows) - len(shown)} more in report.md")
     if footer:
         _run(frame.add_paragraph(), _short(". ".join(footer), LINE_CHARS + 15), 13, italic=True)
-    slide.notes_slide.notes_text_frame.text = "\n".join(
+    _notes(slide).text = "\n".join(
         f"{r.host_id} {r.vm}/{r.container} {r.guest}: {r.verdict}; {r.evidence}; {r.caveat}"
         for _, r in rows.iterrows()
     )
@@ -164,10 +168,12 @@ def chart_slide(slide: Slide, heading: str, chart: Chart, lines: list[str]) -> N
     all lines in the speaker notes."""
     _title(slide, heading, Inches(0.3), Inches(0.8), 28)
     width = Emu(int(CHART_HEIGHT * 16 / 9))
-    slide.shapes.add_picture(str(chart.png), (WIDTH - width) // 2, CHART_TOP, width, CHART_HEIGHT)
+    slide.shapes.add_picture(
+        str(chart.png), Emu((WIDTH - width) // 2), CHART_TOP, width, CHART_HEIGHT
+    )
     shown = [_short(line, LINE_CHARS) for line in lines[:MAX_VERDICT_LINES]]
-    _lines(slide, shown, VERDICT_TOP, HEIGHT - VERDICT_TOP - Inches(0.1), 14)
-    slide.notes_slide.notes_text_frame.text = "\n".join(lines)
+    _lines(slide, shown, VERDICT_TOP, Emu(HEIGHT - VERDICT_TOP - Inches(0.1)), 14)
+    _notes(slide).text = "\n".join(lines)
 
 
 def text_slide(slide: Slide, heading: str, lines: list[str], size: int) -> None:
@@ -175,8 +181,8 @@ def text_slide(slide: Slide, heading: str, lines: list[str], size: int) -> None:
     line whole in the speaker notes."""
     _title(slide, heading, Inches(0.3), Inches(0.8), 28)
     shown = [_short(line, LINE_CHARS * 16 // size) for line in lines]
-    _lines(slide, shown, Inches(1.2), HEIGHT - Inches(1.3), size)
-    slide.notes_slide.notes_text_frame.text = "\n".join(lines)
+    _lines(slide, shown, Inches(1.2), Emu(HEIGHT - Inches(1.3)), size)
+    _notes(slide).text = "\n".join(lines)
 
 
 def methodology_slide(slide: Slide) -> None:
@@ -184,15 +190,23 @@ def methodology_slide(slide: Slide) -> None:
     _lines(slide, [m.replace("`", "") for m in METHODOLOGY], Inches(1.2), Inches(6.1), 15)
 
 
+def _notes(slide: Slide) -> TextFrame:
+    """The speaker notes' text frame (every notes slide of the default template has one)."""
+    frame = slide.notes_slide.notes_text_frame
+    assert frame is not None
+    return frame
+
+
 def _short(text: str, width: int) -> str:
     return textwrap.shorten(text, width, placeholder=" …")
 
 
-def _title(slide: Slide, text: str, top: Emu, height: Emu, size: int) -> None:
+def _title(slide: Slide, text: str, top: Length, height: Length, size: int) -> None:
     """The slide's title, in its layout's title placeholder: placed, sized and set like the
     text boxes (left-aligned, bold, top-anchored), and named as the slide's title."""
     title = slide.shapes.title
-    title.left, title.top, title.width, title.height = MARGIN, top, WIDTH - 2 * MARGIN, height
+    assert title is not None  # TITLE_ONLY_LAYOUT has one
+    title.left, title.top, title.width, title.height = MARGIN, top, Emu(WIDTH - 2 * MARGIN), height
     frame = title.text_frame
     frame.word_wrap = True
     frame.vertical_anchor = MSO_ANCHOR.TOP
@@ -203,14 +217,16 @@ def _title(slide: Slide, text: str, top: Emu, height: Emu, size: int) -> None:
     _run(para, text, size, bold=True)
 
 
-def _text(slide: Slide, text: str, top: Emu, height: Emu, size: int, bold: bool = False) -> None:
-    box = slide.shapes.add_textbox(MARGIN, top, WIDTH - 2 * MARGIN, height)
+def _text(
+    slide: Slide, text: str, top: Length, height: Length, size: int, bold: bool = False
+) -> None:
+    box = slide.shapes.add_textbox(MARGIN, top, Emu(WIDTH - 2 * MARGIN), height)
     box.text_frame.word_wrap = True
     _run(box.text_frame.paragraphs[0], text, size, bold=bold)
 
 
-def _lines(slide: Slide, lines: list[str], top: Emu, height: Emu, size: int) -> None:
-    box = slide.shapes.add_textbox(MARGIN, top, WIDTH - 2 * MARGIN, height)
+def _lines(slide: Slide, lines: list[str], top: Length, height: Length, size: int) -> None:
+    box = slide.shapes.add_textbox(MARGIN, top, Emu(WIDTH - 2 * MARGIN), height)
     frame = box.text_frame
     frame.word_wrap = True
     for i, line in enumerate(lines):
