@@ -246,7 +246,8 @@ def test_libvirtd_unreachable_skips_vagrant_others_go_on(harness, tmp_path, qemu
         env={"VMBENCH_LIBVIRT_URI": uri},
     )  # fmt: skip
     print(f"run with libvirtd unreachable: {time.monotonic() - started:.1f} s, exit {run.returncode}")  # fmt: skip
-    assert run.returncode == 1, run.stderr
+    # What this host cannot run is said, not failed: every trial that could run ended ok.
+    assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     about = [ln for ln in run.stderr.splitlines() if str(socket) in ln]
     assert len(about) == 1, run.stderr
