@@ -128,8 +128,8 @@ def summarize(out_dir: Path, hosts: list[str], inventory: str = "INVENTORY") -> 
                 markup=False,
                 highlight=False,
             )
-    for host_outcome in outcomes:
-        console.print(f"vmbench fleet: {host_outcome.line}", markup=False, highlight=False)
+    for each in outcomes:
+        console.print(f"vmbench fleet: {each.line}", markup=False, highlight=False)
     console.print(
         f"vmbench fleet: {len(good)} of {len(hosts)} host(s) gave results in {out_dir}"
         + (
