@@ -204,7 +204,8 @@ start_libvirtd() {
     systemctl start virtlogd libvirtd 2>/dev/null && libvirt_answers \
       && { say "started libvirtd.service"; return 0; }
   fi
-  # No systemd (containers, CI): libvirtd by hand, as ENVIRONMENT.md records.
+  # No systemd (containers, CI): libvirtd by hand. It needs the libvirt-qemu user and group,
+  # its log folder, and a qemu.conf that runs guests as root without a security driver.
   getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
   getent passwd libvirt-qemu >/dev/null \
     || useradd --system --gid libvirt-qemu --no-create-home --home-dir /var/lib/libvirt \
