@@ -30,6 +30,21 @@ from bench.run.options import CPUS, MEMORY_MIB
 from bench.signals import shielded
 
 KVM_DEVICE = Path("/dev/kvm")
+# Every qemu vmbench starts, the probe's included: no default devices, no display or monitor,
+# the first serial port on stdio (the console it watches), no NIC, and no reboot after a halt.
+HEADLESS = (
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-nic",
+    "none",
+    "-no-reboot",
+)
 KVM_PROBE_TIMEOUT_S = 20.0
 KVM_PROBE_MAX_AGE_S = 24 * 3600.0
 
@@ -226,17 +241,7 @@ def probe_argv(guest: Guest, machine: Machine) -> list[str]:
         str(MEMORY_MIB.default),
         "-smp",
         str(CPUS.default),
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-nic",
-        "none",
-        "-no-reboot",
+        *HEADLESS,
         "-kernel",
         str(guest.kernel.vmlinuz),
         *(["-initrd", str(guest.initramfs)] if guest.initramfs is not None else []),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import BackendError
-from bench.backends.kvm import Machine
+from bench.backends.kvm import HEADLESS, Machine
 from bench.guests import Guest
 from bench.guests.bootdisk import FIRMWARES, BootDisk, workload_serial
 
@@ -66,17 +66,7 @@ def qemu_argv(
         f"memory-backend={RAM_BACKEND}",
         "-smp",
         str(int(options["cpus"])),
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-nic",
-        "none",
-        "-no-reboot",
+        *HEADLESS,
     ]
     if bootdisk is not None:
         argv += disk_boot_args(bootdisk, workload)

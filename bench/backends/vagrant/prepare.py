@@ -121,15 +121,7 @@ def libvirt_box(
         base_cmdline=base_cmdline,
         vagrant_home=home,
     )
-    return Prepared(
-        guest=guest,
-        sizes=_box_sizes(box, guest),
-        build_s=box.build_s if box.built_now else 0.0,
-        built_now=box.built_now,
-        handle=image,
-        accel=accel,
-        timings=timings,
-    )
+    return _prepared(box, image, timings)
 
 
 def virtualbox_box(guest: Guest, run_id: str, choice: ProviderChoice) -> Prepared[VagrantImage]:
@@ -156,13 +148,18 @@ def virtualbox_box(guest: Guest, run_id: str, choice: ProviderChoice) -> Prepare
         accel=accel,
         vagrant_home=home,
     )
+    return _prepared(box, image, timings)
+
+
+def _prepared(box: Box, image: VagrantImage, timings: dict[str, float]) -> Prepared[VagrantImage]:
+    """What the runner gets for a box either provider boots: its sizes, build and import."""
     return Prepared(
-        guest=guest,
-        sizes=_box_sizes(box, guest),
+        guest=image.guest,
+        sizes=_box_sizes(box, image.guest),
         build_s=box.build_s if box.built_now else 0.0,
         built_now=box.built_now,
         handle=image,
-        accel=accel,
+        accel=image.accel,
         timings=timings,
     )
 
