@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers.counting import count_work
 from helpers.pages import HOSTILE_HOST, IMG, SCRIPT, hostile_run, lab, read_page
 from helpers.reports import REAL_RUN
 from matplotlib.figure import Figure
 
 import bench
-from bench.analysis import claims, model
 from bench.analysis.summary import SUMMARY_KEYS
 from bench.cli import main
 from bench.cli.reading import write_comparison, write_report
-from bench.render import charts
 from bench.render.markdown import ratio_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,26 +153,7 @@ def test_import_bench_is_light_and_the_api_loads_no_engine(tmp_path: Path) -> No
 def test_report_and_compare_evaluate_once_for_md_html_and_deck(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: dict[str, int] = {}
-
-    def counted(name: str, function):
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(claims, "evaluate_by_host", counted("claims", claims.evaluate_by_host))
-    monkeypatch.setattr(model, "load", counted("load", model.load))
-    saved: list[str] = []
-    savefig = Figure.savefig
-
-    def recording_savefig(self: Figure, fname, *args, **kwargs):
-        saved.append(Path(fname).name)
-        return savefig(self, fname, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", recording_savefig)
-    monkeypatch.setattr(charts, "PROCESSES", 1)  # drawn here, where the calls are counted
+    calls, saved = count_work(monkeypatch)
     outcome = write_report([REAL_RUN], tmp_path / "r", deck=True)
     assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report.md").is_file()
     assert calls == {"load": 1, "claims": 1}

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.counting import count_work
 from helpers.reports import REAL_RUN, SPECTRUM_RUN
-from matplotlib.figure import Figure
 
 from bench.analysis import claims, model
 from bench.cli.reading import write_report
@@ -72,27 +72,7 @@ def test_report_and_deck_evaluate_once_and_draw_each_chart_once(
     """The end of a run writes the report and the deck: one evaluation of the claims and of
     the memory comparisons, every chart saved once as PNG and once as SVG, the deck showing
     the report's own images (no second folder of charts)."""
-    calls: dict[str, int] = {}
-
-    def counted(name: str, function):
-        def wrapper(*args, **kwargs):
-            calls[name] = calls.get(name, 0) + 1
-            return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(claims, "evaluate_by_host", counted("claims", claims.evaluate_by_host))
-    monkeypatch.setattr(claims, "memory_comparisons", counted("memory", claims.memory_comparisons))
-    monkeypatch.setattr(model, "load", counted("load", model.load))
-    saved: list[str] = []
-    savefig = Figure.savefig
-
-    def recording_savefig(self: Figure, fname, *args, **kwargs):
-        saved.append(Path(fname).name)
-        return savefig(self, fname, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", recording_savefig)
-    monkeypatch.setattr(charts, "PROCESSES", 1)  # drawn here, where the calls are counted
+    calls, saved = count_work(monkeypatch, memory=True)
     out = tmp_path / "report"
     outcome = write_report([REAL_RUN], out, deck=True)
     assert calls == {"load": 1, "claims": 1, "memory": 1}
