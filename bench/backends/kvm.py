@@ -216,20 +216,28 @@ def kvm_status(binary: str) -> str:
     return f"KVM last probed {_local_time(probe.probed_at)}: {found}; {then}"
 
 
+def kernel_append(guest: Guest, machine: Machine, workload: str, engine_words: str = "") -> str:
+    """The kernel command line of a direct kernel boot (the probe's and the engines'): the
+    guest's own where it brings one (memtest86+), else the console, quiet, no reboot on a
+    panic, the guest's boot words, an engine's own words and the workload for /init."""
+    own = guest.own_command_line(machine.console)
+    if own:
+        return own
+    words = (
+        f"console={machine.console}",
+        "quiet",
+        "panic=-1",
+        guest.boot_args,
+        engine_words,
+        f"VMBENCH_WORKLOAD={workload}",
+    )
+    return " ".join(w for w in words if w)
+
+
 def probe_argv(guest: Guest, machine: Machine) -> list[str]:
     """The probe boot: the guest's kernel (and initramfs) under KVM, workload ``ready``, no
     disk, no NIC, the console on stdout; the engines' default memory and CPUs."""
-    append = guest.own_command_line(machine.console) or " ".join(
-        w
-        for w in (
-            f"console={machine.console}",
-            "quiet",
-            "panic=-1",
-            guest.boot_args,
-            "VMBENCH_WORKLOAD=ready",
-        )
-        if w
-    )
+    append = kernel_append(guest, machine, "ready")
     return [
         machine.binary,
         "-name",

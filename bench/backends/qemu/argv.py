@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.backends.base import BackendError
-from bench.backends.kvm import HEADLESS, Machine
+from bench.backends.kvm import HEADLESS, Machine, kernel_append
 from bench.guests import Guest
 from bench.guests.bootdisk import FIRMWARES, BootDisk, workload_serial
 
@@ -39,18 +39,8 @@ def qemu_argv(
     accel_arg = accel
     if accel == "tcg" and options.get("tb_size_mib"):
         accel_arg = f"tcg,tb-size={int(options['tb_size_mib'])}"
-    append = guest.own_command_line(machine.console) or " ".join(
-        w
-        for w in (
-            f"console={machine.console}",
-            "quiet",
-            "panic=-1",
-            guest.boot_args,
-            str(options.get("kernel_args", "")),  # an engine's own words (qemu-microvm)
-            f"VMBENCH_WORKLOAD={workload}",
-        )
-        if w
-    )
+    # kernel_args: an engine's own words (qemu-microvm's)
+    append = kernel_append(guest, machine, workload, str(options.get("kernel_args", "")))
     argv = [
         machine.binary,
         "-name",
