@@ -256,8 +256,8 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
     the same processes as the density verdict (a container with its shim, a VM's hypervisor
     process), so a chart, a verdict and a slide never count memory differently."""
     out: list[Row] = []
-    for host in ds.host_ids:
-        for pair in pairs(ds, host, FOOTPRINT, keys=("guest",)):
+    for host, part in ds.by_host().items():
+        for pair in pairs(part, host, FOOTPRINT, keys=("guest",)):
             pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
             phase = pair.shared_phase()
             if phase is None:
@@ -268,8 +268,8 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
                 f"{pair.container} {human(np.median(c), 'B')} with its shim"
             )
             caveats = [TCG_MEMORY_CAVEAT] if "tcg" in pair.accel else []
-            caveats += _init_caveat(ds, pair, "memory")
-            out.append(_ratio_record(ds, pair, "memory", phase, ev, caveats))
+            caveats += _init_caveat(part, pair, "memory")
+            out.append(_ratio_record(part, pair, "memory", phase, ev, caveats))
     return _table(out)
 
 

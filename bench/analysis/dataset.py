@@ -74,8 +74,13 @@ class Dataset:
         Without another system's rows (memtest86+): the compat matrix shows those, the charts
         of the ratio claims never set them beside a Linux guest."""
         m = self.measured
-        m = m[~not_linux(m)]
+        m = m[~self.measured_not_linux]
         return m.assign(boot=m.boot.replace("kernel", ""))
+
+    @cached_property
+    def measured_not_linux(self) -> pd.Series:
+        """``not_linux(measured)``, found once: every comparison leaves these rows out."""
+        return not_linux(self.measured)
 
     @property
     def multi_host(self) -> bool:
@@ -92,7 +97,14 @@ class Dataset:
         return sorted(self.rows.host_id.unique())
 
     def by_host(self) -> dict[str, Dataset]:
-        """One Dataset per host, so per-host work costs its own rows, not the whole lab's."""
+        """One Dataset per host (sorted), so per-host work costs its own rows, not the whole
+        lab's; split once, and a one-host dataset is its own part."""
+        return self._by_host
+
+    @cached_property
+    def _by_host(self) -> dict[str, Dataset]:
+        if not self.multi_host:
+            return {host: self for host in self.host_ids}
         return {
             host: Dataset(rows, {host: self.hosts.get(host, {})}, [], self.sources)
             for host, rows in self.rows.groupby("host_id", sort=True)
@@ -117,10 +129,10 @@ def load(csv_paths: list[Path]) -> Dataset:
             raise ReportInputError(str(e)) from None
         read.append(results)
         warnings.extend(str(b) for b in results.bad)
-        if not results.rows:
+        if not len(results):
             warnings.append(f"{path}: no usable rows")
             continue
-        frame = pd.DataFrame(results.rows, columns=list(COLUMNS))
+        frame = pd.DataFrame(results.columns, columns=list(COLUMNS))
         frame["source"] = str(path)
         frames.append(frame)
         meta = _read_host_json(path.parent / "host.json", warnings)
@@ -193,7 +205,9 @@ def footprint_rows(rows: pd.DataFrame) -> pd.DataFrame:
 def with_facts(rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with each detail parsed once (results.parse_detail): ``facts`` (the declared
     facts as a dict) and a typed column per FACT_COLUMNS key ("" where a row does not say)."""
-    facts = [parse_detail(d) for d in rows.detail]
+    codes, details = pd.factorize(rows.detail, use_na_sentinel=False)  # few distinct details
+    parsed = [parse_detail(d) for d in details]
+    facts = [parsed[i] for i in codes]
     columns = {name: [f.get(name, "") for f in facts] for name in FACT_COLUMNS}
     return rows.assign(facts=facts, **columns)
 
@@ -219,8 +233,12 @@ def not_linux(m: pd.DataFrame) -> pd.Series:
     comparison with a container."""
     os_rows = m[m.metric == FOREIGN_OS]
     others = set(zip(os_rows.host_id, os_rows.guest, strict=True))
-    pairs = zip(m.host_id, m.guest, strict=True)
-    return pd.Series([pair in others for pair in pairs], index=m.index, dtype=bool)
+    found = pd.Series(False, index=m.index, dtype=bool)
+    maybe = m.guest.isin({guest for _, guest in others})  # few rows: look at those only
+    if maybe.any():
+        pairs = zip(m.host_id[maybe], m.guest[maybe], strict=True)
+        found[maybe] = [pair in others for pair in pairs]
+    return found
 
 
 KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}

@@ -110,7 +110,9 @@ def without_cache_ratios(ds: Dataset) -> pd.DataFrame:
     table's, ``claim`` memory or density, and ``label`` = WITHOUT_CACHE."""
     adjusted = without_translation_cache(ds)
     memory = memory_comparisons(adjusted)
-    density = [pd.DataFrame(JUDGES["density"](adjusted, host)[0]) for host in adjusted.host_ids]
+    density = [
+        pd.DataFrame(JUDGES["density"](part, host)[0]) for host, part in adjusted.by_host().items()
+    ]
     out = pd.concat([memory, *density], ignore_index=True) if density else memory
     if out.empty:
         return out.assign(label=pd.Series(dtype=str))

@@ -32,6 +32,7 @@ from bench.units import human
 Z_LIMIT = 3.5
 MIN_N = 5
 TREND_MIN_N = 6
+NAMED_PER_GROUP = 3  # outliers named one by one in a group; the rest are counted
 TREND_P = 0.01
 BUSY_OTHER_PCT = 25.0
 HOST_METRICS = ("host_load_1m", "host_other_cpu_pct", "host_cpu_pressure_pct", "host_steal_pct")
@@ -79,19 +80,27 @@ def host_state(rows: pd.DataFrame) -> pd.DataFrame:
 
 def outliers(rows: pd.DataFrame) -> pd.DataFrame:
     """Every value with |modified z| > Z_LIMIT in its group, with the group's median and the
-    host's state during that trial."""
-    found = []
-    for _key, g in samples(rows).groupby(GROUP, sort=True):
-        if len(g) < MIN_N:
-            continue
-        z = modified_z(g.value.to_numpy())
-        hit = g[np.abs(z) > Z_LIMIT].assign(z=z[np.abs(z) > Z_LIMIT], median=g.value.median())
-        found.append(hit)
+    host's state during that trial; in group order, then run order."""
     columns = [*TRIAL, "phase", "metric", "value", "median", "z", "started_at"]
-    if not found:
+    s = samples(rows)
+    z, median = _group_z(s)
+    hit = (z.abs() > Z_LIMIT) & (s.groupby(GROUP, sort=False).value.transform("size") >= MIN_N)
+    if not hit.any():
         return pd.DataFrame(columns=[*columns, *HOST_METRICS])
-    table = pd.concat(found, ignore_index=True)[columns]
-    return table.merge(host_state(rows), on=TRIAL, how="left")
+    table = s[hit].assign(z=z[hit], median=median[hit]).sort_values(GROUP, kind="stable")
+    return table[columns].merge(host_state(rows), on=TRIAL, how="left")
+
+
+def _group_z(s: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each value's modified z-score in its GROUP and the group's median (``modified_z``,
+    computed for every group at once: a lab's CSVs have thousands of groups)."""
+    median = s.groupby(GROUP, sort=False).value.transform("median")
+    deviation = (s.value - median).abs()
+    by_group = deviation.groupby([s[c] for c in GROUP], sort=False)
+    mad, mean_ad = by_group.transform("median"), by_group.transform("mean")
+    away = s.value - median
+    z = (0.6745 * away / mad).where(mad > 0, (0.7979 * away / mean_ad).where(mean_ad > 0, 0.0))
+    return z, median
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,10 @@ def mann_kendall(values: np.ndarray | list[float]) -> tuple[float, float]:
     pairs = n * (n - 1) / 2
     if n < 3:
         return 0.0, 1.0
-    s = float(np.sum(np.sign(x[None, :] - x[:, None])[np.triu_indices(n, 1)]))
+    s = 0  # every later value less an earlier one, k places apart: memory grows with n, not n²
+    for k in range(1, n):
+        step = x[k:] - x[:-k]
+        s += int(np.count_nonzero(step > 0)) - int(np.count_nonzero(step < 0))
     _, ties = np.unique(x, return_counts=True)
     var = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18
     if var <= 0 or s == 0:
@@ -138,10 +150,14 @@ def busy_trials(rows: pd.DataFrame) -> pd.DataFrame:
     return state[state.host_other_cpu_pct >= BUSY_OTHER_PCT]
 
 
+def _clocks(started_at: pd.Series) -> pd.Series:
+    """'14:03:22 UTC' of each ISO time (the day is the run's), or the text as it is."""
+    stamps = pd.to_datetime(started_at, errors="coerce", utc=True, format="ISO8601")
+    return stamps.dt.strftime("%H:%M:%S UTC").where(stamps.notna(), started_at.astype(str))
+
+
 def _clock(started_at: str) -> str:
-    """'14:03:22' of an ISO time (the day is the run's), or the text as it is."""
-    stamp = pd.to_datetime(started_at, errors="coerce", utc=True)
-    return started_at if pd.isna(stamp) else stamp.strftime("%H:%M:%S UTC")
+    return str(_clocks(pd.Series([started_at])).iloc[0])
 
 
 def host_then(record) -> str:
@@ -161,14 +177,7 @@ def host_then(record) -> str:
 
 def warnings(rows: pd.DataFrame) -> list[str]:
     """The report's lines about outliers, drift and busy-host trials."""
-    lines = []
-    for r in outliers(rows).itertuples(index=False):
-        unit = unit_of(r.metric)
-        lines.append(
-            f"outlier (kept): {r.scenario}/{r.guest} {r.backend} {r.phase} {r.metric} trial "
-            f"{r.trial} at {_clock(r.started_at)} on {r.host_id}: {human(r.value, unit)} vs "
-            f"median {human(r.median, unit)} (modified z {r.z:.1f}); host then: {host_then(r)}"
-        )
+    lines = outlier_lines(outliers(rows))
     for t in trends(rows):
         host, scenario, guest, backend, _n, phase, metric = t.key
         way = "rises" if t.tau > 0 else "falls"
@@ -190,6 +199,36 @@ def warnings(rows: pd.DataFrame) -> list[str]:
             f"{BUSY_OTHER_PCT:g} % of the CPU or more: {shown}"
         )
     return lines
+
+
+def outlier_lines(found: pd.DataFrame) -> list[str]:
+    """A line per outlier, at most NAMED_PER_GROUP per group (its most extreme, in run order)
+    and one line that counts the rest of a group: a long run can have thousands."""
+    lines = []
+    found = found.assign(clock=_clocks(found.started_at))
+    for _key, g in found.groupby(GROUP, sort=False):
+        shown = NAMED_PER_GROUP if len(g) > NAMED_PER_GROUP + 1 else len(g)  # never "1 more"
+        named = g.loc[g.z.abs().sort_values(ascending=False, kind="stable").index[:shown]]
+        for r in g[g.index.isin(named.index)].itertuples(index=False):
+            unit = unit_of(r.metric)
+            lines.append(
+                f"outlier (kept): {r.scenario}/{r.guest} {r.backend} {r.phase} {r.metric} "
+                f"trial {r.trial} at {r.clock} on {r.host_id}: {human(r.value, unit)} vs "
+                f"median {human(r.median, unit)} (modified z {r.z:.1f}); host then: "
+                f"{host_then(r)}"
+            )
+        if len(g) > shown:
+            r, rest = g.iloc[0], g[~g.index.isin(named.index)]
+            lines.append(
+                f"outlier (kept): {len(rest)} more in {r.scenario}/{r.guest} {r.backend} "
+                f"{r.phase} {r.metric} on {r.host_id}, modified z {rest.z.min():.1f} to "
+                f"{rest.z.max():.1f} (trials {_trial_span(rest.trial)})"
+            )
+    return lines
+
+
+def _trial_span(trials: pd.Series) -> str:
+    return f"{trials.min()}..{trials.max()}" if len(trials) > 1 else str(trials.iloc[0])
 
 
 def busy_caveat(rows: pd.DataFrame, metric: str | None = None) -> str:

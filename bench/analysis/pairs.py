@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.analysis.dataset import FOREIGN_OS, TRIAL_KEYS, Dataset, not_linux
+from bench.analysis.dataset import FOREIGN_OS, TRIAL_KEYS, Dataset
 from bench.analysis.stats import Interval
 from bench.results import detail_reason
 
@@ -91,7 +91,7 @@ def pairs(
     m = ds.measured
     data = m[(m.host_id == host) & (m.metric == metric) & (m.kind != "")]
     if metric != FOREIGN_OS:  # another system is only the compat fact's, never a ratio's
-        data = data[~not_linux(m).loc[data.index]]
+        data = data[~ds.measured_not_linux.loc[data.index]]
     ssh, banner = data.readiness == "ssh-reachable", data.marker == "banner"
     data = data.assign(readiness=np.select([ssh, banner], ["ssh-reachable", "banner"], "marker"))
     groups = data.groupby([*keys, "readiness"]) if keys else [((), data)]

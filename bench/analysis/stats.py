@@ -39,10 +39,6 @@ class Interval:
 NO_INTERVAL = Interval(math.nan, math.nan, math.nan)
 
 
-def _median(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(x, axis=axis)
-
-
 def _is_constant(x: np.ndarray) -> bool:
     return len(x) > 0 and bool(np.all(x == x[0]))
 
@@ -57,7 +53,7 @@ def median_ci(values: np.ndarray | list[float], seed: int = SEED) -> Interval:
         return Interval(est, est, est)
     if len(x) < 2:
         return Interval(est, math.nan, math.nan)
-    low, high = bootstrap_ci((x,), _median, np.random.default_rng(seed))
+    low, high = bootstrap_ci((x,), np.random.default_rng(seed))
     return Interval(est, low, high)
 
 
@@ -107,29 +103,25 @@ def _two_sample_ci(
         return Interval(est, est, est)
     rng = np.random.default_rng(seed)
     if a_fixed:
-        low, high = bootstrap_ci((b,), lambda y, axis=-1: op(a[0], np.median(y, axis=axis)), rng)
+        low, high = bootstrap_ci((b,), rng, lambda median_b: op(a[0], median_b))
     elif b_fixed:
-        low, high = bootstrap_ci((a,), lambda x, axis=-1: op(np.median(x, axis=axis), b[0]), rng)
+        low, high = bootstrap_ci((a,), rng, lambda median_a: op(median_a, b[0]))
     else:
-        low, high = bootstrap_ci(
-            (a, b),
-            lambda x, y, axis=-1: op(np.median(x, axis=axis), np.median(y, axis=axis)),
-            rng,
-        )
+        low, high = bootstrap_ci((a, b), rng, op)
     return Interval(est, low, high)
 
 
 def bootstrap_ci(
     samples: tuple[np.ndarray, ...],
-    statistic: Callable[..., np.ndarray],
     rng: np.random.Generator,
+    combine: Callable[..., np.ndarray] | None = None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic(*samples, axis=-1)``: RESAMPLES resamples of
-    each sample in turn (as scipy.stats.bootstrap draws them), then the (1 - CONFIDENCE) / 2
-    and (1 + CONFIDENCE) / 2 quantiles of the statistic (Hyndman and Fan's method 7, the
-    'linear' of scipy.stats.quantile, in its arithmetic)."""
-    resampled = [s[rng.integers(0, len(s), (RESAMPLES, len(s)))] for s in samples]
-    theta = np.sort(statistic(*resampled, axis=-1))
+    """Percentile bootstrap CI of ``combine(*medians)`` (the one sample's median when not
+    given): RESAMPLES resamples of each sample in turn (as scipy.stats.bootstrap draws them),
+    each resample's median, then the (1 - CONFIDENCE) / 2 and (1 + CONFIDENCE) / 2 quantiles
+    (Hyndman and Fan's method 7, the 'linear' of scipy.stats.quantile, in its arithmetic)."""
+    medians = [resampled_medians(s, rng) for s in samples]
+    theta = np.sort(combine(*medians) if combine else medians[0])
     tail = (1 - CONFIDENCE) / 2
     p = np.array([tail, 1 - tail])
     position = p * len(theta) + (1 - p)
@@ -141,6 +133,32 @@ def bootstrap_ci(
     upper = np.clip(upper, 0, len(theta) - 1).astype(np.int64)
     low, high = (1 - weight) * theta[lower] + weight * theta[upper]
     return float(low), float(high)
+
+
+DRAWS_AT_ONCE = 2_000_000  # indices drawn per chunk of resamples: memory stays flat with n
+
+
+def resampled_medians(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The medians of RESAMPLES resamples of ``x``, bit for bit np.median's of the draws
+    scipy.stats.bootstrap makes. A resample is drawn as ranks into sorted ``x`` (the k-th
+    smallest rank is the k-th smallest value), in small integers, a chunk at a time: a long
+    run's 2,400 trials make 4.8 million draws per sample."""
+    n = len(x)
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    rank = np.empty(n, dtype=np.min_scalar_type(n - 1))
+    rank[order] = np.arange(n)
+    middle = sorted({(n - 1) // 2, n // 2})  # one rank for odd n, the two central for even
+    # An even number of resamples per chunk: the generator hands out 32-bit draws in pairs,
+    # so chunks of an even count of draws continue one stream exactly as a single call would.
+    per_chunk = max(2, DRAWS_AT_ONCE // n // 2 * 2)
+    medians = np.empty(RESAMPLES)
+    for start in range(0, RESAMPLES, per_chunk):
+        count = min(per_chunk, RESAMPLES - start)
+        central = np.partition(rank[rng.integers(0, n, (count, n))], middle, axis=1)
+        low, high = ordered[central[:, middle[0]]], ordered[central[:, middle[-1]]]
+        medians[start : start + count] = (low + high) / 2
+    return medians
 
 
 @dataclass(frozen=True)
@@ -231,9 +249,20 @@ def compare_slopes(
 
 
 def _slopes(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Slopes of RESAMPLES pairs-bootstrap resamples (NaN where x is constant)."""
-    idx = rng.integers(0, len(x), size=(RESAMPLES, len(x)))
-    xs, ys = x[idx], y[idx]
+    """Slopes of RESAMPLES pairs-bootstrap resamples (NaN where x is constant), a chunk of
+    resamples at a time (see resampled_medians)."""
+    n = len(x)
+    per_chunk = max(2, DRAWS_AT_ONCE // n // 2 * 2)
+    slopes = np.empty(RESAMPLES)
+    for start in range(0, RESAMPLES, per_chunk):
+        count = min(per_chunk, RESAMPLES - start)
+        idx = rng.integers(0, n, size=(count, n))
+        slopes[start : start + count] = _fitted_slopes(x[idx], y[idx])
+    return slopes
+
+
+def _fitted_slopes(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The least-squares slope of each row of ys against the same row of xs."""
     xm = xs - xs.mean(axis=1, keepdims=True)
     ym = ys - ys.mean(axis=1, keepdims=True)
     sxx = (xm * xm).sum(axis=1)

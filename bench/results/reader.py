@@ -58,13 +58,25 @@ class BadLine:
 
 @dataclass
 class ResultsFile:
-    """The good rows of one CSV (as this version's COLUMNS), and what the reader had to adapt."""
+    """The good rows of one CSV (as this version's COLUMNS), and what the reader had to adapt.
+
+    Held by column, each column's equal texts one string: a long run's CSV repeats the same
+    few hosts, engines and details on every line, and a row of dicts would hold each of them
+    again (a 50 MB CSV took over 300 MB that way)."""
 
     path: Path
-    rows: list[dict[str, str]]
+    columns: dict[str, list[str]]  # COLUMNS -> one text per good row
     bad: list[BadLine]
     missing: list[str]  # optional columns the file lacks (an older or hand-made CSV)
     unknown: list[str]  # columns this version does not know (a newer CSV): ignored
+
+    def __len__(self) -> int:
+        return len(self.columns[COLUMNS[0]])
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        """The good rows, one dict each (COLUMNS order)."""
+        return [dict(zip(COLUMNS, values)) for values in zip(*self.columns.values())]
 
 
 def read_results(path: Path) -> ResultsFile:
@@ -86,7 +98,7 @@ def read_results(path: Path) -> ResultsFile:
             )
         known = check_header(path, header)
         missing = [c for c in OPTIONAL_COLUMNS if c not in known]
-        good: list[dict[str, str]] = []
+        good = _Columns()
         bad: list[BadLine] = []
         for record in _records(reader, path, bad):
             if len(record) != len(header):
@@ -102,9 +114,26 @@ def read_results(path: Path) -> ResultsFile:
             if reason:
                 bad.append(BadLine(path, reader.line_num, reason))
             else:
-                good.append({c: row[c] for c in COLUMNS})
+                good.append(row)
     unknown = [c for c in header if c not in COLUMNS]
-    return ResultsFile(path, good, bad, missing, unknown)
+    return ResultsFile(path, good.columns, bad, missing, unknown)
+
+
+class _Columns:
+    """Good rows gathered by column, each distinct text kept once (see ResultsFile)."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[str]] = {c: [] for c in COLUMNS}
+        self._seen: dict[str, dict[str, str]] = {c: {} for c in COLUMNS if c not in _UNIQUE}
+
+    def append(self, row: dict[str, str]) -> None:
+        for column, values in self.columns.items():
+            text = row[column]
+            seen = self._seen.get(column)
+            values.append(text if seen is None else seen.setdefault(text, text))
+
+
+_UNIQUE = ("value",)  # a measured value seldom repeats: nothing to share
 
 
 def _records(reader: Any, path: Path, bad: list[BadLine]) -> Iterator[list[str]]:
