@@ -152,3 +152,30 @@ def test_mann_kendall_matches_the_textbook_and_scipys_kendall_tau():
         reference = sps.kendalltau(np.arange(12), x)
         assert tau == pytest.approx(reference.statistic)
         assert p == pytest.approx(reference.pvalue, abs=0.08)  # normal vs exact
+
+
+def test_a_long_groups_s_counted_k_apart_equals_every_pair_counted_at_once():
+    """Above 256 values S is summed k places apart (memory O(n)); it must be the S of all
+    pairs, ties included, and tau must be scipy's tau-a for values without ties."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(5)
+    for n in (257, 600):
+        x = np.round(rng.normal(size=n) + np.linspace(0, 0.5, n), 1)  # a drift, and ties
+        every_pair = int(np.triu(np.sign(x[None, :] - x[:, None]), 1).sum())
+        assert outliers._kendall_s(x) == every_pair != 0
+    distinct = rng.normal(size=400)
+    tau, _ = outliers.mann_kendall(distinct)
+    assert tau == pytest.approx(sps.kendalltau(np.arange(400), distinct).statistic)
+
+
+def test_a_long_run_names_three_outliers_of_a_group_and_counts_the_rest():
+    """Thousands of outliers in a long run: the three most extreme named, in run order, the
+    rest one line with their number, z range and trials; four are all named."""
+    values = [1.0] * 40 + [5.0, 8.0, 6.0, 7.0, 4.5, 7.5]  # outliers: trials 41..46
+    lines = [w for w in outliers.warnings(rows_of(values)) if w.startswith("outlier")]
+    assert [line.split(" trial ")[1].split()[0] for line in lines[:3]] == ["42", "44", "46"]
+    assert len(lines) == 4 and lines[3].startswith("outlier (kept): 3 more in s/busybox docker")
+    assert "(trials 41..45)" in lines[3] and "to" in lines[3]
+    four = [w for w in outliers.warnings(rows_of(values[:44])) if w.startswith("outlier")]
+    assert len(four) == 4 and not any("more in" in w for w in four)

@@ -18,6 +18,7 @@ import pytest
 from helpers.counting import count_work
 from helpers.reports import REAL_RUN, SPECTRUM_RUN
 
+from bench import forked
 from bench.analysis import claims, model
 from bench.cli.reading import write_report
 from bench.render import charts
@@ -91,7 +92,7 @@ def test_charts_drawn_in_processes_are_the_charts_drawn_here(
 ) -> None:
     """Forked processes draw the same charts, with the same titles, texts and notes, and
     evaluate nothing again (the claims are computed once, before the fork)."""
-    monkeypatch.setattr(charts, "PROCESSES", 1)
+    monkeypatch.setattr(forked, "PROCESSES", 1)
     here = charts.draw_all(model.analyse([SPECTRUM_RUN, REAL_RUN]), tmp_path / "here")
     calls = tmp_path / "calls"  # a file: the forked processes' calls count too
     evaluate = claims.evaluate_by_host
@@ -102,15 +103,15 @@ def test_charts_drawn_in_processes_are_the_charts_drawn_here(
         return evaluate(ds)
 
     monkeypatch.setattr(claims, "evaluate_by_host", counted)
-    monkeypatch.setattr(charts, "PROCESSES", 3)
-    forked = charts.draw_all(model.analyse([SPECTRUM_RUN, REAL_RUN]), tmp_path / "forked")
+    monkeypatch.setattr(forked, "PROCESSES", 3)
+    there = charts.draw_all(model.analyse([SPECTRUM_RUN, REAL_RUN]), tmp_path / "forked")
     assert calls.read_text().split() == [str(os.getpid())]  # once, before the fork
-    assert forked.notes == here.notes
-    assert [(c.name, c.title, c.crowded) for c in forked.charts] == [
+    assert there.notes == here.notes
+    assert [(c.name, c.title, c.crowded) for c in there.charts] == [
         (c.name, c.title, c.crowded) for c in here.charts
     ]
     assert {"spectrum", "decomposition", "compat_matrix"} <= {c.name for c in here.charts}
-    for mine, theirs in zip(here.charts, forked.charts, strict=True):
+    for mine, theirs in zip(here.charts, there.charts, strict=True):
         assert theirs.png.stat().st_size > 0
         assert svg_texts(theirs.svg) == svg_texts(mine.svg), mine.name
 

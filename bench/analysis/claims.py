@@ -28,6 +28,7 @@ from bench.analysis.stats import (
     fit_slope,
     ratio_of_medians_ci,
 )
+from bench.forked import forked_map
 from bench.units import human
 
 CLAIMS: dict[str, str] = {
@@ -84,7 +85,7 @@ def evaluate(ds: Dataset) -> pd.DataFrame:
 def evaluate_by_host(ds: Dataset) -> pd.DataFrame:
     """``evaluate``, host by host: each host's verdicts from its own rows only (the same
     table), so the cost grows with the number of hosts, not with its square."""
-    per_host = [evaluate(sub) for sub in ds.by_host().values()]
+    per_host = forked_map(evaluate, list(ds.by_host().values()))
     return pd.concat(per_host, ignore_index=True) if per_host else evaluate(ds)
 
 
@@ -255,22 +256,27 @@ def memory_comparisons(ds: Dataset) -> pd.DataFrame:
     Not one of the article's claims, but the number in the memory chart's title. It counts
     the same processes as the density verdict (a container with its shim, a VM's hypervisor
     process), so a chart, a verdict and a slide never count memory differently."""
+    per_host = forked_map(_memory_rows, list(ds.by_host().items()))
+    return _table([row for rows in per_host for row in rows])
+
+
+def _memory_rows(host_part: tuple[str, Dataset]) -> list[Row]:
+    host, part = host_part
     out: list[Row] = []
-    for host, part in ds.by_host().items():
-        for pair in pairs(part, host, FOOTPRINT, keys=("guest",)):
-            pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
-            phase = pair.shared_phase()
-            if phase is None:
-                continue
-            c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
-            ev = (
-                f"PSS {pair.vm} {human(np.median(v), 'B')} vs "
-                f"{pair.container} {human(np.median(c), 'B')} with its shim"
-            )
-            caveats = [TCG_MEMORY_CAVEAT] if "tcg" in pair.accel else []
-            caveats += _init_caveat(part, pair, "memory")
-            out.append(_ratio_record(part, pair, "memory", phase, ev, caveats))
-    return _table(out)
+    for pair in pairs(part, host, FOOTPRINT, keys=("guest",)):
+        pair = replace(pair, rows=pair.rows[pair.rows.instances == 1])
+        phase = pair.shared_phase()
+        if phase is None:
+            continue
+        c, v = pair.values(pair.container, phase), pair.values(pair.vm, phase)
+        ev = (
+            f"PSS {pair.vm} {human(np.median(v), 'B')} vs "
+            f"{pair.container} {human(np.median(c), 'B')} with its shim"
+        )
+        caveats = [TCG_MEMORY_CAVEAT] if "tcg" in pair.accel else []
+        caveats += _init_caveat(part, pair, "memory")
+        out.append(_ratio_record(part, pair, "memory", phase, ev, caveats))
+    return out
 
 
 # --- kernel and compat: facts --------------------------------------------------------------

@@ -19,6 +19,7 @@ from bench.analysis import published
 from bench.analysis.claims import FOOTPRINT, JUDGES, memory_comparisons
 from bench.analysis.dataset import TRIAL_KEYS, Dataset, prefer_warm
 from bench.analysis.stats import ratio_of_medians_ci
+from bench.forked import forked_map
 from bench.results import METRIC_UNITS
 from bench.units import engine_label, human
 
@@ -110,9 +111,7 @@ def without_cache_ratios(ds: Dataset) -> pd.DataFrame:
     table's, ``claim`` memory or density, and ``label`` = WITHOUT_CACHE."""
     adjusted = without_translation_cache(ds)
     memory = memory_comparisons(adjusted)
-    density = [
-        pd.DataFrame(JUDGES["density"](part, host)[0]) for host, part in adjusted.by_host().items()
-    ]
+    density = forked_map(_density_table, list(adjusted.by_host().items()))
     out = pd.concat([memory, *density], ignore_index=True) if density else memory
     if out.empty:
         return out.assign(label=pd.Series(dtype=str))
@@ -120,6 +119,11 @@ def without_cache_ratios(ds: Dataset) -> pd.DataFrame:
     # would fall back to MemAvailable, which holds the cache; such a row is no ratio without it.
     out = out[out.accel.fillna("").str.contains("tcg") & (out.metric == FOOTPRINT)]
     return out.assign(label=WITHOUT_CACHE).reset_index(drop=True)
+
+
+def _density_table(host_part: tuple[str, Dataset]) -> pd.DataFrame:
+    host, part = host_part
+    return pd.DataFrame(JUDGES["density"](part, host)[0])
 
 
 RATIO_KEYS = ["host_id", "claim", "scenario", "guest", "container", "vm"]

@@ -21,6 +21,7 @@ Pure pandas/numpy on the rows of results CSVs; nothing here reads a host.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,10 +121,7 @@ def mann_kendall(values: np.ndarray | list[float]) -> tuple[float, float]:
     pairs = n * (n - 1) / 2
     if n < 3:
         return 0.0, 1.0
-    s = 0  # every later value less an earlier one, k places apart: memory grows with n, not n²
-    for k in range(1, n):
-        step = x[k:] - x[:-k]
-        s += int(np.count_nonzero(step > 0)) - int(np.count_nonzero(step < 0))
+    s = _kendall_s(x)
     _, ties = np.unique(x, return_counts=True)
     var = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18
     if var <= 0 or s == 0:
@@ -132,16 +130,45 @@ def mann_kendall(values: np.ndarray | list[float]) -> tuple[float, float]:
     return s / pairs, math.erfc(abs(z) / math.sqrt(2))
 
 
+def _kendall_s(x: np.ndarray) -> int:
+    """S: the sum of the signs of every later value less an earlier one."""
+    n = len(x)
+    if n <= 256:  # all pairs at once
+        return int(np.triu(np.sign(x[None, :] - x[:, None]), 1).sum())
+    s = 0  # k places apart at a time: memory grows with n, not with n²
+    for k in range(1, n):
+        step = x[k:] - x[:-k]
+        s += int(np.count_nonzero(step > 0)) - int(np.count_nonzero(step < 0))
+    return s
+
+
 def trends(rows: pd.DataFrame) -> list[Trend]:
     """Groups whose values rise or fall over the run's order (Mann-Kendall, p < TREND_P)."""
-    found = []
-    for key, g in samples(rows).groupby(GROUP, sort=True):
-        if len(g) < TREND_MIN_N or g.value.nunique() < 2:
+    s = samples(rows)
+    found: list[Trend] = []
+    values = s.value.to_numpy()
+    for start, end, where in _group_spans(s):
+        x = values[where[start:end]]
+        if end - start < TREND_MIN_N or np.all(x == x[0]):
             continue
-        tau, p = mann_kendall(g.value.to_numpy())
+        tau, p = mann_kendall(x)
         if p < TREND_P:
-            found.append(Trend(key, len(g), tau, p, g.started_at.iloc[0], g.started_at.iloc[-1]))
+            first, last = s.iloc[where[start]], s.iloc[where[end - 1]]
+            key = tuple(first[GROUP])
+            found.append(Trend(key, end - start, tau, p, first.started_at, last.started_at))
     return found
+
+
+def _group_spans(s: pd.DataFrame) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, end, where) per GROUP in sorted key order: s.iloc[where[start:end]] is the
+    group, in the order of s. Positions, not frames: a lab's CSVs have thousands of groups."""
+    if s.empty:
+        return
+    codes = s.groupby(GROUP, sort=True).ngroup().to_numpy()
+    where = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[where])) + 1
+    for start, end in zip([0, *bounds], [*bounds, len(where)], strict=True):
+        yield int(start), int(end), where
 
 
 def busy_trials(rows: pd.DataFrame) -> pd.DataFrame:
@@ -204,31 +231,49 @@ def warnings(rows: pd.DataFrame) -> list[str]:
 def outlier_lines(found: pd.DataFrame) -> list[str]:
     """A line per outlier, at most NAMED_PER_GROUP per group (its most extreme, in run order)
     and one line that counts the rest of a group: a long run can have thousands."""
+    if found.empty:
+        return []
+    group = found.groupby(GROUP, sort=False)
+    size = group.z.transform("size")
+    shown = size.where(size > NAMED_PER_GROUP + 1, 0).clip(upper=NAMED_PER_GROUP)
+    shown = shown.where(shown > 0, size)  # never "1 more"
+    rank = (
+        found.z.abs()
+        .groupby([found[c] for c in GROUP], sort=False)
+        .rank(method="first", ascending=False)
+    )
+    found = found.assign(clock=_clocks(found.started_at), group_code=group.ngroup())
+    named = rank <= shown
+    rest = (
+        found[~named]
+        .groupby("group_code")
+        .agg(
+            n=("z", "size"),
+            low=("z", "min"),
+            high=("z", "max"),
+            first=("trial", "min"),
+            last=("trial", "max"),
+        )
+    )
     lines = []
-    found = found.assign(clock=_clocks(found.started_at))
-    for _key, g in found.groupby(GROUP, sort=False):
-        shown = NAMED_PER_GROUP if len(g) > NAMED_PER_GROUP + 1 else len(g)  # never "1 more"
-        named = g.loc[g.z.abs().sort_values(ascending=False, kind="stable").index[:shown]]
-        for r in g[g.index.isin(named.index)].itertuples(index=False):
-            unit = unit_of(r.metric)
+    named_rows = list(found[named].itertuples(index=False))  # in group order, then run order
+    for r, after in zip(named_rows, [*named_rows[1:], None], strict=True):
+        unit = unit_of(r.metric)
+        lines.append(
+            f"outlier (kept): {r.scenario}/{r.guest} {r.backend} {r.phase} {r.metric} "
+            f"trial {r.trial} at {r.clock} on {r.host_id}: {human(r.value, unit)} vs "
+            f"median {human(r.median, unit)} (modified z {r.z:.1f}); host then: {host_then(r)}"
+        )
+        if r.group_code in rest.index and (after is None or after.group_code != r.group_code):
+            n, low, high, first, last = rest.loc[
+                r.group_code, ["n", "low", "high", "first", "last"]
+            ]
             lines.append(
-                f"outlier (kept): {r.scenario}/{r.guest} {r.backend} {r.phase} {r.metric} "
-                f"trial {r.trial} at {r.clock} on {r.host_id}: {human(r.value, unit)} vs "
-                f"median {human(r.median, unit)} (modified z {r.z:.1f}); host then: "
-                f"{host_then(r)}"
-            )
-        if len(g) > shown:
-            r, rest = g.iloc[0], g[~g.index.isin(named.index)]
-            lines.append(
-                f"outlier (kept): {len(rest)} more in {r.scenario}/{r.guest} {r.backend} "
-                f"{r.phase} {r.metric} on {r.host_id}, modified z {rest.z.min():.1f} to "
-                f"{rest.z.max():.1f} (trials {_trial_span(rest.trial)})"
+                f"outlier (kept): {int(n)} more in {r.scenario}/{r.guest} {r.backend} "
+                f"{r.phase} {r.metric} on {r.host_id}, modified z {low:.1f} to {high:.1f} "
+                f"(trials {int(first)}..{int(last)})"
             )
     return lines
-
-
-def _trial_span(trials: pd.Series) -> str:
-    return f"{trials.min()}..{trials.max()}" if len(trials) > 1 else str(trials.iloc[0])
 
 
 def busy_caveat(rows: pd.DataFrame, metric: str | None = None) -> str:

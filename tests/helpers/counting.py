@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from matplotlib.figure import Figure
 
+from bench import forked
 from bench.analysis import claims, model
-from bench.render import charts
 
 
 def count_work(
@@ -43,5 +43,5 @@ def count_work(
         return savefig(self, fname, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
-    monkeypatch.setattr(charts, "PROCESSES", 1)
+    monkeypatch.setattr(forked, "PROCESSES", 1)
     return calls, saved

@@ -10,13 +10,11 @@ leaves the figure (layout.py); a collision becomes a note in the report.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import forked
 from bench.analysis.model import Analysis
 from bench.render.charts.boot import boot_phases
 from bench.render.charts.distributions import memory, ready_time
@@ -89,10 +87,6 @@ def draw(builder: Builder, a: Analysis, out_dir: Path, name: str, claim: str | N
         return save_chart(builder(a), out_dir, name, claim)
 
 
-# Charts are drawn by this many processes at once (None: one per CPU this process may use, up
-# to MAX_PROCESSES). Drawing is most of a report's time and each chart is independent.
-PROCESSES: int | None = None
-MAX_PROCESSES = 4
 Job = tuple[str, Builder, str | None]  # name, builder, claim
 # The analysis sections the builders read.
 READS: tuple[str, ...] = ("claims", "memory", "memory_bars", "sizes", "phases", "density")
@@ -120,33 +114,10 @@ def draw_all(a: Analysis, out_dir: Path, prefix: str = "", sections: bool = True
 def _draw_jobs(a: Analysis, out_dir: Path, prefix: str, jobs: list[Job]) -> list[Chart | str]:
     """Each job's chart, in order: in forked processes that share the analysis (computed
     here first, so that no process evaluates anything again) where there are several CPUs."""
-    processes = min(len(jobs), _processes())
-    if processes < 2:
-        return [draw(builder, a, out_dir, prefix + name, claim) for name, builder, claim in jobs]
-    for section in READS:  # computed once, here: the forked processes inherit them
-        getattr(a, section)
-    global _SHARED
-    _SHARED = (a, out_dir, prefix, jobs)
-    try:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            return pool.map(_draw_shared, range(len(jobs)), chunksize=1)
-    finally:
-        _SHARED = None
-
-
-_SHARED: tuple[Analysis, Path, str, list[Job]] | None = None  # what a forked process draws
-
-
-def _draw_shared(index: int) -> Chart | str:
-    assert _SHARED is not None
-    a, out_dir, prefix, jobs = _SHARED
-    name, builder, claim = jobs[index]
-    return draw(builder, a, out_dir, prefix + name, claim)
-
-
-def _processes() -> int:
-    if PROCESSES is not None:
-        return PROCESSES
-    if not sys.platform.startswith("linux"):  # fork is Linux's to trust with these libraries
-        return 1
-    return min(MAX_PROCESSES, len(os.sched_getaffinity(0)))
+    if min(len(jobs), forked.processes()) > 1:
+        for section in READS:  # computed once, here: the forked processes inherit them
+            getattr(a, section)
+    return forked.forked_map(
+        lambda job: draw(job[1], a, out_dir, prefix + job[0], job[2]),
+        jobs,
+    )
