@@ -73,20 +73,29 @@ TCG_MEMORY_CAVEAT = (
 
 def evaluate(ds: Dataset) -> pd.DataFrame:
     """All claims for every host in the dataset, in CLAIMS order."""
-    out: list[Row] = []
-    for host in ds.host_ids:
-        for claim, judge in JUDGES.items():
-            rows, missing = judge(ds, host)
-            missing = missing or "no container and VM measured in the same scenario and phase"
-            out.extend(rows or [_not_measured(ds, host, claim, missing)])
-    return _table(out)
+    return _judged([(ds, host, claim) for host in ds.host_ids for claim in JUDGES])
 
 
 def evaluate_by_host(ds: Dataset) -> pd.DataFrame:
     """``evaluate``, host by host: each host's verdicts from its own rows only (the same
     table), so the cost grows with the number of hosts, not with its square."""
-    per_host = forked_map(evaluate, list(ds.by_host().values()))
-    return pd.concat(per_host, ignore_index=True) if per_host else evaluate(ds)
+    return _judged([(part, host, claim) for host, part in ds.by_host().items() for claim in JUDGES])
+
+
+Task = tuple[Dataset, str, str]  # the rows to judge, the host, the claim
+
+
+def _judged(tasks: list[Task]) -> pd.DataFrame:
+    """The verdicts of every task, in order: each claim of each host is independent (a long
+    run's bootstraps take seconds), so they are judged side by side (bench.forked)."""
+    return _table([row for rows in forked_map(_judge, tasks) for row in rows])
+
+
+def _judge(task: Task) -> list[Row]:
+    ds, host, claim = task
+    rows, missing = JUDGES[claim](ds, host)
+    missing = missing or "no container and VM measured in the same scenario and phase"
+    return rows or [_not_measured(ds, host, claim, missing)]
 
 
 def _table(out: list[Row]) -> pd.DataFrame:

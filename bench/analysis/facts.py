@@ -72,10 +72,16 @@ def compat_outcomes(ds: Dataset) -> pd.DataFrame:
         return pd.DataFrame(columns=COMPAT_COLUMNS)
     native = m[(m.metric == "kernel_matches_host") & m.scenario.isin(set(foreign.scenario))]
     native = native[~native.guest.isin(set(foreign.guest))]
+    candidates = in_order(pd.concat([native, foreign]))
+    # The first row of each engine and guest stands for its trials (the table keeps the first).
+    candidates = candidates.assign(_boot=candidates.boot.replace("kernel", "")).drop_duplicates(
+        ["host_id", "metric", "guest", "os", "guest_arch", "host_arch", "backend", "_boot"]
+    )
+    host_arches = {host: _host_arch(foreign, host) for host in candidates.host_id.unique()}
     rows = []
-    for _, r in in_order(pd.concat([native, foreign])).iterrows():
+    for _, r in candidates.iterrows():
         is_native, other_os = r.metric not in FOREIGN, r.metric == "runs_foreign_os"
-        host_arch = r.host_arch or _host_arch(foreign, r.host_id)
+        host_arch = r.host_arch or host_arches[r.host_id]
         if is_native:
             arch = f"{host_arch} guest (the host's)"
         elif other_os:

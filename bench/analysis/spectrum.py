@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from bench.analysis.claims import (
 )
 from bench.analysis.dataset import Dataset, prefer_warm
 from bench.analysis.stats import Interval, difference_of_medians_ci, median_ci
+from bench.forked import forked_map
 from bench.results import KINDS, detail_reason
 
 ENTRY_KEYS = ["host_id", "guest", "kind", "backend", "boot", "accel"]
@@ -109,19 +111,14 @@ def spectrum_table(ds: Dataset) -> pd.DataFrame:
     """One row per host, guest and engine (and boot mode, accelerator): median ready_s and
     footprint with their CIs, shared kernel first."""
     rows = single_instance_rows(ds, ("ready_s", FOOTPRINT))
-    records = []
+    entries = []
     for key, g in rows.groupby(ENTRY_KEYS, sort=False):
         ready, phase = prefer_warm(g[g.metric == "ready_s"])
         if ready.empty:
             continue  # an engine that never reached READY has no place on the spectrum
         foot, _ = prefer_warm(g[g.metric == FOOTPRINT])
-        r, f = median_ci(ready.value), median_ci(foot.value)
-        records.append(
-            dict(zip(ENTRY_KEYS, key, strict=True))
-            | {"phase": phase, "n_ready": len(ready), "n_footprint": len(foot)}
-            | _interval("ready_s", r)
-            | _interval("footprint_bytes", f)
-        )
+        entries.append((key, phase, ready.value.to_numpy(float), foot.value.to_numpy(float)))
+    records = forked_map(_entry, entries)  # a long run's intervals take seconds
     table = pd.DataFrame(records, columns=SPECTRUM_COLUMNS)
     order = table.kind.map({k: i for i, k in enumerate(KINDS)})
     return (
@@ -129,6 +126,16 @@ def spectrum_table(ds: Dataset) -> pd.DataFrame:
         .sort_values(["host_id", "guest", "_order", "backend", "boot", "accel"])
         .drop(columns="_order")
         .reset_index(drop=True)
+    )
+
+
+def _entry(entry: tuple[tuple[Any, ...], str, np.ndarray, np.ndarray]) -> dict[str, Any]:
+    key, phase, ready, foot = entry
+    return (
+        dict(zip(ENTRY_KEYS, key, strict=True))
+        | {"phase": phase, "n_ready": len(ready), "n_footprint": len(foot)}
+        | _interval("ready_s", median_ci(ready))
+        | _interval("footprint_bytes", median_ci(foot))
     )
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.analysis.dataset import Dataset
 from bench.analysis.stats import median_ci
+from bench.forked import forked_map
 from bench.results import unit_of
 
 SUMMARY_KEYS = ["host_id", "scenario", "guest", "backend", "accel", "phase", "instances", "metric"]
@@ -26,10 +27,8 @@ def summarize(ds: Dataset) -> pd.DataFrame:
 
     Warmup rows and failed trials are left out of the numbers; n_failed counts the trials
     of the group that gave no number."""
-    records = [
-        dict(zip(SUMMARY_KEYS, key, strict=True)) | _describe(key[-1], g.value)
-        for key, g in ds.measured.groupby(SUMMARY_KEYS, sort=True)
-    ]
+    groups = [(key, g.value.to_numpy(dtype=float)) for key, g in ds.measured.groupby(SUMMARY_KEYS)]
+    records = forked_map(_record, groups)  # a long run's bootstraps take seconds
     if not records:
         return pd.DataFrame(columns=[*SUMMARY_KEYS, *STAT_COLUMNS, "ci_low", "ci_high", "n_failed"])
     summary = pd.DataFrame(records)
@@ -39,8 +38,12 @@ def summarize(ds: Dataset) -> pd.DataFrame:
     return summary
 
 
-def _describe(metric: str, values: pd.Series) -> dict[str, Any]:
-    x = values.to_numpy(dtype=float)
+def _record(group: tuple[tuple[Any, ...], np.ndarray]) -> dict[str, Any]:
+    key, x = group
+    return dict(zip(SUMMARY_KEYS, key, strict=True)) | _describe(key[-1], x)
+
+
+def _describe(metric: str, x: np.ndarray) -> dict[str, Any]:
     ci = median_ci(x)
     mean = float(np.mean(x))
     sd = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan

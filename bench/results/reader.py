@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +27,16 @@ SIGNED_METRICS = frozenset({"host_used_delta_bytes"})  # MemAvailable can grow d
 class OptionalColumn:
     """A column an older or hand-made CSV may lack: how each row is filled without it."""
 
-    default: Callable[[dict[str, str]], str]  # the row (other columns read) -> the value
+    default: Callable[[str], str]  # the row's metric -> the value
     filled_with: str  # how the missing column is filled, for the one warning that says so
 
 
 # What a reader can do without: a CSV lacking one of these is read with the default ...
 OPTIONAL_COLUMNS: dict[str, OptionalColumn] = {
-    "unit": OptionalColumn(lambda row: unit_of(row["metric"]), "the metric's SI unit"),
-    "detail": OptionalColumn(lambda row: "", "empty"),
-    "started_at": OptionalColumn(lambda row: "", "empty (trial start times unknown)"),
-    "kind": OptionalColumn(lambda row: "", "each backend's kind, derived from its name"),
+    "unit": OptionalColumn(unit_of, "the metric's SI unit"),
+    "detail": OptionalColumn(lambda metric: "", "empty"),
+    "started_at": OptionalColumn(lambda metric: "", "empty (trial start times unknown)"),
+    "kind": OptionalColumn(lambda metric: "", "each backend's kind, derived from its name"),
 }
 # ... and what it needs from a CSV written by any vmbench version, old or new: the rest.
 REQUIRED_COLUMNS = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
@@ -98,7 +98,7 @@ def read_results(path: Path) -> ResultsFile:
             )
         known = check_header(path, header)
         missing = [c for c in OPTIONAL_COLUMNS if c not in known]
-        good = _Columns()
+        good = _Columns(known)
         bad: list[BadLine] = []
         for record in _records(reader, path, bad):
             if len(record) != len(header):
@@ -107,30 +107,51 @@ def read_results(path: Path) -> ResultsFile:
                 )
                 bad.append(BadLine(path, reader.line_num, reason))
                 continue
-            row = {column: record[i] for column, i in known.items()}
-            for column in missing:
-                row[column] = OPTIONAL_COLUMNS[column].default(row)
-            reason = _row_problem(row)
+            reason = _row_problem({column: record[i] for column, i in good.checked.items()})
             if reason:
                 bad.append(BadLine(path, reader.line_num, reason))
             else:
-                good.append(row)
+                good.add(record)
     unknown = [c for c in header if c not in COLUMNS]
-    return ResultsFile(path, good.columns, bad, missing, unknown)
+    return ResultsFile(path, good.finished(), bad, missing, unknown)
 
 
 class _Columns:
-    """Good rows gathered by column, each distinct text kept once (see ResultsFile)."""
+    """Good records gathered by column, each distinct text kept once (see ResultsFile); a
+    batch of records at a time, turned into columns at once."""
 
-    def __init__(self) -> None:
+    BATCH = 8192
+
+    def __init__(self, known: dict[str, int]) -> None:
+        self.known = known  # column -> its position in a record
+        self.checked = {c: known[c] for c in CHECKED_COLUMNS}
         self.columns: dict[str, list[str]] = {c: [] for c in COLUMNS}
         self._seen: dict[str, dict[str, str]] = {c: {} for c in COLUMNS if c not in _UNIQUE}
+        self._batch: list[list[str]] = []
 
-    def append(self, row: dict[str, str]) -> None:
+    def add(self, record: list[str]) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= self.BATCH:
+            self._flush()
+
+    def finished(self) -> dict[str, list[str]]:
+        self._flush()
+        return self.columns
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        by_position = list(zip(*self._batch, strict=True))
+        metrics = by_position[self.known["metric"]]
         for column, values in self.columns.items():
-            text = row[column]
+            texts: Sequence[str]
+            if column in self.known:
+                texts = by_position[self.known[column]]
+            else:  # an optional column the file lacks
+                texts = [OPTIONAL_COLUMNS[column].default(metric) for metric in metrics]
             seen = self._seen.get(column)
-            values.append(text if seen is None else seen.setdefault(text, text))
+            values.extend(texts if seen is None else [seen.setdefault(t, t) for t in texts])
+        self._batch = []
 
 
 _UNIQUE = ("value",)  # a measured value seldom repeats: nothing to share
@@ -173,7 +194,11 @@ def check_header(path: Path, header: list[str]) -> dict[str, int]:
     return {c: header.index(c) for c in COLUMNS if c in header}
 
 
+CHECKED_COLUMNS = ("metric", "value", "instances", "trial", "status", "phase")  # all required
+
+
 def _row_problem(row: dict[str, str]) -> str:
+    """Why a row (its CHECKED_COLUMNS) is malformed, or ''."""
     problem = _value_problem(row["metric"], row["value"])
     if problem:
         return problem
