@@ -74,7 +74,8 @@ class Dataset:
         Without another system's rows (memtest86+): the compat matrix shows those, the charts
         of the ratio claims never set them beside a Linux guest."""
         m = self.measured
-        m = m[~self.measured_not_linux]
+        if self.measured_not_linux.any():
+            m = m[~self.measured_not_linux]
         return m.assign(boot=m.boot.replace("kernel", ""))
 
     @cached_property
