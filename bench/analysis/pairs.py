@@ -116,7 +116,7 @@ def failure_notes(
         sel &= f.scenario.isin(pair.scenario.split(",")) & f.guest.isin(pair.guest.split(","))
     notes = []
     for backend, g in f[sel].groupby("backend"):
-        counts = ", ".join(f"{n} {status}" for status, n in g.status.value_counts().items())
+        counts = ", ".join(f"{n} {status}" for status, n in g.status.value_counts().items() if n)
         notes.append(f"{backend}: {counts} trial(s), e.g. {g.detail.iloc[0][:80]!r}")
     return notes
 

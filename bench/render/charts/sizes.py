@@ -31,7 +31,8 @@ def size_breakdown(a: Analysis) -> Built:
     if table.empty:
         return "no size rows (image_bytes, kernel_bytes, ...)"
     fig = plt.figure(layout="constrained")
-    for ax, guest, width_pt in _panels_by_bars(fig, table.guest.value_counts()):
+    bars = table.guest.value_counts()
+    for ax, guest, width_pt in _panels_by_bars(fig, bars[bars > 0]):  # not a category's 0
         _size_bars(ax, in_order(table[table.guest == guest]), a.dataset.multi_host, width_pt)
         ax.set_title(guest, fontsize=20)
     fig.supylabel("Bytes to boot the guest (MiB)")
