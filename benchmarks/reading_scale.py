@@ -14,7 +14,9 @@ with other work the wall clock stretches with the load, the CPU time much less.
                                                  [--long 400] [--prioritise]
 
 Each line gives wall seconds, CPU seconds and the peak resident memory of the vmbench process
-(its own rusage, from wait4).
+or of one of its forked processes (its rusage, from wait4). The targets: `report` of a 50 MB
+CSV within 15 s and 500 MB, `compare` of 200 hosts within 30 s; benchmarks/README.md has the
+numbers measured here.
 
 --prioritise (root, Linux with autogroup scheduling) sets this session's autogroup to nice -20
 while it measures, so the commands get the CPUs nearly to themselves on a machine others are

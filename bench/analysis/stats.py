@@ -60,8 +60,9 @@ def median_ci(values: np.ndarray | list[float], seed: int = SEED) -> Interval:
 
 @functools.lru_cache(maxsize=1024)
 def _median_bounds(values: bytes, seed: int) -> tuple[float, float]:
-    """median_ci's bootstrap, once per sample: the summary, the spectrum and the terminal
-    ask for the same groups' intervals, and a long run's take a tenth of a second each."""
+    """median_ci's bootstrap, once per sample in a process: the summary and the spectrum
+    ask for many of the same groups' intervals, and a long run's take a tenth of a second
+    each (each forked process keeps its own)."""
     x = np.frombuffer(values, dtype=float)
     return bootstrap_ci((x,), np.random.default_rng(seed))
 
