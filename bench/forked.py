@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -44,14 +45,26 @@ def forked_map(function: Callable[[Item], Result], items: Sequence[Item]) -> lis
     global _WORK
     _WORK = (function, items)
     try:
-        with multiprocessing.get_context("fork").Pool(count) as pool:
+        with multiprocessing.get_context("fork").Pool(count, _worker_signals) as pool:
             chunk = max(1, len(items) // (count * 4))  # a few chunks each: the loads even out
-            return pool.map(_run, range(len(items)), chunksize=chunk)
+            results = pool.map(_run, range(len(items)), chunksize=chunk)
+            # Done: the workers end on their own. Leaving the block would send them SIGTERM,
+            # which one still starting up would meet with a run's handlers (see below).
+            pool.close()
+            pool.join()
+        return results
     finally:
         _WORK = None
 
 
 _WORK: tuple[Callable[[Any], Any], Sequence[Any]] | None = None  # what a forked process runs
+
+
+def _worker_signals() -> None:
+    """A worker leaves Ctrl-C to its parent and ends quietly when the pool ends it: it must
+    not keep a run's handlers (bench.signals), which turn SIGTERM into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(index: int) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from helpers.reports import REAL_RUN, SPECTRUM_RUN
 from bench import forked
 from bench.analysis import model
 
+ROOT = Path(__file__).resolve().parent.parent
 EMULATION_RUN = REAL_RUN.parents[1] / "emulation-run" / "results.csv"  # TCG caches measured
 
 
@@ -72,3 +75,22 @@ def test_a_labs_claims_and_memory_ratios_are_the_same_forked_or_not(
     assert set(here[0].host_id) == {"lab-a", "lab-b", "lab-c"} and len(here[2]) > 0
     for mine, theirs in zip(here, there, strict=True):
         pd.testing.assert_frame_equal(mine, theirs)
+
+
+def test_workers_end_quietly_under_a_runs_signal_handlers(tmp_path: Path) -> None:
+    """A run routes SIGTERM into KeyboardInterrupt (bench.signals); a pool ends its workers
+    with SIGTERM. A worker must not inherit that handler: each would print a traceback
+    (seen at the end of a run, when its summary table is computed)."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from bench import forked, signals\n"
+        "from test_forked import pid_and_square\n"
+        "signals.install(); forked.PROCESSES = 2\n"
+        "for _ in range(30): forked.forked_map(pid_and_square, list(range(4)))\n"
+        "print('done')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
