@@ -46,8 +46,10 @@ class Results:
     def frame(self) -> pd.DataFrame:
         """One row per measured value (a failed trial: its row, value NaN, the reason in
         detail), long format as in the CSV, typed: value float, instances and trial int,
-        started_at a UTC timestamp; the facts declared in detail as columns (boot, shim,
-        guest_kernel, ...). Includes the derived footprint_bytes rows the report uses."""
+        started_at a UTC timestamp, the columns that name a group (host_id, scenario, guest,
+        backend, phase, metric, ...) pandas categories; the facts declared in detail as
+        columns (boot, shim, guest_kernel, ...). Includes the derived footprint_bytes rows
+        the report uses."""
         rows = self.analysis.dataset.rows.drop(columns=list(_DROPPED), errors="ignore")
         rows = rows.copy()
         rows["started_at"] = pd.to_datetime(rows.started_at, errors="coerce", utc=True)
