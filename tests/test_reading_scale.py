@@ -46,3 +46,15 @@ def test_group_columns_are_categories_and_unused_ones_never_show(tmp_path: Path)
 
     drawn = draw_all(a, tmp_path / "charts")
     assert "size_breakdown" in {c.name for c in drawn.charts}
+
+
+def test_kinds_keep_their_order_as_categories() -> None:
+    """in_order puts shared kernels first (results.KINDS), not the categories' alphabet:
+    "system-container" sorts after "microvm" by name, before it by kind."""
+    from bench.analysis.dataset import KIND_ORDER, in_order
+
+    kinds = list(KIND_ORDER)[::-1]
+    table = pd.DataFrame(
+        {"host_id": "h", "kind": kinds, "backend": [f"b{i}" for i in range(len(kinds))]}
+    ).assign(accel="", kind=lambda t: t.kind.astype("category"))
+    assert list(in_order(table, by_guest=False).kind) == list(KIND_ORDER)
