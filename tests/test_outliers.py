@@ -154,7 +154,7 @@ def test_mann_kendall_matches_the_textbook_and_scipys_kendall_tau():
         assert p == pytest.approx(reference.pvalue, abs=0.08)  # normal vs exact
 
 
-def test_a_long_groups_s_counted_k_apart_equals_every_pair_counted_at_once():
+def test_s_counted_as_in_a_merge_sort_equals_every_pair_counted_at_once():
     """S is counted as in a merge sort (O(n log² n)); it must be the S of all
     pairs, ties included, and tau must be scipy's tau-a for values without ties."""
     from scipy import stats as sps

@@ -14,9 +14,7 @@ from bench.analysis.dataset import CATEGORICAL
 from bench.results import COLUMNS, read_results
 
 
-def test_the_reader_keeps_each_distinct_text_once_and_every_row_as_written(
-    tmp_path: Path,
-) -> None:
+def test_the_reader_keeps_each_distinct_text_once_and_every_row_as_written() -> None:
     results = read_results(REAL_RUN)
     hosts = results.columns["host_id"]
     assert len(results) == len(hosts) > 500 and all(h is hosts[0] for h in hosts)

@@ -258,8 +258,8 @@ KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
 def in_order(df: pd.DataFrame, by_guest: bool = True) -> pd.DataFrame:
     """Hosts, then guests, containers before VMs: the same order in every chart and table (a
     table that lists an engine's guests in one row: hosts, then kinds)."""
-    key = df.kind.astype(object).map(KIND_ORDER).fillna(len(KIND_ORDER))  # a category's map
-    # would keep the categories' (alphabetical) order, not KIND_ORDER
+    # As text: a category's map would sort by the categories' (alphabetical) order.
+    key = df.kind.astype(object).map(KIND_ORDER).fillna(len(KIND_ORDER))
     by = ["host_id", *(["guest"] if by_guest else []), "_k", "backend", "accel"]
     return df.assign(_k=key).sort_values(by).drop(columns="_k")
 

@@ -11,7 +11,6 @@ compares them): importing scipy.stats costs a report more than all its statistic
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,17 +53,8 @@ def median_ci(values: np.ndarray | list[float], seed: int = SEED) -> Interval:
         return Interval(est, est, est)
     if len(x) < 2:
         return Interval(est, math.nan, math.nan)
-    low, high = _median_bounds(x.tobytes(), seed)
+    low, high = bootstrap_ci((x,), np.random.default_rng(seed))
     return Interval(est, low, high)
-
-
-@functools.lru_cache(maxsize=1024)
-def _median_bounds(values: bytes, seed: int) -> tuple[float, float]:
-    """median_ci's bootstrap, once per sample in a process: the summary and the spectrum
-    ask for many of the same groups' intervals, and a long run's take a tenth of a second
-    each (each forked process keeps its own)."""
-    x = np.frombuffer(values, dtype=float)
-    return bootstrap_ci((x,), np.random.default_rng(seed))
 
 
 def ratio_of_medians_ci(
