@@ -179,3 +179,7 @@ def test_a_long_run_names_three_outliers_of_a_group_and_counts_the_rest():
     assert "(trials 41..45)" in lines[3] and "to" in lines[3]
     four = [w for w in outliers.warnings(rows_of(values[:44])) if w.startswith("outlier")]
     assert len(four) == 4 and not any("more in" in w for w in four)
+    alike = [1.0] * 40 + [8.0] * 6  # the rest share one z: said once, not "6.1 to 6.1"
+    z = outliers.modified_z(alike)[-1]
+    same = [w for w in outliers.warnings(rows_of(alike)) if "more in" in w]
+    assert len(same) == 1 and same[0].endswith(f"modified z {z:.1f} (trials 44..46)")

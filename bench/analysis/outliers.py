@@ -281,9 +281,10 @@ def outlier_lines(found: pd.DataFrame) -> list[str]:
             n, low, high, first, last = rest.loc[
                 r.group_code, ["n", "low", "high", "first", "last"]
             ]
+            z = f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
             lines.append(
                 f"outlier (kept): {int(n)} more in {r.scenario}/{r.guest} {r.backend} "
-                f"{r.phase} {r.metric} on {r.host_id}, modified z {low:.1f} to {high:.1f} "
+                f"{r.phase} {r.metric} on {r.host_id}, modified z {z} "
                 f"(trials {int(first)}..{int(last)})"
             )
     return lines
